@@ -1,0 +1,265 @@
+"""The accelerator's hardware parameters: the one source of truth.
+
+Gateware, golden model, driver and tests all read an :class:`AccelConfig`. Every width that
+can be derived is derived here, so that no other module re-computes it differently.
+
+Number formats
+--------------
+- Activations and centroids are signed fixed point with ``act_frac`` fractional bits
+  (``act_width`` and ``centroid_width`` bits in all).
+- Weights are signed integers of ``weight_width`` bits; each layer has a run-time ``shift``
+  (its weights' fractional bits), so a weight ``w`` stands for ``w * 2**-shift``.
+- Biases and accumulators are at the product scale, ``act_frac + shift`` fractional bits.
+- A layer's output is ``saturate(act((acc + round) >> shift))``, ``round = 2**(shift-1)``
+  (0 when ``shift`` is 0), ``act`` ReLU or identity, saturated to ``act_width`` bits.
+
+The accumulator of a neuron always holds ``bias + sum_i w_i * c_i`` for some centroid ``c_i``
+per input, whatever order the corrections come in, so its width is derived from that bound and
+overflow cannot happen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AccelConfig", "ConfigError", "signed_bits_for"]
+
+COUNTER_WIDTH = 32
+"""Width of every performance counter and protocol control field."""
+
+
+class ConfigError(ValueError):
+    """An invalid hardware configuration; the message names the parameter and the fix."""
+
+
+def signed_bits_for(magnitude: int) -> int:
+    """Smallest signed width that holds every integer in ``[-magnitude, magnitude]``."""
+    bits = 1
+    while (1 << (bits - 1)) - 1 < magnitude:
+        bits += 1
+    return bits
+
+
+def _ceil_log2(value: int) -> int:
+    return (value - 1).bit_length() if value > 1 else 0
+
+
+def _is_pow2(value: int) -> bool:
+    return value >= 1 and value & (value - 1) == 0
+
+
+# (name, minimum, maximum, extra check, hint) for every integer parameter.
+_LIMITS = {
+    "lanes": (1, 64),
+    "clusters": (2, 256),
+    "act_width": (4, 32),
+    "act_frac": (0, 31),
+    "weight_width": (2, 18),
+    "centroid_width": (4, 32),
+    "max_layers": (1, 16),
+    "max_neurons": (1, 65535),
+    "weight_depth": (1, 1 << 24),
+    "stream_width": (32, 256),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccelConfig:
+    """Parameters of one generated accelerator.
+
+    Parameters
+    ----------
+    lanes : int
+        Multiply-accumulate lanes L (a power of two). The MAC array reads L weights per cycle
+        and the quantizer and comparator handle L inputs per cycle.
+    clusters : int
+        Clusters K per layer (a power of two; 16 for speech, 32 for video).
+    act_width, act_frac : int
+        Signed activation width and its fractional bits.
+    weight_width : int
+        Signed weight width.
+    centroid_width : int
+        Signed centroid width (same fixed-point scale as activations, at least ``act_width``).
+    max_layers, max_neurons : int
+        Capacity: layers per network, inputs or outputs per layer.
+    weight_depth : int
+        Weight-memory rows of L weights each, shared by all layers.
+    stream_width : int
+        Width W of the host input and output stream words (a multiple of 32).
+    """
+
+    lanes: int = 8
+    clusters: int = 16
+    act_width: int = 16
+    act_frac: int = 8
+    weight_width: int = 8
+    centroid_width: int = 16
+    max_layers: int = 4
+    max_neurons: int = 512
+    weight_depth: int = 32768
+    stream_width: int = 32
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{field.name} must be an integer, not {value!r}")
+            low, high = _LIMITS[field.name]
+            if not low <= value <= high:
+                raise ConfigError(
+                    f"{field.name} must be between {low} and {high}, not {value}")
+        if not _is_pow2(self.lanes):
+            raise ConfigError(f"lanes must be a power of two, not {self.lanes}")
+        if not _is_pow2(self.clusters):
+            raise ConfigError(f"clusters must be a power of two, not {self.clusters}")
+        if self.act_frac >= self.act_width:
+            raise ConfigError(
+                f"act_frac must be less than act_width ({self.act_width}), not {self.act_frac}")
+        if self.centroid_width < self.act_width:
+            raise ConfigError(
+                f"centroid_width must be at least act_width ({self.act_width}), "
+                f"not {self.centroid_width}")
+        if self.index_width > self.act_width:
+            raise ConfigError(
+                f"clusters={self.clusters} needs {self.index_width}-bit indices, "
+                f"wider than act_width={self.act_width}; raise act_width or lower clusters")
+        if self.stream_width % COUNTER_WIDTH:
+            raise ConfigError(
+                f"stream_width must be a multiple of {COUNTER_WIDTH}, not {self.stream_width}")
+        if self.acc_width > 53:
+            raise ConfigError(
+                f"the derived accumulator width {self.acc_width} exceeds 53 bits; "
+                "lower weight_width, centroid_width or max_neurons")
+
+    # -- derived widths ---------------------------------------------------------------------
+
+    @property
+    def index_width(self) -> int:
+        """Bits of a cluster index."""
+        return max(1, _ceil_log2(self.clusters))
+
+    @property
+    def delta_width(self) -> int:
+        """Bits of a centroid difference ``centroid[new] - centroid[old]``."""
+        return self.centroid_width + 1
+
+    @property
+    def bias_width(self) -> int:
+        """Bits of a bias (the width of one weight-by-centroid product)."""
+        return self.weight_width + self.centroid_width
+
+    @property
+    def max_shift(self) -> int:
+        """Largest per-layer shift: a weight's fractional bits cannot exceed its width."""
+        return self.weight_width + self.centroid_width - 1
+
+    @property
+    def acc_width(self) -> int:
+        """Accumulator bits, derived so that no accumulation can overflow.
+
+        ``|acc| <= |bias| + max_neurons * |w|max * |c|max``, with the most negative values
+        of each signed width.
+        """
+        bias_max = 1 << (self.bias_width - 1)
+        product_max = (1 << (self.weight_width - 1)) * (1 << (self.centroid_width - 1))
+        return signed_bits_for(bias_max + self.max_neurons * product_max)
+
+    @property
+    def max_groups(self) -> int:
+        """Rows of L values needed for the widest layer."""
+        return -(-self.max_neurons // self.lanes)
+
+    def groups(self, neurons: int) -> int:
+        """Rows of L values holding ``neurons`` values."""
+        return -(-neurons // self.lanes)
+
+    @property
+    def words_per_counter_row(self) -> int:
+        return self.stream_width // COUNTER_WIDTH
+
+    # -- value ranges -----------------------------------------------------------------------
+
+    @property
+    def act_min(self) -> int:
+        return -(1 << (self.act_width - 1))
+
+    @property
+    def act_max(self) -> int:
+        return (1 << (self.act_width - 1)) - 1
+
+    @property
+    def weight_min(self) -> int:
+        return -(1 << (self.weight_width - 1))
+
+    @property
+    def weight_max(self) -> int:
+        return (1 << (self.weight_width - 1)) - 1
+
+    @property
+    def centroid_min(self) -> int:
+        return -(1 << (self.centroid_width - 1))
+
+    @property
+    def centroid_max(self) -> int:
+        return (1 << (self.centroid_width - 1)) - 1
+
+    @property
+    def bias_min(self) -> int:
+        return -(1 << (self.bias_width - 1))
+
+    @property
+    def bias_max(self) -> int:
+        return (1 << (self.bias_width - 1)) - 1
+
+    # -- serialisation ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """Parameters and derived widths, as written to reports and ``config.toml``."""
+        params = dataclasses.asdict(self)
+        derived = {
+            "index_width": self.index_width,
+            "delta_width": self.delta_width,
+            "bias_width": self.bias_width,
+            "acc_width": self.acc_width,
+            "max_shift": self.max_shift,
+        }
+        return {**params, "derived": derived}
+
+    def to_toml(self) -> str:
+        lines = ["# reuse-accel hardware configuration", "[accelerator]"]
+        for field in dataclasses.fields(self):
+            lines.append(f"{field.name} = {getattr(self, field.name)}")
+        lines.append("")
+        lines.append("# derived (read-only)")
+        for name, value in self.to_dict()["derived"].items():
+            lines.append(f"# {name} = {value}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AccelConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known - {"derived"})
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration parameter {unknown[0]!r}; "
+                f"known parameters are {', '.join(sorted(known))}")
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> AccelConfig:
+        """Read a configuration file with an ``[accelerator]`` table."""
+        path = Path(path)
+        try:
+            document = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {str(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {error}")\
+                from None
+        if "accelerator" not in document:
+            raise ConfigError(
+                f"configuration file {str(path)!r} has no [accelerator] table")
+        return cls.from_dict(document["accelerator"])

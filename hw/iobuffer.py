@@ -1,0 +1,77 @@
+"""Double-banked I/O buffer: a layer reads one bank while its outputs fill the other.
+
+Contract
+--------
+- Two banks of ``max_groups`` rows of L signed ``act_width`` values, in one simple dual-port
+  memory (the bank is the top address bit).
+- ``read``: reads the *input* bank (registered read, one cycle latency). Used by the scanner
+  while a layer runs and by the result sender after the frame.
+- ``fill``: writes the *input* bank (the host's layer-0 cluster indices, before a frame).
+- ``write``: writes the *output* bank (the activation readout of the running layer).
+- ``swap``: the output bank becomes the input bank (after each layer); ``clear`` selects bank 0.
+  ``fill`` and ``write`` are never active together.
+"""
+
+from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .comparator import address_widths
+from .config import AccelConfig
+
+__all__ = ["IOBuffer"]
+
+
+class IOBuffer(wiring.Component):
+    """Ping-pong activation buffer with a bank-select toggle."""
+
+    def __init__(self, config: AccelConfig):
+        self._config = config
+        row_width = address_widths(config)["row"]
+        row_shape = data.ArrayLayout(signed(config.act_width), config.lanes)
+        super().__init__({
+            "read": Out(memory.ReadPort.Signature(addr_width=row_width, shape=row_shape)),
+            "fill": Out(memory.WritePort.Signature(addr_width=row_width, shape=row_shape)),
+            "write": Out(memory.WritePort.Signature(addr_width=row_width, shape=row_shape)),
+            "swap": In(1),
+            "clear": In(1),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        row_width = address_widths(config)["row"]
+        m.submodules.banks = banks = memory.Memory(
+            shape=data.ArrayLayout(signed(config.act_width), config.lanes),
+            depth=2 << row_width, init=[])
+        read = banks.read_port()
+        write = banks.write_port()
+
+        input_bank = Signal()
+        with m.If(self.clear):
+            m.d.sync += input_bank.eq(0)
+        with m.Elif(self.swap):
+            m.d.sync += input_bank.eq(~input_bank)
+
+        m.d.comb += [
+            read.addr.eq(Cat(self.read.addr, input_bank)),
+            read.en.eq(self.read.en),
+            self.read.data.eq(read.data),
+        ]
+        with m.If(self.fill.en):
+            m.d.comb += [
+                write.addr.eq(Cat(self.fill.addr, input_bank)),
+                write.data.eq(self.fill.data),
+                write.en.eq(1),
+            ]
+        with m.Else():
+            m.d.comb += [
+                write.addr.eq(Cat(self.write.addr, ~input_bank)),
+                write.data.eq(self.write.data),
+                write.en.eq(self.write.en),
+            ]
+        return m

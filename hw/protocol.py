@@ -1,0 +1,192 @@
+"""The host command protocol, shared by the gateware decoder and the host driver.
+
+Both streams carry W-bit words (``AccelConfig.stream_width``). Every command is one header word
+followed by exactly ``length`` payload words; the accelerator consumes all of them whatever
+happens and answers every command with exactly one response (header plus payload). A command it
+cannot execute is drained and answered with an error response, so the framing never slips and
+the hardware never waits on a malformed command.
+
+Header word (the low 32 bits of a word; higher bits are ignored)::
+
+    bits  7..0   opcode (command) or response code
+    bits 15..8   layer (command) or error code (error response)
+    bits 31..16  length: payload words that follow
+
+Response codes: ``opcode | 0x80`` for success, ``0xFF`` for an error (bits 15..8 then hold an
+:class:`Error`, and the length is 0).
+
+Payload packing: a payload is a sequence of *rows*; a row of ``n`` fields of ``b`` bits takes
+``ceil(n / floor(W / b))`` words, fields little-endian inside a word, unused bits zero. Rows of
+lane data hold L fields (one memory row), a centroid row holds K fields, and control rows hold
+32-bit fields.
+
+======================  =====  =========================================================
+command                 code   payload
+======================  =====  =========================================================
+STATUS                  0x01   none; answers with the status row (see :data:`STATUS_FIELDS`)
+SET_NET                 0x02   control row ``[layers]``; checks that the layers chain up
+SET_LAYER               0x03   control row ``[inputs, outputs, weight_base, flags]``;
+                               ``flags = shift | relu << 8``
+SET_MODE                0x04   control row ``[flags]``; ``flags = baseline``
+LOAD_CENTROIDS          0x05   one row of K centroids
+LOAD_WEIGHTS            0x06   control row ``[start, rows]``, then ``rows`` rows of L weights
+LOAD_BIASES             0x07   control row ``[start, rows]``, then ``rows`` rows of L biases
+BEGIN_SEQUENCE          0x08   none; the next frame computes from scratch
+FRAME                   0x09   ``ceil(inputs / L)`` rows of L cluster indices (layer 0);
+                               answers with the output rows of the last layer then the
+                               counter row (see :func:`counter_fields`)
+======================  =====  =========================================================
+
+Any SET_* or LOAD_* command also marks the reuse state stale, so the next frame computes from
+scratch as after BEGIN_SEQUENCE; SET_LAYER and LOAD_* also require a new SET_NET before frames.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from .config import COUNTER_WIDTH, AccelConfig
+
+__all__ = [
+    "Opcode", "Error", "RESPONSE_ERROR", "RESPONSE_OK", "MAGIC", "VERSION", "STATUS_FIELDS",
+    "LAYER_COUNTERS", "header", "parse_header", "words_per_row", "pack_rows", "unpack_rows",
+    "counter_fields", "expected_length",
+]
+
+MAGIC = 0x52414343  # "RACC"
+VERSION = 1
+RESPONSE_OK = 0x80
+RESPONSE_ERROR = 0xFF
+
+
+class Opcode(enum.IntEnum):
+    STATUS = 0x01
+    SET_NET = 0x02
+    SET_LAYER = 0x03
+    SET_MODE = 0x04
+    LOAD_CENTROIDS = 0x05
+    LOAD_WEIGHTS = 0x06
+    LOAD_BIASES = 0x07
+    BEGIN_SEQUENCE = 0x08
+    FRAME = 0x09
+
+
+class Error(enum.IntEnum):
+    """Error codes of an error response, with what the host should do about them."""
+
+    UNKNOWN_OPCODE = 1
+    BAD_LENGTH = 2
+    BAD_LAYER = 3
+    BAD_ADDRESS = 4
+    BAD_PARAMETER = 5
+    NOT_READY = 6
+    BAD_NETWORK = 7
+
+    @property
+    def description(self) -> str:
+        return _ERROR_TEXT[self]
+
+
+_ERROR_TEXT = {
+    Error.UNKNOWN_OPCODE: "unknown opcode",
+    Error.BAD_LENGTH: "payload length does not match the command",
+    Error.BAD_LAYER: "layer index beyond the hardware's max_layers",
+    Error.BAD_ADDRESS: "memory rows beyond the hardware's capacity",
+    Error.BAD_PARAMETER: "layer or mode parameter out of range",
+    Error.NOT_READY: "frame sent before a valid SET_NET",
+    Error.BAD_NETWORK: "layers missing or not chained (inputs of layer l != outputs of l-1)",
+}
+
+STATUS_FIELDS = (
+    "magic", "version", "lanes", "clusters", "act_width", "act_frac", "weight_width",
+    "centroid_width", "max_layers", "max_neurons", "weight_depth", "stream_width",
+    "flags", "errors",
+)
+"""Fields of the STATUS response's control row. ``flags``: bit 0 network valid, bit 1 reuse
+state valid (the next frame reuses), bit 2 baseline mode. ``errors``: error responses sent."""
+
+STATUS_FLAG_NET_VALID = 1
+STATUS_FLAG_REUSE_VALID = 2
+STATUS_FLAG_BASELINE = 4
+
+LAYER_COUNTERS = ("cycles", "changed_inputs", "out_of_range", "weight_rows", "macs")
+"""Per-layer counters in a FRAME response, after the frame's total cycle count."""
+
+
+def counter_fields(layers: int) -> int:
+    """32-bit fields in a FRAME response's counter row."""
+    return 1 + len(LAYER_COUNTERS) * layers
+
+
+def header(code: int, arg: int = 0, length: int = 0) -> int:
+    if not 0 <= length < 1 << 16:
+        raise ValueError(f"payload length must be below 65536 words, not {length}")
+    return (code & 0xFF) | (arg & 0xFF) << 8 | length << 16
+
+
+def parse_header(word: int) -> tuple[int, int, int]:
+    """``(code, arg, length)`` of a header word."""
+    return word & 0xFF, (word >> 8) & 0xFF, (word >> 16) & 0xFFFF
+
+
+def words_per_row(fields: int, field_width: int, stream_width: int) -> int:
+    per_word = stream_width // field_width
+    return -(-fields // per_word)
+
+
+def pack_rows(values, field_width: int, stream_width: int) -> list[int]:
+    """Pack a (rows, fields) integer array into W-bit words, row by row.
+
+    Signed values are stored in two's complement; values must already fit ``field_width``.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if values.ndim == 1:
+        values = values[None, :]
+    rows, fields = values.shape
+    per_word = stream_width // field_width
+    per_row = -(-fields // per_word)
+    padded = np.zeros((rows, per_row * per_word), dtype=object)
+    padded[:, :fields] = values.astype(object) & ((1 << field_width) - 1)
+    padded = padded.reshape(rows * per_row, per_word)
+    words = np.zeros(rows * per_row, dtype=object)
+    for slot in range(per_word):
+        words |= padded[:, slot] << (slot * field_width)
+    return [int(word) for word in words]
+
+
+def unpack_rows(words, rows: int, fields: int, field_width: int, stream_width: int,
+                signed: bool) -> np.ndarray:
+    """Inverse of :func:`pack_rows`: a (rows, fields) int64 array."""
+    per_word = stream_width // field_width
+    per_row = -(-fields // per_word)
+    if len(words) != rows * per_row:
+        raise ValueError(f"expected {rows * per_row} words for {rows} rows, got {len(words)}")
+    words = np.array([int(word) for word in words], dtype=object)
+    mask = (1 << field_width) - 1
+    slots = np.stack([(words >> (slot * field_width)) & mask for slot in range(per_word)], 1)
+    values = slots.reshape(rows, per_row * per_word)[:, :fields].astype(np.int64)
+    if signed:
+        values = np.where(values >= 1 << (field_width - 1), values - (1 << field_width), values)
+    return values
+
+
+def expected_length(config: AccelConfig, opcode: Opcode, *, rows: int = 0,
+                    inputs: int = 0) -> int:
+    """Payload words of a well-formed command (``rows``: LOAD_*; ``inputs``: FRAME)."""
+    W = config.stream_width
+    control = {
+        Opcode.SET_NET: 1, Opcode.SET_LAYER: 4, Opcode.SET_MODE: 1,
+        Opcode.LOAD_WEIGHTS: 2, Opcode.LOAD_BIASES: 2,
+    }
+    length = words_per_row(control.get(opcode, 0), COUNTER_WIDTH, W) if opcode in control else 0
+    if opcode == Opcode.LOAD_CENTROIDS:
+        length = words_per_row(config.clusters, config.centroid_width, W)
+    elif opcode == Opcode.LOAD_WEIGHTS:
+        length += rows * words_per_row(config.lanes, config.weight_width, W)
+    elif opcode == Opcode.LOAD_BIASES:
+        length += rows * words_per_row(config.lanes, config.bias_width, W)
+    elif opcode == Opcode.FRAME:
+        length = config.groups(inputs) * words_per_row(config.lanes, config.index_width, W)
+    return length

@@ -1,0 +1,471 @@
+"""Accelerator top: the command protocol of :mod:`.protocol` around a :class:`ProcessingTile`.
+
+Ports: ``i`` and ``o``, ``lib.stream`` streams of ``stream_width``-bit words (valid/ready),
+plus ``clk`` and ``rst`` (synchronous, active high) in the generated Verilog.
+
+The front end reads a header, then the command's control row (32-bit fields), validates the
+command, then either drains its payload and answers with an error, or routes its payload rows
+into the tile's memories, runs it, and answers. One command is handled at a time; the input
+stream is not ready while a frame computes or a response is being sent.
+"""
+
+import enum
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from . import protocol
+from .comparator import address_widths
+from .config import COUNTER_WIDTH, AccelConfig
+from .protocol import Error, Opcode
+from .tile import ProcessingTile, layer_descriptor_layout
+
+__all__ = ["Accelerator"]
+
+
+class _State(enum.Enum):
+    HEADER = 0
+    CONTROL = 1
+    VALIDATE = 2
+    DATA = 3
+    DRAIN = 4
+    COMPUTE = 5
+    RESPOND_HEADER = 6
+    RESPOND_ROWS = 7
+    RESPOND_FIELDS = 8
+
+
+def _row_words(fields: int, width: int, stream_width: int) -> int:
+    return protocol.words_per_row(fields, width, stream_width)
+
+
+class Accelerator(wiring.Component):
+    """The reuse accelerator behind its host command protocol.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The hardware parameters; every size and width follows from them.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(config.stream_width)),
+            "o": Out(stream.Signature(config.stream_width)),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        W = config.stream_width
+        lanes = config.lanes
+        widths = address_widths(config)
+        per_word32 = W // COUNTER_WIDTH
+
+        m.submodules.tile = tile = ProcessingTile(config)
+
+        # Row geometry of every payload kind: (words per row, field width, fields per row).
+        weight_words = _row_words(lanes, config.weight_width, W)
+        bias_words = _row_words(lanes, config.bias_width, W)
+        centroid_words = _row_words(config.clusters, config.centroid_width, W)
+        index_words = _row_words(lanes, config.index_width, W)
+        act_words = _row_words(lanes, config.act_width, W)
+        control_words = {
+            Opcode.SET_NET: _row_words(1, 32, W),
+            Opcode.SET_LAYER: _row_words(4, 32, W),
+            Opcode.SET_MODE: _row_words(1, 32, W),
+            Opcode.LOAD_WEIGHTS: _row_words(2, 32, W),
+            Opcode.LOAD_BIASES: _row_words(2, 32, W),
+        }
+        max_row_words = max(weight_words, bias_words, centroid_words, index_words)
+
+        # Network state.
+        descriptors = Signal(data.ArrayLayout(layer_descriptor_layout(config),
+                                              config.max_layers))
+        configured = Signal(config.max_layers)
+        layer_count = Signal(range(config.max_layers + 1))
+        net_valid = Signal()
+        baseline = Signal()
+        reuse_valid = Signal()
+        errors = Signal(COUNTER_WIDTH)
+        m.d.comb += [
+            tile.layers.eq(descriptors),
+            tile.layer_count.eq(layer_count),
+            tile.from_scratch.eq(baseline | ~reuse_valid),
+        ]
+
+        # Command state.
+        state = Signal(_State)
+        opcode = Signal(8)
+        layer_arg = Signal(8)
+        length = Signal(16)
+        remaining = Signal(16)
+        control = Signal(data.ArrayLayout(unsigned(32), 4 + per_word32))
+        control_index = Signal(range(8))
+        error = Signal(8)
+        row_buffer = Array(Signal(W, name=f"row_word{n}") for n in range(max_row_words))
+        row_word = Signal(range(max_row_words + 1))
+        row_count = Signal(COUNTER_WIDTH)
+        layer_ok = layer_arg < config.max_layers
+
+        known = Signal()
+        needed_control = Signal(range(8))
+        with m.Switch(opcode):
+            for op in Opcode:
+                with m.Case(op):
+                    m.d.comb += [known.eq(1), needed_control.eq(control_words.get(op, 0))]
+
+        # Input side.
+        word = self.i.payload
+        take = self.i.valid & self.i.ready
+        fields32 = [word[32 * n:32 * n + 32] for n in range(per_word32)]
+
+        def payload_row(words, field_width, fields):
+            """Fields of a row whose last word is arriving now."""
+            per_word = W // field_width
+            parts = [row_buffer[n][:per_word * field_width] for n in range(words - 1)]
+            parts.append(word[:per_word * field_width])
+            bits = Cat(*parts)
+            return [bits[n * field_width:(n + 1) * field_width] for n in range(fields)]
+
+        def fail(code):
+            m.d.sync += [error.eq(code), state.eq(_State.DRAIN)]
+
+        m.d.comb += self.i.ready.eq(state.matches(
+            _State.HEADER, _State.CONTROL, _State.DATA, _State.DRAIN))
+
+        # Response side: a registered output word.
+        out_word = Signal(W)
+        out_valid = Signal()
+        out_free = ~self.o.valid | self.o.ready
+        with m.If(out_free):
+            m.d.sync += [self.o.valid.eq(out_valid), self.o.payload.eq(out_word)]
+
+        response_length = Signal(16)
+        response_row = Signal(widths["groups"])
+        response_word = Signal(range(max(act_words, 1) + 1))
+        response_rows = Signal(widths["groups"])
+        row_ready = Signal()
+        field_word = Signal(16)
+        field_words = Signal(16)
+
+        last_layer = descriptors[(layer_count - 1).as_unsigned()]
+        output_rows = (last_layer.outputs + lanes - 1) >> exact_log2(lanes)
+        counter_fields = [tile.frame_cycles]
+        for layer in range(config.max_layers):
+            counter = tile.counters[layer]
+            counter_fields += [counter.cycles, counter.changed_inputs, counter.out_of_range,
+                               counter.weight_rows, counter.macs]
+        counter_field_count = 1 + len(protocol.LAYER_COUNTERS) * layer_count
+        counter_word_count = (counter_field_count + per_word32 - 1) // per_word32 \
+            if per_word32 > 1 else counter_field_count
+        status_values = {
+            "magic": protocol.MAGIC, "version": protocol.VERSION, "lanes": lanes,
+            "clusters": config.clusters, "act_width": config.act_width,
+            "act_frac": config.act_frac, "weight_width": config.weight_width,
+            "centroid_width": config.centroid_width, "max_layers": config.max_layers,
+            "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
+            "stream_width": W,
+            "flags": Cat(net_valid, reuse_valid, baseline),
+            "errors": errors,
+        }
+        status_fields = [status_values[name] for name in protocol.STATUS_FIELDS]
+        status_words = _row_words(len(status_fields), 32, W)
+        field_source = Array(
+            [Const(v, 32) if isinstance(v, int) else v for v in counter_fields])
+        status_source = Array(
+            [Const(v, 32) if isinstance(v, int) else v for v in status_fields])
+
+        with m.Switch(state):
+            with m.Case(_State.HEADER):
+                with m.If(take):
+                    m.d.sync += [
+                        opcode.eq(word[0:8]),
+                        layer_arg.eq(word[8:16]),
+                        length.eq(word[16:32]),
+                        remaining.eq(word[16:32]),
+                        control_index.eq(0),
+                        control.eq(0),
+                        error.eq(0),
+                        state.eq(_State.CONTROL),
+                    ]
+            with m.Case(_State.CONTROL):
+                with m.If(~known):
+                    fail(Error.UNKNOWN_OPCODE)
+                with m.Elif(length < needed_control):
+                    fail(Error.BAD_LENGTH)
+                with m.Elif(control_index == needed_control):
+                    m.d.sync += state.eq(_State.VALIDATE)
+                with m.Elif(take):
+                    m.d.sync += [
+                        remaining.eq(remaining - 1),
+                        control_index.eq(control_index + 1),
+                    ]
+                    for index in range(max(control_words.values())):
+                        with m.If(control_index == index):
+                            for n, value in enumerate(fields32):
+                                if index * per_word32 + n < 4:
+                                    m.d.sync += control[index * per_word32 + n].eq(value)
+            with m.Case(_State.VALIDATE):
+                self._validate(m, config, opcode, layer_arg, length, control, descriptors,
+                               configured, layer_count, net_valid, baseline, reuse_valid,
+                               state, fail, layer_ok, remaining, row_word, row_count,
+                               weight_words, bias_words, centroid_words, index_words)
+            with m.Case(_State.DATA):
+                with m.If(remaining == 0):
+                    with m.If(opcode == Opcode.FRAME):
+                        m.d.comb += tile.start.eq(1)
+                        m.d.sync += state.eq(_State.COMPUTE)
+                    with m.Else():
+                        m.d.sync += state.eq(_State.RESPOND_HEADER)
+                with m.Elif(take):
+                    m.d.sync += [remaining.eq(remaining - 1), row_buffer[row_word].eq(word)]
+                    row_end = Signal()
+                    with m.Switch(opcode):
+                        for op, words in ((Opcode.LOAD_WEIGHTS, weight_words),
+                                          (Opcode.LOAD_BIASES, bias_words),
+                                          (Opcode.LOAD_CENTROIDS, centroid_words),
+                                          (Opcode.FRAME, index_words)):
+                            with m.Case(op):
+                                m.d.comb += row_end.eq(row_word == words - 1)
+                    with m.If(row_end):
+                        m.d.sync += [row_word.eq(0), row_count.eq(row_count + 1)]
+                    with m.Else():
+                        m.d.sync += row_word.eq(row_word + 1)
+                    start = control[0]
+                    with m.Switch(opcode):
+                        with m.Case(Opcode.LOAD_WEIGHTS):
+                            fields = payload_row(weight_words, config.weight_width, lanes)
+                            m.d.comb += [
+                                tile.weight_write.addr.eq(start + row_count),
+                                tile.weight_write.en.eq(row_end),
+                            ]
+                            for lane, value in enumerate(fields):
+                                m.d.comb += tile.weight_write.data[lane].eq(value)
+                        with m.Case(Opcode.LOAD_BIASES):
+                            fields = payload_row(bias_words, config.bias_width, lanes)
+                            m.d.comb += [
+                                tile.bias_write.addr.eq(Cat((start + row_count)[:widths["row"]],
+                                                            layer_arg[:widths["layer"]])),
+                                tile.bias_write.en.eq(row_end),
+                            ]
+                            for lane, value in enumerate(fields):
+                                m.d.comb += tile.bias_write.data[lane].eq(value)
+                        with m.Case(Opcode.LOAD_CENTROIDS):
+                            fields = payload_row(centroid_words, config.centroid_width,
+                                                 config.clusters)
+                            m.d.comb += [
+                                tile.centroid_write.addr.eq(layer_arg),
+                                tile.centroid_write.en.eq(row_end),
+                            ]
+                            for index, value in enumerate(fields):
+                                m.d.comb += tile.centroid_write.data[index].eq(value)
+                        with m.Case(Opcode.FRAME):
+                            fields = payload_row(index_words, config.index_width, lanes)
+                            m.d.comb += [
+                                tile.fill.addr.eq(row_count),
+                                tile.fill.en.eq(row_end),
+                            ]
+                            for lane, value in enumerate(fields):
+                                m.d.comb += tile.fill.data[lane].eq(value)
+            with m.Case(_State.DRAIN):
+                with m.If(remaining == 0):
+                    m.d.sync += [state.eq(_State.RESPOND_HEADER), errors.eq(errors + 1)]
+                with m.Elif(take):
+                    m.d.sync += remaining.eq(remaining - 1)
+            with m.Case(_State.COMPUTE):
+                with m.If(tile.done):
+                    m.d.sync += [reuse_valid.eq(1), state.eq(_State.RESPOND_HEADER)]
+            with m.Case(_State.RESPOND_HEADER):
+                m.d.comb += out_valid.eq(1)
+                with m.If(error != 0):
+                    m.d.comb += out_word.eq(protocol.header(protocol.RESPONSE_ERROR) |
+                                            (error << 8))
+                with m.Else():
+                    with m.Switch(opcode):
+                        with m.Case(Opcode.FRAME):
+                            m.d.comb += response_length.eq(
+                                output_rows * act_words + counter_word_count)
+                        with m.Case(Opcode.STATUS):
+                            m.d.comb += response_length.eq(status_words)
+                    m.d.comb += out_word.eq(Cat(opcode | protocol.RESPONSE_OK, layer_arg,
+                                                response_length))
+                with m.If(out_free):
+                    m.d.sync += [
+                        response_row.eq(0),
+                        response_rows.eq(output_rows),
+                        response_word.eq(0),
+                        row_ready.eq(0),
+                        field_word.eq(0),
+                    ]
+                    with m.If((error == 0) & (opcode == Opcode.FRAME)):
+                        m.d.sync += [state.eq(_State.RESPOND_ROWS),
+                                     field_words.eq(counter_word_count)]
+                    with m.Elif((error == 0) & (opcode == Opcode.STATUS)):
+                        m.d.sync += [state.eq(_State.RESPOND_FIELDS),
+                                     field_words.eq(status_words)]
+                    with m.Else():
+                        m.d.sync += state.eq(_State.HEADER)
+            with m.Case(_State.RESPOND_ROWS):
+                # A registered read of the row, then its words; the read port holds its data
+                # while not enabled.
+                with m.If(response_row == response_rows):
+                    m.d.sync += state.eq(_State.RESPOND_FIELDS)
+                with m.Elif(~row_ready):
+                    m.d.comb += [tile.result_read.addr.eq(response_row),
+                                 tile.result_read.en.eq(1)]
+                    m.d.sync += row_ready.eq(1)
+                with m.Else():
+                    m.d.comb += tile.result_read.en.eq(0)
+                    per_word = W // config.act_width
+                    row_bits = tile.result_read.data.as_value()
+                    words = [row_bits[n * per_word * config.act_width:
+                                      (n + 1) * per_word * config.act_width]
+                             for n in range(act_words)]
+                    m.d.comb += [out_valid.eq(1), out_word.eq(Array(words)[response_word])]
+                    with m.If(out_free):
+                        with m.If(response_word == act_words - 1):
+                            m.d.sync += [response_word.eq(0), row_ready.eq(0),
+                                         response_row.eq(response_row + 1)]
+                        with m.Else():
+                            m.d.sync += response_word.eq(response_word + 1)
+            with m.Case(_State.RESPOND_FIELDS):
+                source = Mux(opcode == Opcode.STATUS, 1, 0)
+                with m.If(field_word == field_words):
+                    m.d.sync += state.eq(_State.HEADER)
+                with m.Else():
+                    parts = []
+                    for n in range(per_word32):
+                        index = field_word * per_word32 + n if per_word32 > 1 else field_word
+                        parts.append(Mux(source, status_source[index], field_source[index]))
+                    m.d.comb += [out_valid.eq(1), out_word.eq(Cat(*parts))]
+                    with m.If(out_free):
+                        m.d.sync += field_word.eq(field_word + 1)
+        return m
+
+    @staticmethod
+    def _validate(m, config, opcode, layer_arg, length, control, descriptors, configured,
+                  layer_count, net_valid, baseline, reuse_valid, state, fail, layer_ok,
+                  remaining, row_word, row_count, weight_words, bias_words, centroid_words,
+                  index_words):
+        """One cycle: check the command against the hardware, apply SET_* commands."""
+        W = config.stream_width
+        lanes = config.lanes
+        lane_bits = exact_log2(lanes)
+        control_length = {
+            op: _row_words(n, 32, W) for op, n in (
+                (Opcode.SET_NET, 1), (Opcode.SET_LAYER, 4), (Opcode.SET_MODE, 1),
+                (Opcode.LOAD_WEIGHTS, 2), (Opcode.LOAD_BIASES, 2))
+        }
+        m.d.sync += [row_word.eq(0), row_count.eq(0)]
+
+        def accept(data_follows=False):
+            m.d.sync += state.eq(_State.DATA if data_follows else _State.RESPOND_HEADER)
+
+        with m.Switch(opcode):
+            with m.Case(Opcode.STATUS):
+                with m.If(length != 0):
+                    fail(Error.BAD_LENGTH)
+                with m.Else():
+                    accept()
+            with m.Case(Opcode.BEGIN_SEQUENCE):
+                with m.If(length != 0):
+                    fail(Error.BAD_LENGTH)
+                with m.Else():
+                    m.d.sync += reuse_valid.eq(0)
+                    accept()
+            with m.Case(Opcode.SET_MODE):
+                with m.If(length != control_length[Opcode.SET_MODE]):
+                    fail(Error.BAD_LENGTH)
+                with m.Elif(control[0][1:] != 0):
+                    fail(Error.BAD_PARAMETER)
+                with m.Else():
+                    m.d.sync += [baseline.eq(control[0][0]), reuse_valid.eq(0)]
+                    accept()
+            with m.Case(Opcode.SET_NET):
+                count = control[0]
+                chained = Const(1)
+                for layer in range(config.max_layers):
+                    present = (layer >= count) | configured[layer]
+                    linked = (layer == 0) | (layer >= count) | \
+                        (descriptors[layer].inputs == descriptors[layer - 1].outputs) \
+                        if layer else Const(1)
+                    chained = chained & present & linked
+                with m.If(length != control_length[Opcode.SET_NET]):
+                    fail(Error.BAD_LENGTH)
+                with m.Elif((count == 0) | (count > config.max_layers)):
+                    fail(Error.BAD_PARAMETER)
+                with m.Elif(~chained):
+                    fail(Error.BAD_NETWORK)
+                with m.Else():
+                    m.d.sync += [layer_count.eq(count), net_valid.eq(1), reuse_valid.eq(0)]
+                    accept()
+            with m.Case(Opcode.SET_LAYER):
+                inputs, outputs, weight_base, flags = (control[n] for n in range(4))
+                groups = (outputs + lanes - 1) >> lane_bits
+                extent = weight_base + inputs * groups
+                with m.If(length != control_length[Opcode.SET_LAYER]):
+                    fail(Error.BAD_LENGTH)
+                with m.Elif(~layer_ok):
+                    fail(Error.BAD_LAYER)
+                with m.Elif((inputs == 0) | (inputs > config.max_neurons) |
+                            (outputs == 0) | (outputs > config.max_neurons) |
+                            (flags[0:8] > config.max_shift) | (flags[9:] != 0) |
+                            (weight_base >= config.weight_depth) |
+                            (extent > config.weight_depth)):
+                    fail(Error.BAD_PARAMETER)
+                with m.Else():
+                    descriptor = descriptors[layer_arg[:max(1, (config.max_layers - 1)
+                                                             .bit_length())]]
+                    m.d.sync += [
+                        descriptor.inputs.eq(inputs),
+                        descriptor.outputs.eq(outputs),
+                        descriptor.weight_base.eq(weight_base),
+                        descriptor.shift.eq(flags[0:8]),
+                        descriptor.relu.eq(flags[8]),
+                        configured.bit_select(layer_arg[:max(1, (config.max_layers - 1)
+                                                              .bit_length())], 1).eq(1),
+                        net_valid.eq(0),
+                        reuse_valid.eq(0),
+                    ]
+                    accept()
+            with m.Case(Opcode.LOAD_CENTROIDS):
+                with m.If(length != centroid_words):
+                    fail(Error.BAD_LENGTH)
+                with m.Elif(~layer_ok):
+                    fail(Error.BAD_LAYER)
+                with m.Else():
+                    m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
+                    accept(data_follows=True)
+            with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
+                start, rows = control[0], control[1]
+                is_weights = opcode == Opcode.LOAD_WEIGHTS
+                words = Mux(is_weights, weight_words, bias_words)
+                depth = Mux(is_weights, config.weight_depth, config.max_groups)
+                with m.If(length != control_length[Opcode.LOAD_WEIGHTS] + rows * words):
+                    fail(Error.BAD_LENGTH)
+                with m.Elif(~is_weights & ~layer_ok):
+                    fail(Error.BAD_LAYER)
+                with m.Elif((start >= depth) | (rows > depth - start)):
+                    fail(Error.BAD_ADDRESS)
+                with m.Else():
+                    m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
+                    accept(data_follows=True)
+            with m.Case(Opcode.FRAME):
+                first = descriptors[0]
+                rows = (first.inputs + lanes - 1) >> lane_bits
+                with m.If(~net_valid):
+                    fail(Error.NOT_READY)
+                with m.Elif(length != rows * index_words):
+                    fail(Error.BAD_LENGTH)
+                with m.Else():
+                    accept(data_follows=True)

@@ -1,0 +1,164 @@
+"""Bit-exact, cycle-exact NumPy model of the reuse accelerator.
+
+:class:`GoldenModel` holds what the hardware holds (per layer: weights, biases, centroids,
+previous cluster indices and previous pre-activation sums) and runs frames exactly as the RTL
+does: the same integer arithmetic, the same quantizer rule, the same counters, and the same
+cycle count, predicted from the per-layer formula in :mod:`.timing`.
+
+Integer sums are evaluated in float64: every product and partial sum is an integer below
+2**53 (``AccelConfig`` caps the accumulator at 53 bits), so BLAS gives exact results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reuse_accel.hw.config import AccelConfig
+
+from .timing import layer_cycles, frame_cycles
+
+__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "quantize", "activate"]
+
+
+@dataclass
+class FixedLayer:
+    """One layer as loaded into the hardware (all integers).
+
+    ``weights`` is (outputs, inputs) like a PyTorch ``Linear``; ``centroids`` has K entries.
+    """
+
+    weights: np.ndarray
+    biases: np.ndarray
+    centroids: np.ndarray
+    shift: int
+    relu: bool
+
+    @property
+    def inputs(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def outputs(self) -> int:
+        return self.weights.shape[0]
+
+
+def quantize(values: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-centroid cluster index of each fixed-point value, as the RTL computes it.
+
+    The index is the number of thresholds ``centroid[k-1] + centroid[k]`` (k = 1..K-1) below
+    ``2 * value``: a value half-way between two centroids goes to the lower one. Returns the
+    indices and a mask of values outside ``[centroid[0], centroid[K-1]]`` (the calibrated
+    range), which land in the end clusters.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    centroids = np.asarray(centroids, dtype=np.int64)
+    thresholds = centroids[:-1] + centroids[1:]
+    doubled = 2 * values
+    indices = (doubled[..., None] > thresholds).sum(axis=-1)
+    outside = (values < centroids[0]) | (values > centroids[-1])
+    return indices.astype(np.int64), outside
+
+
+def activate(acc: np.ndarray, shift: int, relu: bool, config: AccelConfig) -> np.ndarray:
+    """Round, shift, apply ReLU or identity, saturate to ``act_width``."""
+    acc = np.asarray(acc, dtype=np.int64)
+    rounding = (1 << (shift - 1)) if shift else 0
+    out = (acc + rounding) >> shift
+    if relu:
+        out = np.maximum(out, 0)
+    return np.clip(out, config.act_min, config.act_max)
+
+
+@dataclass
+class FrameResult:
+    """Outputs and counters of one frame, as the hardware reports them."""
+
+    outputs: np.ndarray  # last layer, fixed point
+    cycles: int
+    layer_cycles: np.ndarray
+    changed_inputs: np.ndarray
+    out_of_range: np.ndarray
+    weight_rows: np.ndarray
+    macs: np.ndarray
+    activations: list = field(default_factory=list)  # every layer's outputs, fixed point
+
+
+class GoldenModel:
+    """The accelerator's state and behaviour, frame by frame.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The hardware this models.
+    layers : list of FixedLayer
+        The loaded network.
+    """
+
+    def __init__(self, config: AccelConfig, layers: list[FixedLayer]):
+        self.config = config
+        self.layers = layers
+        self.baseline = False
+        self._weights = [np.asarray(layer.weights, dtype=np.float64) for layer in layers]
+        self._centroids = [np.asarray(layer.centroids, dtype=np.int64) for layer in layers]
+        self._prev_index = [np.zeros(layer.inputs, np.int64) for layer in layers]
+        self._acc = [np.zeros(layer.outputs, np.float64) for layer in layers]
+        self._reuse_valid = False
+
+    def begin_sequence(self) -> None:
+        """Forget the previous frame: the next one computes everything from the biases."""
+        self._reuse_valid = False
+
+    def frame(self, indices: np.ndarray) -> FrameResult:
+        """Run one frame whose layer-0 inputs are the cluster ``indices``."""
+        config = self.config
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.shape != (self.layers[0].inputs,):
+            raise ValueError(
+                f"frame must hold {self.layers[0].inputs} cluster indices, "
+                f"not an array of shape {indices.shape}")
+        from_scratch = self.baseline or not self._reuse_valid
+        n = len(self.layers)
+        changed_counts = np.zeros(n, np.int64)
+        outside_counts = np.zeros(n, np.int64)
+        cycles = np.zeros(n, np.int64)
+        activations = []
+        values = None
+        for number, layer in enumerate(self.layers):
+            if number > 0:
+                indices, outside = quantize(values, self._centroids[number])
+                outside_counts[number] = int(outside.sum())
+            centroids = self._centroids[number]
+            if from_scratch:
+                changed = np.ones(layer.inputs, bool)
+                delta = centroids[indices]
+                self._acc[number][:] = layer.biases
+            else:
+                changed = indices != self._prev_index[number]
+                delta = centroids[indices] - centroids[self._prev_index[number]]
+            self._prev_index[number] = indices
+            if changed.any():
+                columns = np.flatnonzero(changed)
+                self._acc[number] += self._weights[number][:, columns] @ delta[columns]
+            changed_counts[number] = int(changed.sum())
+            cycles[number] = layer_cycles(config, changed, layer.outputs)
+            values = activate(self._acc[number].astype(np.int64), layer.shift, layer.relu,
+                              config)
+            activations.append(values)
+        self._reuse_valid = True
+        groups = np.array([config.groups(layer.outputs) for layer in self.layers])
+        outputs = np.array([layer.outputs for layer in self.layers])
+        return FrameResult(
+            outputs=values,
+            cycles=frame_cycles(cycles),
+            layer_cycles=cycles,
+            changed_inputs=changed_counts,
+            out_of_range=outside_counts,
+            weight_rows=changed_counts * groups,
+            macs=changed_counts * outputs,
+            activations=activations,
+        )
+
+    def run(self, frames: np.ndarray) -> list[FrameResult]:
+        return [self.frame(indices) for indices in frames]

@@ -1,0 +1,87 @@
+"""Exact cycle counts of the processing tile, from which inputs of each layer changed.
+
+The per-layer formula
+---------------------
+A layer with ``R = ceil(inputs / L)`` input rows and ``G = ceil(outputs / L)`` output groups
+runs in three phases:
+
+1. **setup**, 1 cycle: read the layer's centroid table.
+2. **scan and MAC**, overlapped. Rows flow from the I/O buffer through the quantizer and the
+   comparator into the serializer, which holds row ``w`` for ``s_w = max(c_w, 1)`` cycles
+   (``c_w`` changed inputs in the row; an unchanged row still takes one cycle). Changed input
+   ``k`` therefore leaves the serializer ``u_k`` cycles after the first row arrives, with
+   ``u_k = sum(s_v for v < w_k) + (its rank among row w_k's changed inputs)``. The MAC array
+   takes ``G`` cycles per changed input and accepts the next one as soon as both are ready, so
+   the ``k``-th handshake happens ``sum(max(u_{j+1} - u_j, G) for j < k)`` cycles after the
+   first.
+3. **readout**, ``G + 3`` cycles: the start cycle, then the sums through the activation into
+   the other bank.
+
+With ``n`` changed inputs, ``S = sum(s_w)`` and the pipeline constants below::
+
+    n = 0:  cycles = SETUP + FILL + S + G + READOUT
+    n > 0:  cycles = SETUP + FILL + u_0 + sum_{k<n-1} max(u_{k+1} - u_k, G)
+                     + max(S - u_{n-1}, G + MAC_DRAIN) + G + READOUT
+
+When every input changes (no reuse, or the first frame), ``u_k = k`` and this is
+``inputs * G + G + 12`` cycles: the L lanes are busy for all but ``G + 12`` cycles per layer.
+A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
+
+These constants are the pipeline depths of the gateware in :mod:`reuse_accel.hw`; the RTL tests
+check the formula against the hardware's own cycle counters and against cycles counted by the
+testbench.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reuse_accel.hw.config import AccelConfig
+
+__all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD"]
+
+SETUP = 1
+"""Setup cycle: the centroid table read."""
+FILL = 5
+"""Cycles from the end of setup to the first row in the serializer: buffer read, two quantizer
+stages, the comparator's previous-index read and the serializer register."""
+MAC_DRAIN = 3
+"""Cycles from the MAC's last issued row to its idle flag: multiply, add-and-write, idle."""
+READOUT = 3
+"""Readout cycles on top of one per output group: start, sum read, activation register."""
+FRAME_OVERHEAD = 1
+"""The tile's done cycle."""
+
+
+def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
+    """Cycles of one layer, given the mask of its changed inputs."""
+    lanes = config.lanes
+    groups = config.groups(outputs)
+    changed = np.asarray(changed, dtype=bool)
+    rows = config.groups(len(changed))
+    padded = np.zeros(rows * lanes, bool)
+    padded[:len(changed)] = changed
+    per_row = padded.reshape(rows, lanes).sum(axis=1)
+    row_cost = np.maximum(per_row, 1)
+    serializer_total = int(row_cost.sum())
+    count = int(per_row.sum())
+    if count == 0:
+        return SETUP + FILL + serializer_total + groups + READOUT
+    row_start = np.concatenate(([0], np.cumsum(row_cost)[:-1]))
+    changed_before_row = np.concatenate(([0], np.cumsum(per_row)[:-1]))
+    item_row = np.flatnonzero(padded) // lanes
+    order = np.arange(count)
+    leave = row_start[item_row] + order - changed_before_row[item_row]
+    handshakes = int(np.maximum(np.diff(leave), groups).sum())
+    tail = max(serializer_total - int(leave[-1]), groups + MAC_DRAIN)
+    return SETUP + FILL + int(leave[0]) + handshakes + tail + groups + READOUT
+
+
+def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int) -> int:
+    """Cycles of a layer in which every input changed."""
+    return layer_cycles(config, np.ones(inputs, bool), outputs)
+
+
+def frame_cycles(layer_counts) -> int:
+    """Cycles of a frame, from the per-layer counts."""
+    return int(np.sum(layer_counts)) + FRAME_OVERHEAD

@@ -1,0 +1,1 @@
+"""Host side: model compiler, driver, backends and command line."""
