@@ -140,8 +140,15 @@ class Accelerator(wiring.Component):
         def fail(code):
             m.d.sync += [error.eq(code), state.eq(_State.DRAIN)]
 
-        m.d.comb += self.i.ready.eq(state.matches(
-            _State.HEADER, _State.CONTROL, _State.DATA, _State.DRAIN))
+        # Ready only in cycles that consume the word: never swallow the next command.
+        with m.Switch(state):
+            with m.Case(_State.HEADER):
+                m.d.comb += self.i.ready.eq(1)
+            with m.Case(_State.CONTROL):
+                m.d.comb += self.i.ready.eq(known & (length >= needed_control) &
+                                            (control_index != needed_control))
+            with m.Case(_State.DATA, _State.DRAIN):
+                m.d.comb += self.i.ready.eq(remaining != 0)
 
         # Response side: a registered output word.
         out_word = Signal(W)

@@ -1,0 +1,198 @@
+"""Encoding of host commands and decoding of responses (see :mod:`reuse_accel.hw.protocol`).
+
+A :class:`Batch` collects commands as words; each command yields exactly one response, which
+:func:`split_responses` cuts out of the returned word stream and :class:`Batch` decodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reuse_accel.hw import protocol
+from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
+from reuse_accel.hw.protocol import Error, Opcode
+from reuse_accel.sim.model import FixedLayer, FrameResult
+
+__all__ = ["Batch", "DeviceError", "ProtocolError", "split_responses", "weight_bases"]
+
+MAX_ROWS_PER_COMMAND = 4096
+"""Memory rows per LOAD_* command (keeps every payload below the 16-bit length field)."""
+
+
+class DeviceError(RuntimeError):
+    """The accelerator answered a command with an error response."""
+
+    def __init__(self, opcode: Opcode, error: int):
+        self.opcode = opcode
+        self.error = error
+        try:
+            text = Error(error).description
+            name = Error(error).name
+        except ValueError:
+            text, name = "unknown error code", str(error)
+        super().__init__(f"the accelerator rejected {opcode.name}: {name} ({text})")
+
+
+class ProtocolError(RuntimeError):
+    """The response stream does not follow the protocol (a broken link or a hardware bug)."""
+
+
+def weight_bases(config: AccelConfig, layers: list[FixedLayer]) -> list[int]:
+    """Weight-memory row where each layer's weights start (layers packed back to back)."""
+    bases, row = [], 0
+    for layer in layers:
+        bases.append(row)
+        row += layer.inputs * config.groups(layer.outputs)
+    return bases
+
+
+def _lane_rows(config: AccelConfig, values: np.ndarray) -> np.ndarray:
+    """Pad a vector to whole rows of L values: shape (rows, L)."""
+    rows = config.groups(len(values))
+    padded = np.zeros(rows * config.lanes, np.int64)
+    padded[:len(values)] = values
+    return padded.reshape(rows, config.lanes)
+
+
+@dataclass
+class Batch:
+    """A sequence of commands to send in one go, and how to read their responses."""
+
+    config: AccelConfig
+    words: list[int] = field(default_factory=list)
+    expected: list[tuple[Opcode, dict]] = field(default_factory=list)
+
+    def _command(self, opcode: Opcode, layer: int = 0, payload=(), **context) -> None:
+        payload = list(payload)
+        self.words.append(protocol.header(opcode, layer, len(payload)))
+        self.words.extend(payload)
+        self.expected.append((opcode, context))
+
+    def _control(self, *fields: int) -> list[int]:
+        return protocol.pack_rows([list(fields)], COUNTER_WIDTH, self.config.stream_width)
+
+    def raw(self, words: list[int], opcode: Opcode | int) -> None:
+        """Append arbitrary words that form one command (for tests of the error paths)."""
+        self.words.extend(words)
+        self.expected.append((opcode, {}))
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def status(self) -> None:
+        self._command(Opcode.STATUS)
+
+    def set_mode(self, *, baseline: bool) -> None:
+        self._command(Opcode.SET_MODE, payload=self._control(int(baseline)))
+
+    def begin_sequence(self) -> None:
+        self._command(Opcode.BEGIN_SEQUENCE)
+
+    def load(self, layers: list[FixedLayer]) -> None:
+        """Every command that loads a network, ending with SET_NET."""
+        config = self.config
+        W = config.stream_width
+        for number, (layer, base) in enumerate(zip(layers, weight_bases(config, layers))):
+            flags = layer.shift | int(layer.relu) << 8
+            self._command(Opcode.SET_LAYER, number,
+                          self._control(layer.inputs, layer.outputs, base, flags))
+            self._command(Opcode.LOAD_CENTROIDS, number,
+                          protocol.pack_rows([layer.centroids], config.centroid_width, W))
+            biases = _lane_rows(config, np.asarray(layer.biases))
+            self._rows(Opcode.LOAD_BIASES, number, biases, config.bias_width, 0)
+            # Weight row (i, g) holds outputs g*L .. g*L+L-1 of input i.
+            groups = config.groups(layer.outputs)
+            padded = np.zeros((groups * config.lanes, layer.inputs), np.int64)
+            padded[:layer.outputs] = layer.weights
+            rows = padded.T.reshape(layer.inputs * groups, config.lanes)
+            self._rows(Opcode.LOAD_WEIGHTS, number, rows, config.weight_width, base)
+        self._command(Opcode.SET_NET, payload=self._control(len(layers)))
+
+    def _rows(self, opcode: Opcode, layer: int, rows: np.ndarray, width: int,
+              start: int) -> None:
+        for first in range(0, len(rows), MAX_ROWS_PER_COMMAND):
+            chunk = rows[first:first + MAX_ROWS_PER_COMMAND]
+            payload = self._control(start + first, len(chunk))
+            payload += protocol.pack_rows(chunk, width, self.config.stream_width)
+            self._command(opcode, layer, payload)
+
+    def frame(self, indices: np.ndarray, layers: list[FixedLayer]) -> None:
+        """A FRAME command; ``layers`` tells how to decode its response."""
+        rows = _lane_rows(self.config, np.asarray(indices))
+        payload = protocol.pack_rows(rows, self.config.index_width, self.config.stream_width)
+        self._command(Opcode.FRAME, payload=payload, outputs=layers[-1].outputs,
+                      layers=len(layers))
+
+    # -- responses --------------------------------------------------------------------------
+
+    def decode(self, responses: list[list[int]]) -> list:
+        """Check every response and return the results: a :class:`FrameResult` for each
+        FRAME, a dict for each STATUS, ``None`` for the rest. Raises :class:`DeviceError` for
+        the first error response."""
+        if len(responses) != len(self.expected):
+            raise ProtocolError(
+                f"expected {len(self.expected)} responses, received {len(responses)}")
+        return [self._decode_one(opcode, context, response)
+                for (opcode, context), response in zip(self.expected, responses)]
+
+    def _decode_one(self, opcode, context, response):
+        config = self.config
+        code, arg, length = protocol.parse_header(response[0])
+        if code == protocol.RESPONSE_ERROR:
+            raise DeviceError(Opcode(opcode) if opcode in Opcode._value2member_map_ else
+                              _UnknownOpcode(opcode), arg)
+        if code != (int(opcode) | protocol.RESPONSE_OK):
+            raise ProtocolError(
+                f"response code {code:#04x} does not answer {Opcode(opcode).name}")
+        payload = response[1:]
+        W = config.stream_width
+        if opcode == Opcode.STATUS:
+            fields = protocol.unpack_rows(payload, 1, len(protocol.STATUS_FIELDS),
+                                          COUNTER_WIDTH, W, signed=False)[0]
+            return dict(zip(protocol.STATUS_FIELDS, (int(v) for v in fields)))
+        if opcode != Opcode.FRAME:
+            return None
+        outputs, layers = context["outputs"], context["layers"]
+        rows = config.groups(outputs)
+        output_words = rows * protocol.words_per_row(config.lanes, config.act_width, W)
+        values = protocol.unpack_rows(payload[:output_words], rows, config.lanes,
+                                      config.act_width, W, signed=True).reshape(-1)[:outputs]
+        fields = protocol.counter_fields(layers)
+        counters = protocol.unpack_rows(payload[output_words:], 1, fields, COUNTER_WIDTH, W,
+                                        signed=False)[0]
+        per_layer = counters[1:].reshape(layers, len(protocol.LAYER_COUNTERS))
+        return FrameResult(
+            outputs=values,
+            cycles=int(counters[0]),
+            layer_cycles=per_layer[:, 0],
+            changed_inputs=per_layer[:, 1],
+            out_of_range=per_layer[:, 2],
+            weight_rows=per_layer[:, 3],
+            macs=per_layer[:, 4],
+        )
+
+
+class _UnknownOpcode(int):
+    @property
+    def name(self):
+        return f"opcode {int(self):#04x}"
+
+
+def split_responses(words: list[int], count: int) -> list[list[int]]:
+    """Cut ``count`` responses (header plus payload) out of a word stream."""
+    responses, position = [], 0
+    for _ in range(count):
+        if position >= len(words):
+            raise ProtocolError(
+                f"the response stream ended after {len(responses)} of {count} responses")
+        length = protocol.parse_header(words[position])[2]
+        end = position + 1 + length
+        if end > len(words):
+            raise ProtocolError(
+                f"response {len(responses)} is truncated: {end - len(words)} words missing")
+        responses.append(words[position:end])
+        position = end
+    if position != len(words):
+        raise ProtocolError(f"{len(words) - position} unexpected words after the responses")
+    return responses
