@@ -126,6 +126,7 @@ EPOCHS = 12
 BATCH = 256
 LR = 1e-3
 SIM_LEVELS = 16
+CALIBRATION_FRAMES = 96  # shipped training-voice frames for calibrating centroid tables
 
 
 # ----------------------------------------------------------------------------- synthesis
@@ -442,6 +443,10 @@ def main() -> None:
     np.savez(OUT_DIR / "speech_mlp.npz", w0=w0, b0=b0, w1=w1, b1=b1, w2=w2, b2=b2)
     np.save(OUT_DIR / "speech_frames.npy", x_demo.astype(np.float32))
     np.save(OUT_DIR / "speech_labels.npy", y_demo.astype(np.int64))
+    # Calibration frames for the centroid tables: training voices only, never the demo voice.
+    calibration = x_tr[np.random.default_rng(SEED + 1).choice(len(x_tr), CALIBRATION_FRAMES,
+                                                              replace=False)]
+    np.save(OUT_DIR / "speech_calibration.npy", calibration.astype(np.float32))
     meta = {
         "description": "espeak-ng spoken-word frame classification; demo sequence by the "
         "held-out voice; made by data/make_speech.py",

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from reuse_accel.hw.config import AccelConfig
 
-from .timing import layer_cycles, frame_cycles
+from .timing import frame_cycles, layer_cycles
 
 __all__ = ["FixedLayer", "FrameResult", "GoldenModel", "quantize", "activate"]
 

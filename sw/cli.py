@@ -1,0 +1,161 @@
+"""Command line: ``reuse-accel generate | run | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from reuse_accel.hw.config import AccelConfig, ConfigError
+
+from .commands import DeviceError, ProtocolError
+from .compiler import compile_model
+from .driver import BACKENDS, Driver
+from .network import FloatNetwork, InputError, load_frames
+from .report import build_report, format_summary
+
+__all__ = ["main", "generate_verilog"]
+
+
+def generate_verilog(config: AccelConfig, name: str = "reuse_accel") -> str:
+    from amaranth.back import verilog
+    from reuse_accel.hw.top import Accelerator
+
+    return verilog.convert(Accelerator(config), name=name, emit_src=False)
+
+
+def _config(args) -> AccelConfig:
+    return AccelConfig.from_toml(args.config) if args.config else AccelConfig()
+
+
+def _write_design(config: AccelConfig, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    verilog_path = out / "reuse_accel.v"
+    verilog_path.write_text(generate_verilog(config))
+    (out / "config.toml").write_text(config.to_toml())
+    return verilog_path
+
+
+def cmd_generate(args) -> int:
+    config = _config(args)
+    path = _write_design(config, Path(args.output))
+    print(f"wrote {path} and {Path(args.output) / 'config.toml'}")
+    return 0
+
+
+def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend: str, *,
+         calibration: np.ndarray, labels=None) -> dict:
+    compiled = compile_model(network, config, calibration)
+    driver = Driver(compiled, backend=backend)
+    started = time.perf_counter()
+    reuse, baseline = driver.run(frames)
+    seconds = time.perf_counter() - started
+    simulation = None
+    if driver.last_exchange is not None:
+        cycles = driver.last_exchange.cycles
+        simulation = {"backend": backend, "cycles": cycles, "seconds": seconds,
+                      "cycles_per_second": cycles / seconds}
+    return build_report(reuse, baseline, backend=backend, labels=labels,
+                        simulation=simulation)
+
+
+def cmd_run(args) -> int:
+    config = _config(args)
+    network = FloatNetwork.load(args.model)
+    frames = load_frames(args.frames, network.inputs)
+    calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
+    labels = np.load(args.labels) if args.labels else None
+    report = _run(network, frames, config, args.backend, calibration=calibration,
+                  labels=labels)
+    print(format_summary(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        print(f"report written to {args.json}")
+    return 0
+
+
+def demo_data() -> dict:
+    """The shipped speech demo: model, frames, labels, calibration frames, metadata."""
+    folder = resources.files("reuse_accel.data")
+    with resources.as_file(folder) as path:
+        return {
+            "model": FloatNetwork.load(path / "speech_mlp.npz"),
+            "frames": np.load(path / "speech_frames.npy"),
+            "labels": np.load(path / "speech_labels.npy"),
+            "calibration": np.load(path / "speech_calibration.npy"),
+            "meta": json.loads((path / "speech.json").read_text()),
+        }
+
+
+def cmd_demo(args) -> int:
+    config = _config(args)
+    out = Path(args.out)
+    data = demo_data()
+    meta = data["meta"]
+    frames = data["frames"][:args.frames] if args.frames else data["frames"]
+    labels = data["labels"][:len(frames)]
+    print(f"speech: \"{meta['sentence']}\" ({len(frames)} frames of 10 ms, held-out voice "
+          f"{meta['test_voice']}); MLP {'-'.join(map(str, data['model'].sizes))}")
+    verilog_path = _write_design(config, out)
+    print(f"accelerator: {config.lanes} lanes, {config.clusters} clusters; Verilog in "
+          f"{verilog_path}")
+    started = time.perf_counter()
+    report = _run(data["model"], frames, config, args.backend,
+                  calibration=data["calibration"], labels=labels)
+    print(format_summary(report))
+    report_path = out / "report.json"
+    report_path.write_text(json.dumps(report, indent=1))
+    print(f"report written to {report_path} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reuse-accel",
+        description="Generate, simulate and drive a DNN accelerator that reuses computation "
+                    "across consecutive inputs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write the Verilog and resolved config")
+    generate.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
+    generate.add_argument("-o", "--output", required=True, help="output directory")
+    generate.set_defaults(handler=cmd_generate)
+
+    run = commands.add_parser("run", help="run a float MLP on a sequence of frames")
+    run.add_argument("model", help="MODEL.npz with float arrays w0, b0, w1, b1, ...")
+    run.add_argument("frames", help="FRAMES.npy, float array of shape (T, inputs)")
+    run.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
+    run.add_argument("--backend", choices=BACKENDS, default="golden")
+    run.add_argument("--json", help="write the full report to this file")
+    run.add_argument("--calibration", help="frames to calibrate centroid tables on "
+                                           "(default: FRAMES)")
+    run.add_argument("--labels", help="per-frame class labels (.npy) to report accuracy")
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="run the shipped speech demo on the RTL")
+    demo.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
+    demo.add_argument("--backend", choices=BACKENDS, default="verilator")
+    demo.add_argument("--out", default="out/demo", help="output directory")
+    demo.add_argument("--frames", type=int, help="use only the first N frames")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, InputError) as error:
+        print(f"reuse-accel: error: {error}", file=sys.stderr)
+        return 2
+    except (DeviceError, ProtocolError, TimeoutError) as error:
+        print(f"reuse-accel: hardware error: {error}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

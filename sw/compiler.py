@@ -1,0 +1,139 @@
+"""Model compiler: float network -> fixed-point layers and centroid tables for the hardware.
+
+- Weights: per layer, the largest ``shift`` (fractional bits) at which the largest weight still
+  fits ``weight_width``; rounded to nearest.
+- Biases: at the product scale ``act_frac + shift``; saturated (and counted) if needed.
+- Centroid tables: calibrated on frames. Each layer's inputs (the frames for layer 0, the float
+  activations for the others) span ``[lo, hi]``; the K centroids are spread linearly from ``lo``
+  to ``hi`` (the paper's linear quantization), so values outside the calibrated range fall in
+  the end clusters and are counted.
+- Layer 0 is quantized on the host (:meth:`CompiledModel.quantize_frames`) with the same rule as
+  the hardware quantizer, and sent as cluster indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from reuse_accel.hw.config import AccelConfig
+from reuse_accel.sim.model import FixedLayer, quantize
+
+from .commands import weight_bases
+from .network import FloatNetwork, InputError, check_frames
+
+__all__ = ["CompiledModel", "compile_model", "ModelFitError"]
+
+
+class ModelFitError(InputError):
+    """The model does not fit the generated hardware; the message names the limit."""
+
+
+@dataclass
+class CompiledModel:
+    config: AccelConfig
+    network: FloatNetwork
+    layers: list[FixedLayer]
+    ranges: list[tuple[float, float]]
+    saturated_weights: int
+    saturated_biases: int
+
+    @property
+    def scale(self) -> float:
+        """Fixed-point units per 1.0 of activation."""
+        return float(1 << self.config.act_frac)
+
+    def to_fixed(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Round to the activation format; returns the values and the mask of saturated ones."""
+        config = self.config
+        fixed = np.rint(np.asarray(values, np.float64) * self.scale)
+        saturated = (fixed < config.act_min) | (fixed > config.act_max)
+        return np.clip(fixed, config.act_min, config.act_max).astype(np.int64), saturated
+
+    def quantize_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layer-0 cluster indices of each frame, and per frame the number of inputs outside
+        the calibrated range (including any that saturated the activation format)."""
+        frames = check_frames(frames, self.layers[0].inputs)
+        fixed, saturated = self.to_fixed(frames)
+        indices, outside = quantize(fixed, self.layers[0].centroids)
+        return indices, (outside | saturated).sum(axis=1)
+
+    def to_float(self, outputs: np.ndarray) -> np.ndarray:
+        return np.asarray(outputs, np.float64) / self.scale
+
+
+def check_fits(config: AccelConfig, sizes: list[int]) -> None:
+    """Raise :class:`ModelFitError` if a network of these layer sizes cannot be loaded."""
+    layers = len(sizes) - 1
+    if layers > config.max_layers:
+        raise ModelFitError(
+            f"the model has {layers} layers but the hardware holds at most {config.max_layers} "
+            f"(max_layers); generate hardware with max_layers >= {layers}")
+    for number, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for what, count in (("inputs", inputs), ("outputs", outputs)):
+            if count > config.max_neurons:
+                raise ModelFitError(
+                    f"layer {number} has {count} {what} but the hardware holds at most "
+                    f"{config.max_neurons} per layer (max_neurons); generate hardware with "
+                    f"max_neurons >= {count}")
+    rows = sum(i * config.groups(o) for i, o in zip(sizes[:-1], sizes[1:]))
+    if rows > config.weight_depth:
+        raise ModelFitError(
+            f"the model needs {rows} weight-memory rows of {config.lanes} weights but the "
+            f"hardware has {config.weight_depth} (weight_depth); generate hardware with "
+            f"weight_depth >= {rows}")
+
+
+def _weight_shift(config: AccelConfig, weight: np.ndarray) -> int:
+    largest = float(np.max(np.abs(weight)))
+    if largest == 0.0:
+        return config.max_shift
+    shift = int(np.floor(np.log2(config.weight_max / largest)))
+    # Keep the bias format (act_frac + shift fractional bits) within the accumulator scale.
+    return max(0, min(shift, config.max_shift))
+
+
+def _linear_centroids(config: AccelConfig, low: float, high: float) -> np.ndarray:
+    scale = 1 << config.act_frac
+    levels = np.rint(np.linspace(low, high, config.clusters) * scale).astype(np.int64)
+    levels = np.clip(levels, config.act_min, config.act_max)
+    # Rounding a narrow range can merge levels: keep the table strictly ascending.
+    for k in range(1, len(levels)):
+        levels[k] = max(levels[k], levels[k - 1] + 1)
+    if levels[-1] > config.centroid_max:
+        levels -= levels[-1] - config.centroid_max
+    return levels
+
+
+def compile_model(network: FloatNetwork, config: AccelConfig,
+                  calibration: np.ndarray) -> CompiledModel:
+    """Fixed-point layers and linear centroid tables calibrated on ``calibration`` frames."""
+    check_fits(config, network.sizes)
+    calibration = check_frames(calibration, network.inputs, source="calibration frames")
+    layer_inputs = network.layer_inputs(calibration)
+    layers, ranges = [], []
+    saturated_weights = saturated_biases = 0
+    for number, (weight, bias) in enumerate(zip(network.weights, network.biases)):
+        shift = _weight_shift(config, weight)
+        fixed_weight = np.rint(weight * (1 << shift))
+        saturated_weights += int(((fixed_weight < config.weight_min) |
+                                  (fixed_weight > config.weight_max)).sum())
+        fixed_weight = np.clip(fixed_weight, config.weight_min, config.weight_max)
+        fixed_bias = np.rint(bias * float(1 << (config.act_frac + shift)))
+        saturated_biases += int(((fixed_bias < config.bias_min) |
+                                 (fixed_bias > config.bias_max)).sum())
+        fixed_bias = np.clip(fixed_bias, config.bias_min, config.bias_max)
+        low, high = float(layer_inputs[number].min()), float(layer_inputs[number].max())
+        ranges.append((low, high))
+        layers.append(FixedLayer(
+            weights=fixed_weight.astype(np.int64),
+            biases=fixed_bias.astype(np.int64),
+            centroids=_linear_centroids(config, low, high),
+            shift=shift,
+            relu=number < len(network.weights) - 1,
+        ))
+    bases = weight_bases(config, layers)
+    assert bases[-1] + layers[-1].inputs * config.groups(layers[-1].outputs) \
+        <= config.weight_depth
+    return CompiledModel(config=config, network=network, layers=layers, ranges=ranges,
+                         saturated_weights=saturated_weights, saturated_biases=saturated_biases)

@@ -1,0 +1,140 @@
+"""Run reports: the JSON that ``reuse-accel run --json`` writes, and its text summary.
+
+Definitions
+-----------
+- **Input similarity**: the share of layer inputs whose cluster index equals the previous
+  frame's, over all frames after the first.
+- **Computation reuse**: the share of multiply-accumulates avoided, over all frames, against
+  the same frames in baseline mode.
+- **Ideal speedup**: dense lane-cycles over changed lane-cycles, summed over layers and frames
+  (``sum(inputs * groups) / sum(changed * groups)``); ``reuse_efficiency`` is the measured
+  speedup over it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .driver import Run
+
+__all__ = ["build_report", "format_summary"]
+
+
+def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
+                 simulation: dict | None = None) -> dict:
+    compiled = reuse.compiled
+    config = compiled.config
+    layers = compiled.layers
+    count = len(reuse.frames)
+    inputs = np.array([layer.inputs for layer in layers])
+    groups = np.array([config.groups(layer.outputs) for layer in layers])
+    changed = np.stack([frame.changed_inputs for frame in reuse.frames])        # (T, layers)
+    macs = np.stack([frame.macs for frame in reuse.frames])
+    baseline_macs = np.stack([frame.macs for frame in baseline.frames])
+    out_of_range = np.stack([frame.out_of_range for frame in reuse.frames])
+    out_of_range[:, 0] = reuse.input_out_of_range
+
+    later = changed[1:] if count > 1 else np.zeros((0, len(layers)), np.int64)
+    later_inputs = inputs * max(count - 1, 0)
+    layer_similarity = [
+        1.0 - later[:, n].sum() / later_inputs[n] if later_inputs[n] else None
+        for n in range(len(layers))]
+    similarity = 1.0 - later.sum() / later_inputs.sum() if later_inputs.sum() else None
+    layer_reuse = 1.0 - macs.sum(axis=0) / baseline_macs.sum(axis=0)
+    reuse_share = 1.0 - macs.sum() / baseline_macs.sum()
+
+    outputs = reuse.outputs
+    reference = compiled.network.forward(reuse.inputs)
+    error = float(np.max(np.abs(outputs - reference)))
+    cycles, baseline_cycles = reuse.cycles, baseline.cycles
+    ideal = float((inputs * groups).sum() * count / (changed * groups).sum()) \
+        if changed.sum() else None
+    speedup = baseline_cycles / cycles
+    summary = {
+        "frames": count,
+        "cycles": cycles,
+        "baseline_cycles": baseline_cycles,
+        "speedup": speedup,
+        "ideal_speedup": ideal,
+        "reuse_efficiency": speedup / ideal if ideal else None,
+        "input_similarity": similarity,
+        "computation_reuse": float(reuse_share),
+        "max_abs_error_vs_float": error,
+        "out_of_range_inputs": int(out_of_range.sum()),
+        "saturated_weights": compiled.saturated_weights,
+        "saturated_biases": compiled.saturated_biases,
+        "backend": backend,
+    }
+    if labels is not None:
+        labels = np.asarray(labels)
+        summary["accuracy"] = float(np.mean(outputs.argmax(axis=1) == labels))
+        summary["float_accuracy"] = float(np.mean(reference.argmax(axis=1) == labels))
+    if simulation:
+        summary["simulation"] = simulation
+    return {
+        "config": config.to_dict(),
+        "summary": summary,
+        "layers": [
+            {
+                "inputs": int(layer.inputs),
+                "outputs": int(layer.outputs),
+                "input_similarity": layer_similarity[n],
+                "computation_reuse": float(layer_reuse[n]),
+                "calibrated_range": list(compiled.ranges[n]),
+                "shift": int(layer.shift),
+                "out_of_range_inputs": int(out_of_range[:, n].sum()),
+                "cycles": int(sum(frame.layer_cycles[n] for frame in reuse.frames)),
+                "baseline_cycles": int(sum(frame.layer_cycles[n] for frame in baseline.frames)),
+            }
+            for n, layer in enumerate(layers)
+        ],
+        "frames": [
+            {
+                "cycles": int(frame.cycles),
+                "baseline_cycles": int(base.cycles),
+                "changed_inputs": [int(v) for v in frame.changed_inputs],
+                "out_of_range_inputs": [int(v) for v in out_of_range[t]],
+            }
+            for t, (frame, base) in enumerate(zip(reuse.frames, baseline.frames))
+        ],
+        "outputs": outputs.tolist(),
+    }
+
+
+def format_summary(report: dict) -> str:
+    summary = report["summary"]
+    lines = [
+        f"{'layer':>5} {'inputs':>7} {'outputs':>7} {'similarity':>10} {'reuse':>7} "
+        f"{'cycles':>10} {'baseline':>10} {'out-of-range':>12}",
+    ]
+    for n, layer in enumerate(report["layers"]):
+        similarity = layer["input_similarity"]
+        lines.append(
+            f"{n:>5} {layer['inputs']:>7} {layer['outputs']:>7} "
+            f"{(f'{similarity:.1%}' if similarity is not None else '-'):>10} "
+            f"{layer['computation_reuse']:>7.1%} {layer['cycles']:>10} "
+            f"{layer['baseline_cycles']:>10} {layer['out_of_range_inputs']:>12}")
+    lines += [
+        "",
+        f"frames                {summary['frames']}",
+        f"input similarity      {_percent(summary['input_similarity'])}",
+        f"computation reuse     {summary['computation_reuse']:.1%}",
+        f"cycles with reuse     {summary['cycles']}",
+        f"cycles without reuse  {summary['baseline_cycles']}",
+        f"speedup               {summary['speedup']:.2f}x"
+        + (f" (ideal {summary['ideal_speedup']:.2f}x, efficiency "
+           f"{summary['reuse_efficiency']:.1%})" if summary["ideal_speedup"] else ""),
+        f"max |error| vs float  {summary['max_abs_error_vs_float']:.4f}",
+    ]
+    if "accuracy" in summary:
+        lines.append(f"frame accuracy        {summary['accuracy']:.1%} "
+                     f"(float network {summary['float_accuracy']:.1%})")
+    if "simulation" in summary:
+        sim = summary["simulation"]
+        lines.append(f"simulation            {sim['cycles']} cycles in {sim['seconds']:.1f} s "
+                     f"({sim['cycles_per_second']:.0f} cycles/s, {sim['backend']})")
+    return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
