@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from reuse_accel.hw.config import AccelConfig
 
 from .timing import frame_cycles, layer_cycles
@@ -138,8 +139,9 @@ class GoldenModel:
                 delta = centroids[indices] - centroids[self._prev_index[number]]
             self._prev_index[number] = indices
             if changed.any():
-                columns = np.flatnonzero(changed)
-                self._acc[number] += self._weights[number][:, columns] @ delta[columns]
+                # A dense matrix-vector product over the masked deltas streams the weights
+                # once; gathering the changed columns costs more than it saves.
+                self._acc[number] += self._weights[number] @ np.where(changed, delta, 0)
             changed_counts[number] = int(changed.sum())
             cycles[number] = layer_cycles(config, changed, layer.outputs)
             values = activate(self._acc[number].astype(np.int64), layer.shift, layer.relu,

@@ -35,6 +35,7 @@ testbench.
 from __future__ import annotations
 
 import numpy as np
+
 from reuse_accel.hw.config import AccelConfig
 
 __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD"]

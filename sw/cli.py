@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
 from reuse_accel.hw.config import AccelConfig, ConfigError
 
 from .commands import DeviceError, ProtocolError
@@ -23,6 +24,7 @@ __all__ = ["main", "generate_verilog"]
 
 def generate_verilog(config: AccelConfig, name: str = "reuse_accel") -> str:
     from amaranth.back import verilog
+
     from reuse_accel.hw.top import Accelerator
 
     return verilog.convert(Accelerator(config), name=name, emit_src=False)

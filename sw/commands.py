@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
 from reuse_accel.hw.protocol import Error, Opcode

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import FixedLayer, quantize
 

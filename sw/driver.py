@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from reuse_accel.sim.model import FrameResult, GoldenModel
 
 from .commands import Batch, split_responses

@@ -52,6 +52,7 @@ class AmaranthTransport:
 
     def exchange(self, words: list[int], responses: int) -> Exchange:
         from amaranth.sim import Simulator
+
         from reuse_accel.hw.top import Accelerator
 
         dut = Accelerator(self.config)
