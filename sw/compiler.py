@@ -20,7 +20,6 @@ import numpy as np
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import FixedLayer, quantize
 
-from .commands import weight_bases
 from .network import FloatNetwork, InputError, check_frames
 
 __all__ = ["CompiledModel", "compile_model", "ModelFitError"]
@@ -90,7 +89,6 @@ def _weight_shift(config: AccelConfig, weight: np.ndarray) -> int:
     if largest == 0.0:
         return config.max_shift
     shift = int(np.floor(np.log2(config.weight_max / largest)))
-    # Keep the bias format (act_frac + shift fractional bits) within the accumulator scale.
     return max(0, min(shift, config.max_shift))
 
 
@@ -133,8 +131,5 @@ def compile_model(network: FloatNetwork, config: AccelConfig,
             shift=shift,
             relu=number < len(network.weights) - 1,
         ))
-    bases = weight_bases(config, layers)
-    assert bases[-1] + layers[-1].inputs * config.groups(layers[-1].outputs) \
-        <= config.weight_depth
     return CompiledModel(config=config, network=network, layers=layers, ranges=ranges,
                          saturated_weights=saturated_weights, saturated_biases=saturated_biases)
