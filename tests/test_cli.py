@@ -1,0 +1,232 @@
+"""The ``reuse-accel`` command line: in-process through ``main`` (with capsys), plus one run of
+the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reuse_accel.hw.config import AccelConfig
+from reuse_accel.sim.model import GoldenModel
+from reuse_accel.sw.cli import main
+from reuse_accel.sw.compiler import compile_model
+from reuse_accel.sw.network import FloatNetwork
+
+SMALL = {"lanes": 4, "clusters": 8, "max_neurons": 32, "weight_depth": 512, "max_layers": 3}
+
+
+def write_config(path: Path, **values) -> Path:
+    lines = ["[accelerator]"] + [f"{name} = {value}" for name, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def model_files(tmp_path):
+    """A float [5, 4, 3] MLP saved with np.savez and 6 frames in which inputs mostly hold."""
+    rng = np.random.default_rng(7)
+    model = tmp_path / "model.npz"
+    np.savez(model, w0=rng.normal(0, 0.5, (4, 5)), b0=rng.normal(0, 0.2, 4),
+             w1=rng.normal(0, 0.5, (3, 4)), b1=rng.normal(0, 0.2, 3))
+    frames = np.empty((6, 5))
+    frames[0] = rng.uniform(-1, 1, 5)
+    for t in range(1, 6):
+        frames[t] = np.where(rng.random(5) < 0.3, rng.uniform(-1, 1, 5), frames[t - 1])
+    frames_path = tmp_path / "frames.npy"
+    np.save(frames_path, frames)
+    return model, frames_path, frames
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+def test_installed_entry_point_generates_the_default_design(tmp_path):
+    command = Path(sys.executable).with_name("reuse-accel")
+    out = tmp_path / "rtl"
+    done = subprocess.run([str(command), "generate", "-o", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {out / 'reuse_accel.v'} and {out / 'config.toml'}\n"
+    assert "module reuse_accel" in (out / "reuse_accel.v").read_text()
+    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig()
+
+
+def test_generate_honours_a_custom_config(tmp_path, capsys):
+    config_path = write_config(tmp_path / "small.toml", **SMALL, stream_width=64)
+    out = tmp_path / "rtl"
+    code, stdout, stderr = cli(capsys, "generate", "--config", config_path, "-o", out)
+    assert (code, stderr) == (0, "")
+    assert stdout == f"wrote {out / 'reuse_accel.v'} and {out / 'config.toml'}\n"
+    verilog = (out / "reuse_accel.v").read_text()
+    assert "module reuse_accel(" in verilog
+    assert "input [63:0] i__payload;" in verilog
+    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**SMALL, stream_width=64)
+
+
+@pytest.mark.parametrize("contents, message", [
+    ("[accelerator]\nlanes = 3\n", "lanes must be a power of two, not 3"),
+    ("[accelerator]\nlanes = 4\nclusters = 1000\n", "clusters must be between 2 and 256, not 1000"),
+    ("[accelerator]\nlane = 4\n",
+     "unknown configuration parameter 'lane'; known parameters are act_frac, act_width, "
+     "centroid_width, clusters, lanes, max_layers, max_neurons, stream_width, weight_depth, "
+     "weight_width"),
+])
+def test_generate_rejects_an_invalid_config(tmp_path, capsys, contents, message):
+    config_path = tmp_path / "bad.toml"
+    config_path.write_text(contents)
+    out = tmp_path / "rtl"
+    code, stdout, stderr = cli(capsys, "generate", "--config", config_path, "-o", out)
+    assert (code, stdout) == (2, "")
+    assert stderr == f"reuse-accel: error: {message}\n"
+    assert not out.exists()
+
+
+def test_generate_rejects_config_files_it_cannot_use(tmp_path, capsys):
+    missing = tmp_path / "absent.toml"
+    no_table = tmp_path / "plain.toml"
+    no_table.write_text("lanes = 4\n")
+    for path, message in ((missing, f"configuration file {str(missing)!r} does not exist"),
+                          (no_table,
+                           f"configuration file {str(no_table)!r} has no [accelerator] table")):
+        code, _, stderr = cli(capsys, "generate", "--config", path, "-o", tmp_path / "rtl")
+        assert code == 2
+        assert stderr == f"reuse-accel: error: {message}\n"
+
+
+# -- run --------------------------------------------------------------------------------------
+
+def test_run_writes_a_report_consistent_with_the_golden_model(tmp_path, capsys, model_files):
+    model, frames_path, frames = model_files
+    config_path = write_config(tmp_path / "small.toml", **SMALL)
+    report_path = tmp_path / "R.json"
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--backend", "golden",
+                               "--config", config_path, "--json", report_path)
+    assert (code, stderr) == (0, "")
+    assert stdout.endswith(f"report written to {report_path}\n")
+    report = json.loads(report_path.read_text())
+
+    assert report["config"]["lanes"] == 4 and report["config"]["clusters"] == 8
+    summary = report["summary"]
+    for key in ("frames", "cycles", "baseline_cycles", "speedup", "input_similarity",
+                "computation_reuse", "max_abs_error_vs_float"):
+        assert key in summary, key
+
+    # The same model and frames straight through the golden model.
+    config = AccelConfig(**SMALL)
+    network = FloatNetwork.load(model)
+    layers = compile_model(network, config, frames).layers
+    centroids = layers[0].centroids
+    fixed = np.rint(frames * 2 ** config.act_frac).astype(np.int64)
+    indices = np.sum(2 * fixed[..., None] > centroids[:-1] + centroids[1:], axis=-1)
+    golden = GoldenModel(config, layers)
+    reuse = golden.run(indices)
+    golden.baseline = True
+    golden.begin_sequence()
+    baseline = golden.run(indices)
+
+    assert summary["frames"] == len(frames)
+    assert summary["cycles"] == sum(result.cycles for result in reuse)
+    assert summary["baseline_cycles"] == sum(result.cycles for result in baseline)
+    assert summary["speedup"] == pytest.approx(summary["baseline_cycles"] / summary["cycles"])
+    changed = np.stack([result.changed_inputs for result in reuse])
+    assert summary["input_similarity"] == pytest.approx(1 - changed[1:].sum() / (9 * 5))
+    macs = sum(result.macs.sum() for result in reuse)
+    assert summary["computation_reuse"] == pytest.approx(1 - macs / (6 * (5 * 4 + 4 * 3)))
+    outputs = np.array(report["outputs"])
+    assert outputs.shape == (6, 3)
+    np.testing.assert_array_equal(
+        outputs, np.stack([result.outputs for result in reuse]) / 2 ** config.act_frac)
+    assert summary["max_abs_error_vs_float"] == pytest.approx(
+        np.max(np.abs(outputs - network.forward(frames))))
+
+    assert [(layer["inputs"], layer["outputs"]) for layer in report["layers"]] == \
+        [(5, 4), (4, 3)]
+    for n, layer in enumerate(report["layers"]):
+        assert layer["input_similarity"] == pytest.approx(
+            1 - changed[1:, n].sum() / (5 * layer["inputs"]))
+        assert layer["computation_reuse"] == pytest.approx(
+            1 - changed[:, n].sum() / (6 * layer["inputs"]))
+    assert len(report["frames"]) == 6
+    for frame, with_reuse, without in zip(report["frames"], reuse, baseline):
+        assert frame["cycles"] == with_reuse.cycles
+        assert frame["baseline_cycles"] == without.cycles
+        assert frame["changed_inputs"] == with_reuse.changed_inputs.tolist()
+    assert report["frames"][0]["changed_inputs"] == [5, 4]
+
+
+def test_run_rejects_frames_of_the_wrong_shape(tmp_path, capsys, model_files):
+    model, _, frames = model_files
+    path = tmp_path / "narrow.npy"
+    np.save(path, frames[:, :4])
+    code, stdout, stderr = cli(capsys, "run", model, path, "--backend", "golden")
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: frames in {str(path)!r} must have shape (T, 5) "
+                      "with T >= 1 for a model with 5 inputs, not (6, 4)\n")
+
+
+def test_run_rejects_frames_with_nan(tmp_path, capsys, model_files):
+    model, _, frames = model_files
+    path = tmp_path / "holes.npy"
+    frames = frames.copy()
+    frames[2, 1] = np.nan
+    frames[4, 0] = np.nan
+    np.save(path, frames)
+    code, stdout, stderr = cli(capsys, "run", model, path, "--backend", "golden")
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: frames in {str(path)!r} contain 2 NaN or infinite "
+                      "values (first at frame 2, input 1); clean or impute them before "
+                      "running\n")
+
+
+def test_run_rejects_a_model_that_does_not_fit(tmp_path, capsys, model_files):
+    model, frames_path, _ = model_files
+    config_path = write_config(tmp_path / "tiny.toml", **{**SMALL, "max_neurons": 4})
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--backend", "golden",
+                               "--config", config_path)
+    assert (code, stdout) == (2, "")
+    assert stderr == ("reuse-accel: error: layer 0 has 5 inputs but the hardware holds at "
+                      "most 4 per layer (max_neurons); generate hardware with "
+                      "max_neurons >= 5\n")
+
+
+def test_run_rejects_missing_files(tmp_path, capsys, model_files):
+    model, frames_path, _ = model_files
+    absent = tmp_path / "absent.npz"
+    code, stdout, stderr = cli(capsys, "run", absent, frames_path, "--backend", "golden")
+    assert (code, stdout) == (2, "")
+    assert stderr == f"reuse-accel: error: model file {str(absent)!r} does not exist\n"
+    absent = tmp_path / "absent.npy"
+    code, stdout, stderr = cli(capsys, "run", model, absent, "--backend", "golden")
+    assert (code, stdout) == (2, "")
+    assert stderr == f"reuse-accel: error: frames file {str(absent)!r} does not exist\n"
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+def test_demo_on_the_golden_model(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, stderr = cli(capsys, "demo", "--backend", "golden", "--frames", 20,
+                               "--out", out)
+    assert (code, stderr) == (0, "")
+    assert f"report written to {out / 'report.json'}" in stdout
+    assert "module reuse_accel" in (out / "reuse_accel.v").read_text()
+    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig()
+    report = json.loads((out / "report.json").read_text())
+    summary = report["summary"]
+    assert summary["frames"] == 20 and summary["backend"] == "golden"
+    assert np.array(report["outputs"]).shape == (20, 11)
+    assert len(report["frames"]) == 20
+    assert summary["cycles"] == sum(frame["cycles"] for frame in report["frames"])
+    assert summary["baseline_cycles"] == sum(frame["baseline_cycles"]
+                                             for frame in report["frames"])
+    assert 0.0 <= summary["accuracy"] <= 1.0
