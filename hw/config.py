@@ -54,7 +54,7 @@ def _is_pow2(value: int) -> bool:
 # (name, minimum, maximum, extra check, hint) for every integer parameter.
 _LIMITS = {
     "lanes": (1, 64),
-    "clusters": (2, 256),
+    "clusters": (2, 128),  # each lane compares with K-1 thresholds in parallel
     "act_width": (4, 32),
     "act_frac": (0, 31),
     "weight_width": (2, 18),
@@ -129,6 +129,11 @@ class AccelConfig:
         if self.stream_width % COUNTER_WIDTH:
             raise ConfigError(
                 f"stream_width must be a multiple of {COUNTER_WIDTH}, not {self.stream_width}")
+        if self.bias_width > self.stream_width:
+            raise ConfigError(
+                f"biases are {self.bias_width} bits (weight_width + centroid_width) and must fit "
+                f"one stream word of stream_width={self.stream_width} bits; raise stream_width "
+                "or narrow weight_width or centroid_width")
         if self.acc_width > 53:
             raise ConfigError(
                 f"the derived accumulator width {self.acc_width} exceeds 53 bits; "

@@ -26,7 +26,16 @@ from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
 
-__all__ = ["CentroidQuantizer"]
+__all__ = ["CentroidQuantizer", "popcount"]
+
+
+def popcount(bits):
+    """Number of set bits of a value, as a balanced adder tree (log depth)."""
+    terms = [bits[n] for n in range(len(bits))]
+    while len(terms) > 1:
+        paired = [terms[n] + terms[n + 1] for n in range(0, len(terms) - 1, 2)]
+        terms = paired + terms[len(paired) * 2:]
+    return terms[0]
 
 
 class CentroidQuantizer(wiring.Component):
@@ -109,7 +118,7 @@ class CentroidQuantizer(wiring.Component):
                 self.o.payload.outside.eq(s1_outside),
             ]
             for lane in range(lanes):
-                count = sum(s1_above[lane][k] for k in range(clusters - 1))
+                count = popcount(s1_above[lane])
                 m.d.sync += self.o.payload.indices[lane].eq(
                     Mux(s1_bypass, s1_bypass_index[lane], count))
         return m

@@ -30,7 +30,7 @@ from .comparator import InputComparator, address_widths
 from .config import COUNTER_WIDTH, AccelConfig
 from .iobuffer import IOBuffer
 from .mac import DeltaMacArray
-from .quantizer import CentroidQuantizer
+from .quantizer import CentroidQuantizer, popcount
 
 __all__ = ["ProcessingTile", "layer_descriptor_layout", "layer_counters_layout"]
 
@@ -120,7 +120,7 @@ class ProcessingTile(wiring.Component):
         m.submodules.mac = mac = DeltaMacArray(config)
         m.submodules.centroids = centroids = memory.Memory(
             shape=data.ArrayLayout(signed(config.centroid_width), config.clusters),
-            depth=config.max_layers, init=[])
+            depth=1 << widths["layer"], init=[])
         centroid_read = centroids.read_port()
         centroid_host = centroids.write_port()
 
@@ -209,8 +209,7 @@ class ProcessingTile(wiring.Component):
             m.d.sync += counters.cycles.eq(counters.cycles + 1)
         with m.If(quantizer.o.valid & quantizer.o.ready):
             outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes
-            m.d.sync += counters.out_of_range.eq(
-                counters.out_of_range + sum(outside[lane] for lane in range(lanes)))
+            m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
         with m.If(mac.items.valid & mac.items.ready):
             m.d.sync += [
                 counters.changed_inputs.eq(counters.changed_inputs + 1),

@@ -182,7 +182,7 @@ class Accelerator(wiring.Component):
             "centroid_width": config.centroid_width, "max_layers": config.max_layers,
             "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
             "stream_width": W,
-            "flags": Cat(net_valid, reuse_valid, baseline),
+            "flags": Cat(net_valid, reuse_valid & ~baseline, baseline),
             "errors": errors,
         }
         status_fields = [status_values[name] for name in protocol.STATUS_FIELDS]

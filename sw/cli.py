@@ -16,7 +16,7 @@ from reuse_accel.hw.config import AccelConfig, ConfigError
 from .commands import DeviceError, ProtocolError
 from .compiler import compile_model
 from .driver import BACKENDS, Driver
-from .network import FloatNetwork, InputError, load_frames
+from .network import FloatNetwork, InputError, load_frames, load_labels
 from .report import build_report, format_summary
 
 __all__ = ["main", "generate_verilog"]
@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
     network = FloatNetwork.load(args.model)
     frames = load_frames(args.frames, network.inputs)
     calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
-    labels = np.load(args.labels) if args.labels else None
+    labels = load_labels(args.labels, len(frames)) if args.labels else None
     report = _run(network, frames, config, args.backend, calibration=calibration,
                   labels=labels)
     print(format_summary(report))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FloatNetwork", "InputError", "load_frames", "check_frames"]
+__all__ = ["FloatNetwork", "InputError", "load_frames", "load_labels", "check_frames"]
 
 
 class InputError(ValueError):
@@ -53,6 +53,10 @@ class FloatNetwork:
         except (ValueError, OSError) as error:
             raise InputError(f"model file {str(path)!r} is not a NumPy .npz archive: {error}")\
                 from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise InputError(
+                f"model file {str(path)!r} is a single array, not a NumPy .npz archive of "
+                "w0, b0, w1, b1, ... (save it with numpy.savez)")
         with archive:
             names = set(archive.files)
             weights, biases = [], []
@@ -111,8 +115,8 @@ class FloatNetwork:
 def check_frames(frames: np.ndarray, inputs: int, source: str = "frames") -> np.ndarray:
     """Validate a (T, inputs) float array of frames."""
     frames = np.asarray(frames)
-    if not np.issubdtype(frames.dtype, np.number):
-        raise InputError(f"{source} must hold numbers, not {frames.dtype}")
+    if not np.issubdtype(frames.dtype, np.number) or np.iscomplexobj(frames):
+        raise InputError(f"{source} must hold real numbers, not {frames.dtype}")
     if frames.ndim != 2 or frames.shape[1] != inputs or frames.shape[0] == 0:
         raise InputError(
             f"{source} must have shape (T, {inputs}) with T >= 1 for a model with {inputs} "
@@ -135,4 +139,27 @@ def load_frames(path: str | Path, inputs: int) -> np.ndarray:
     except (ValueError, OSError) as error:
         raise InputError(f"frames file {str(path)!r} is not a NumPy .npy array: {error}")\
             from None
+    if not isinstance(frames, np.ndarray):
+        frames.close()
+        raise InputError(
+            f"frames file {str(path)!r} is an .npz archive; save the (T, inputs) array "
+            "with numpy.save")
     return check_frames(frames, inputs, source=f"frames in {str(path)!r}")
+
+
+def load_labels(path: str | Path, frames: int) -> np.ndarray:
+    """Per-frame integer class labels, for reporting accuracy."""
+    path = Path(path)
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"labels file {str(path)!r} does not exist") from None
+    except (ValueError, OSError) as error:
+        raise InputError(f"labels file {str(path)!r} is not a NumPy .npy array: {error}")\
+            from None
+    if not isinstance(labels, np.ndarray) or labels.shape != (frames,) or \
+            not np.issubdtype(labels.dtype, np.integer):
+        shape = getattr(labels, "shape", "an archive")
+        raise InputError(
+            f"labels in {str(path)!r} must be {frames} integers, one per frame, not {shape}")
+    return labels

@@ -75,7 +75,7 @@ def test_generate_honours_a_custom_config(tmp_path, capsys):
 
 @pytest.mark.parametrize("contents, message", [
     ("[accelerator]\nlanes = 3\n", "lanes must be a power of two, not 3"),
-    ("[accelerator]\nlanes = 4\nclusters = 1000\n", "clusters must be between 2 and 256, not 1000"),
+    ("[accelerator]\nlanes = 4\nclusters = 1000\n", "clusters must be between 2 and 128, not 1000"),
     ("[accelerator]\nlane = 4\n",
      "unknown configuration parameter 'lane'; known parameters are act_frac, act_width, "
      "centroid_width, clusters, lanes, max_layers, max_neurons, stream_width, weight_depth, "

@@ -13,7 +13,7 @@ from reuse_accel.hw.config import AccelConfig, ConfigError
 # The documented parameter ranges, inclusive (the contract the messages state).
 LIMITS = {
     "lanes": (1, 64),
-    "clusters": (2, 256),
+    "clusters": (2, 128),
     "act_width": (4, 32),
     "act_frac": (0, 31),
     "weight_width": (2, 18),
@@ -28,8 +28,10 @@ LIMITS = {
 # 32-bit activation).
 BOUNDARY_COMPANIONS = {
     ("act_width", 4): {"act_frac": 0},
-    ("act_width", 32): {"centroid_width": 32},
-    ("act_frac", 31): {"act_width": 32, "centroid_width": 32},
+    ("act_width", 32): {"centroid_width": 32, "stream_width": 64},
+    ("act_frac", 31): {"act_width": 32, "centroid_width": 32, "stream_width": 64},
+    ("centroid_width", 32): {"stream_width": 64},
+    ("weight_width", 18): {"stream_width": 64},
     ("centroid_width", 4): {"act_width": 4, "act_frac": 0},
 }
 
@@ -114,7 +116,7 @@ def test_lanes_not_power_of_two(lanes):
         AccelConfig(lanes=lanes)
 
 
-@pytest.mark.parametrize("clusters", [3, 12, 24, 100, 255])
+@pytest.mark.parametrize("clusters", [3, 12, 24, 100, 127])
 def test_clusters_not_power_of_two(clusters):
     with raises_exactly(f"clusters must be a power of two, not {clusters}"):
         AccelConfig(clusters=clusters)
@@ -147,7 +149,7 @@ def test_centroid_as_wide_as_activation_is_accepted():
     assert AccelConfig(act_width=12, centroid_width=12).centroid_width == 12
 
 
-@pytest.mark.parametrize("clusters,act_width,bits", [(32, 4, 5), (64, 5, 6), (256, 7, 8)])
+@pytest.mark.parametrize("clusters,act_width,bits", [(32, 4, 5), (64, 5, 6), (128, 6, 7)])
 def test_index_wider_than_activation(clusters, act_width, bits):
     with raises_exactly(
             f"clusters={clusters} needs {bits}-bit indices, wider than act_width={act_width}; "
@@ -155,7 +157,7 @@ def test_index_wider_than_activation(clusters, act_width, bits):
         AccelConfig(clusters=clusters, act_width=act_width, act_frac=0)
 
 
-@pytest.mark.parametrize("clusters,act_width", [(16, 4), (32, 5), (256, 8)])
+@pytest.mark.parametrize("clusters,act_width", [(16, 4), (32, 5), (128, 7)])
 def test_index_as_wide_as_activation_is_accepted(clusters, act_width):
     config = AccelConfig(clusters=clusters, act_width=act_width, act_frac=0)
     assert config.index_width == act_width
@@ -173,7 +175,8 @@ def test_stream_width_multiples_of_32_are_accepted(stream_width):
 
 
 def test_accumulator_too_wide():
-    params = dict(weight_width=18, centroid_width=32, act_width=16, max_neurons=65535)
+    params = dict(weight_width=18, centroid_width=32, act_width=16, max_neurons=65535,
+                  stream_width=64)
     # Independent width: bias 2**49 plus 65535 products of 2**17 * 2**31.
     bound = 2 ** 49 + 65535 * 2 ** 48
     width = min_signed_width(-bound, bound)
@@ -186,7 +189,7 @@ def test_accumulator_too_wide():
 def test_accumulator_limit_is_exactly_53_bits():
     # With 18-bit weights and 32-bit centroids the bound is 2**48 * (2 + max_neurons): the
     # largest max_neurons still within 53 bits is the last one whose bound is below 2**52.
-    params = dict(weight_width=18, centroid_width=32)
+    params = dict(weight_width=18, centroid_width=32, stream_width=64)
     widths = {n: min_signed_width(-(2 ** 48) * (2 + n), 2 ** 48 * (2 + n)) for n in (13, 14)}
     assert widths == {13: 53, 14: 54}
     assert AccelConfig(max_neurons=13, **params).acc_width == 53
@@ -211,11 +214,11 @@ def test_parameters_are_keyword_only():
 configs = st.builds(
     lambda weight_width, centroid_width, max_neurons, clusters, lanes: AccelConfig(
         weight_width=weight_width, centroid_width=centroid_width, act_width=16,
-        max_neurons=max_neurons, clusters=clusters, lanes=lanes),
+        max_neurons=max_neurons, clusters=clusters, lanes=lanes, stream_width=64),
     weight_width=st.integers(2, 12),
     centroid_width=st.integers(16, 24),
     max_neurons=st.integers(1, 4096),
-    clusters=st.sampled_from([2, 4, 8, 16, 32, 64, 128, 256]),
+    clusters=st.sampled_from([2, 4, 8, 16, 32, 64, 128]),
     lanes=st.sampled_from([1, 2, 4, 8, 16, 32, 64]),
 )
 
@@ -251,7 +254,7 @@ def test_acc_width_is_tight_for_non_power_of_two_growth(weight_width, centroid_w
     # For these sizes the reachable positive extreme needs every bit of acc_width.
     config = AccelConfig(weight_width=weight_width, centroid_width=centroid_width,
                          act_width=min(centroid_width, 16), act_frac=0, clusters=4,
-                         max_neurons=max_neurons)
+                         max_neurons=max_neurons, stream_width=64)
     low_product, high_product = product_extremes(config)
     most_positive = config.bias_max + max_neurons * high_product
     most_negative = config.bias_min + max_neurons * low_product
@@ -274,7 +277,7 @@ def test_bias_and_delta_widths(config):
 
 
 @pytest.mark.parametrize("clusters,bits", [(2, 1), (4, 2), (8, 3), (16, 4), (32, 5),
-                                           (128, 7), (256, 8)])
+                                           (128, 7)])
 def test_index_width(clusters, bits):
     config = AccelConfig(clusters=clusters)
     assert config.index_width == bits
@@ -310,7 +313,7 @@ ROUND_TRIP = [
     AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                 centroid_width=10, max_layers=2, max_neurons=16, weight_depth=64,
                 stream_width=64),
-    AccelConfig(lanes=64, clusters=256, act_width=32, act_frac=31, weight_width=2,
+    AccelConfig(lanes=64, clusters=128, act_width=32, act_frac=31, weight_width=2,
                 centroid_width=32, max_layers=16, max_neurons=65535, weight_depth=1 << 24,
                 stream_width=256),
 ]

@@ -101,7 +101,8 @@ def test_load_single_npy_array_is_not_an_archive(tmp_path):
     path = tmp_path / "weights.npy"
     np.save(path, np.zeros((3, 5)))
     with pytest.raises(InputError, match="^" + re.escape(
-            f"model file {str(path)!r} is not a NumPy .npz archive")):
+            f"model file {str(path)!r} is a single array, not a NumPy .npz archive of "
+            "w0, b0, w1, b1, ... (save it with numpy.savez)")):
         FloatNetwork.load(path)
 
 
@@ -148,9 +149,9 @@ def shape_message(inputs, shape, source="frames"):
     (np.zeros(5), shape_message(5, (5,))),
     (np.zeros((0, 5)), shape_message(5, (0, 5))),
     (np.zeros((2, 5, 1)), shape_message(5, (2, 5, 1))),
-    (np.full((2, 5), "x"), "frames must hold numbers, not <U1"),
-    (np.array([[None] * 5]), "frames must hold numbers, not object"),
-    (np.ones((2, 5), bool), "frames must hold numbers, not bool"),
+    (np.full((2, 5), "x"), "frames must hold real numbers, not <U1"),
+    (np.array([[None] * 5]), "frames must hold real numbers, not object"),
+    (np.ones((2, 5), bool), "frames must hold real numbers, not bool"),
 ])
 def test_check_frames_rejects_shape_and_type(frames, message):
     with pytest.raises(InputError, match=re.escape(message) + "$"):

@@ -253,15 +253,17 @@ def test_opcodes_match_the_table():
     }
 
 
-@pytest.mark.parametrize("params", [
-    dict(weight_width=18, centroid_width=16),               # 34-bit biases, 32-bit words
-    dict(weight_width=8, centroid_width=32, act_width=16),  # 40-bit biases
+@pytest.mark.parametrize("params,bits", [
+    (dict(weight_width=18, centroid_width=16), 34),               # 34-bit biases, 32-bit words
+    (dict(weight_width=8, centroid_width=32, act_width=16), 40),  # 40-bit biases
 ])
-def test_wide_bias_config_has_a_bias_row_length(params):
-    config = AccelConfig(**params)
-    assert config.bias_width > config.stream_width
-    # The command carries the control row and at least the bias row's L * bias_width bits.
-    control = len(pack_rows([[0, 1]], 32, config.stream_width))
-    bits = config.lanes * config.bias_width
-    length = expected_length(config, Opcode.LOAD_BIASES, rows=1)
-    assert length >= control + -(-bits // config.stream_width)
+def test_bias_wider_than_a_stream_word_is_rejected(params, bits):
+    # A bias field must fit one stream word, or no bias row could be packed.
+    message = (f"biases are {bits} bits (weight_width + centroid_width) and must fit one "
+               "stream word of stream_width=32 bits; raise stream_width or narrow weight_width "
+               "or centroid_width")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        AccelConfig(**params)
+    wider = AccelConfig(**params, stream_width=64)
+    control = len(pack_rows([[0, 1]], 32, wider.stream_width))
+    assert expected_length(wider, Opcode.LOAD_BIASES, rows=1) == control + wider.lanes

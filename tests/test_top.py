@@ -410,14 +410,14 @@ def test_responses_are_packed_with_unused_bits_zero(stream_width):
     assert status_response == [header(Opcode.STATUS | 0x80, 0, len(payload))] + payload
 
 
-def test_status_of_a_256_cluster_device():
-    """clusters = 256 is a legal configuration; the simulated device answers STATUS."""
-    config = AccelConfig(lanes=4, clusters=256, max_neurons=32, weight_depth=512,
+def test_status_of_a_128_cluster_device():
+    """clusters = 128 is the largest legal configuration; the simulated device answers STATUS."""
+    config = AccelConfig(lanes=4, clusters=128, max_neurons=32, weight_depth=512,
                          max_layers=3)
     batch = Batch(config)
     batch.status()
     status = run(batch)[0]
-    assert status["clusters"] == 256
+    assert status["clusters"] == 128
     assert status["flags"] == 0
 
 
