@@ -22,7 +22,7 @@ from .config import COUNTER_WIDTH, AccelConfig
 from .protocol import Error, Opcode
 from .tile import ProcessingTile, layer_descriptor_layout
 
-__all__ = ["Accelerator"]
+__all__ = ["Accelerator", "generate_verilog"]
 
 
 class _State(enum.Enum):
@@ -476,3 +476,10 @@ class Accelerator(wiring.Component):
                     fail(Error.BAD_LENGTH)
                 with m.Else():
                     accept(data_follows=True)
+
+
+def generate_verilog(config: AccelConfig, name: str = "reuse_accel") -> str:
+    """Verilog of the accelerator (ports ``i__*``, ``o__*``, ``clk``, ``rst``; no timescale)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(Accelerator(config), name=name, emit_src=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig, ConfigError
+from reuse_accel.hw.top import generate_verilog
 
 from .commands import DeviceError, ProtocolError
 from .compiler import compile_model
@@ -19,25 +20,17 @@ from .driver import BACKENDS, Driver
 from .network import FloatNetwork, InputError, load_frames, load_labels
 from .report import build_report, format_summary
 
-__all__ = ["main", "generate_verilog"]
-
-
-def generate_verilog(config: AccelConfig, name: str = "reuse_accel") -> str:
-    from amaranth.back import verilog
-
-    from reuse_accel.hw.top import Accelerator
-
-    return verilog.convert(Accelerator(config), name=name, emit_src=False)
+__all__ = ["main", "demo_data"]
 
 
 def _config(args) -> AccelConfig:
     return AccelConfig.from_toml(args.config) if args.config else AccelConfig()
 
 
-def _write_design(config: AccelConfig, out: Path) -> Path:
+def _write_design(config: AccelConfig, out: Path, verilog: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     verilog_path = out / "reuse_accel.v"
-    verilog_path.write_text(generate_verilog(config))
+    verilog_path.write_text(verilog if verilog is not None else generate_verilog(config))
     (out / "config.toml").write_text(config.to_toml())
     return verilog_path
 
@@ -50,9 +43,10 @@ def cmd_generate(args) -> int:
 
 
 def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend: str, *,
-         calibration: np.ndarray, labels=None) -> dict:
+         calibration: np.ndarray, labels=None) -> tuple[dict, Driver]:
     compiled = compile_model(network, config, calibration)
     driver = Driver(compiled, backend=backend)
+    build_seconds = driver.prepare()
     started = time.perf_counter()
     reuse, baseline = driver.run(frames)
     seconds = time.perf_counter() - started
@@ -60,9 +54,10 @@ def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend
     if driver.last_exchange is not None:
         cycles = driver.last_exchange.cycles
         simulation = {"backend": backend, "cycles": cycles, "seconds": seconds,
-                      "cycles_per_second": cycles / seconds}
-    return build_report(reuse, baseline, backend=backend, labels=labels,
-                        simulation=simulation)
+                      "cycles_per_second": cycles / seconds, "build_seconds": build_seconds}
+    report = build_report(reuse, baseline, backend=backend, labels=labels,
+                          simulation=simulation)
+    return report, driver
 
 
 def cmd_run(args) -> int:
@@ -71,8 +66,8 @@ def cmd_run(args) -> int:
     frames = load_frames(args.frames, network.inputs)
     calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
     labels = load_labels(args.labels, len(frames)) if args.labels else None
-    report = _run(network, frames, config, args.backend, calibration=calibration,
-                  labels=labels)
+    report, _ = _run(network, frames, config, args.backend, calibration=calibration,
+                     labels=labels)
     print(format_summary(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
@@ -102,12 +97,13 @@ def cmd_demo(args) -> int:
     labels = data["labels"][:len(frames)]
     print(f"speech: \"{meta['sentence']}\" ({len(frames)} frames of 10 ms, held-out voice "
           f"{meta['test_voice']}); MLP {'-'.join(map(str, data['model'].sizes))}")
-    verilog_path = _write_design(config, out)
+    started = time.perf_counter()
+    report, driver = _run(data["model"], frames, config, args.backend,
+                          calibration=data["calibration"], labels=labels)
+    built = getattr(driver.transport, "verilog_path", None)
+    verilog_path = _write_design(config, out, built.read_text() if built else None)
     print(f"accelerator: {config.lanes} lanes, {config.clusters} clusters; Verilog in "
           f"{verilog_path}")
-    started = time.perf_counter()
-    report = _run(data["model"], frames, config, args.backend,
-                  calibration=data["calibration"], labels=labels)
     print(format_summary(report))
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=1))

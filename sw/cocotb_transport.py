@@ -288,11 +288,9 @@ class CocotbTransport:
         return self.directory
 
     def _generate(self) -> str:
-        from amaranth.back import verilog
+        from reuse_accel.hw.top import generate_verilog
 
-        from reuse_accel.hw.top import Accelerator
-
-        return verilog.convert(Accelerator(self.config), name=TOPLEVEL, emit_src=False)
+        return generate_verilog(self.config, name=TOPLEVEL)
 
     def _build_simulator(self) -> None:
         runner = self._runner()

@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +89,15 @@ class Driver:
         self.transport = None if backend == "golden" else \
             make_transport(backend, compiled.config, **transport_options)
         self.last_exchange = None
+
+    def prepare(self) -> float:
+        """Build the backend's simulator if it needs one; returns the seconds it took."""
+        build = getattr(self.transport, "build", None)
+        if build is None:
+            return 0.0
+        started = time.perf_counter()
+        build()
+        return time.perf_counter() - started
 
     def run(self, frames: np.ndarray, *, baseline_too: bool = True) -> tuple[Run, Run | None]:
         """Run ``frames`` (T, inputs floats) as one sequence with reuse, and if

@@ -132,7 +132,8 @@ def format_summary(report: dict) -> str:
     if "simulation" in summary:
         sim = summary["simulation"]
         lines.append(f"simulation            {sim['cycles']} cycles in {sim['seconds']:.1f} s "
-                     f"({sim['cycles_per_second']:.0f} cycles/s, {sim['backend']})")
+                     f"({sim['cycles_per_second']:.0f} cycles/s, {sim['backend']}; build "
+                     f"{sim['build_seconds']:.1f} s)")
     return "\n".join(lines)
 
 
