@@ -7,7 +7,8 @@ Contract
   arrive in order, starting with row 0, after a ``start`` pulse.
 - ``o``: stream of changed inputs, one per cycle at most, in ascending input order: the input
   number, ``delta = centroid[new] - centroid[old]`` and the input's first weight-memory row
-  ``weight_base + input * groups`` (kept as a running sum per row, so no multiplier).
+  ``weight_base + input * groups`` (a running sum per row plus ``lane * groups``, a small
+  multiplier).
 - ``first``: every real input counts as changed and the old centroid is taken as 0 (first frame
   of a sequence, or baseline mode).
 - ``done``: high in the cycle the ``last`` row leaves the serializer.

@@ -51,7 +51,7 @@ def _is_pow2(value: int) -> bool:
     return value >= 1 and value & (value - 1) == 0
 
 
-# (name, minimum, maximum, extra check, hint) for every integer parameter.
+# (minimum, maximum) of every integer parameter.
 _LIMITS = {
     "lanes": (1, 64),
     "clusters": (2, 128),  # each lane compares with K-1 thresholds in parallel
@@ -134,6 +134,14 @@ class AccelConfig:
                 f"biases are {self.bias_width} bits (weight_width + centroid_width) and must fit "
                 f"one stream word of stream_width={self.stream_width} bits; raise stream_width "
                 "or narrow weight_width or centroid_width")
+        from .protocol import MAX_LENGTH, Opcode, expected_length, frame_response_length
+        longest = max(frame_response_length(self, self.max_neurons, self.max_layers),
+                      expected_length(self, Opcode.FRAME, inputs=self.max_neurons))
+        if longest > MAX_LENGTH:
+            raise ConfigError(
+                f"a frame of max_neurons={self.max_neurons} needs {longest} stream words, more "
+                f"than a command's {MAX_LENGTH}; lower max_neurons or raise lanes or "
+                "stream_width")
         if self.acc_width > 53:
             raise ConfigError(
                 f"the derived accumulator width {self.acc_width} exceeds 53 bits; "
@@ -158,7 +166,7 @@ class AccelConfig:
 
     @property
     def max_shift(self) -> int:
-        """Largest per-layer shift: a weight's fractional bits cannot exceed its width."""
+        """Largest per-layer shift (weight fractional bits): one below the product width."""
         return self.weight_width + self.centroid_width - 1
 
     @property

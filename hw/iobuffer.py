@@ -8,7 +8,8 @@ Contract
   while a layer runs and by the result sender after the frame.
 - ``fill``: writes the *input* bank (the host's layer-0 cluster indices, before a frame).
 - ``write``: writes the *output* bank (the activation readout of the running layer).
-- ``swap``: the output bank becomes the input bank (after each layer); ``clear`` selects bank 0.
+- ``swap``: the output bank becomes the input bank (after each layer). Which bank is which
+  needs no reset: a frame fills the current input bank and its results end up in it.
   ``fill`` and ``write`` are never active together.
 """
 
@@ -34,7 +35,6 @@ class IOBuffer(wiring.Component):
             "fill": Out(memory.WritePort.Signature(addr_width=row_width, shape=row_shape)),
             "write": Out(memory.WritePort.Signature(addr_width=row_width, shape=row_shape)),
             "swap": In(1),
-            "clear": In(1),
         })
 
     @property
@@ -52,9 +52,7 @@ class IOBuffer(wiring.Component):
         write = banks.write_port()
 
         input_bank = Signal()
-        with m.If(self.clear):
-            m.d.sync += input_bank.eq(0)
-        with m.Elif(self.swap):
+        with m.If(self.swap):
             m.d.sync += input_bank.eq(~input_bank)
 
         m.d.comb += [

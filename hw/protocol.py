@@ -12,8 +12,8 @@ Header word (the low 32 bits of a word; higher bits are ignored)::
     bits 15..8   layer (command) or error code (error response)
     bits 31..16  length: payload words that follow
 
-Response codes: ``opcode | 0x80`` for success, ``0xFF`` for an error (bits 15..8 then hold an
-:class:`Error`, and the length is 0).
+Response codes: ``opcode | 0x80`` for success (bits 15..8 echo the command's layer), ``0xFF``
+for an error (bits 15..8 then hold an :class:`Error`, and the length is 0).
 
 Payload packing: a payload is a sequence of *rows*; a row of ``n`` fields of ``b`` bits takes
 ``ceil(n / floor(W / b))`` words, fields little-endian inside a word, unused bits zero. Rows of
@@ -52,7 +52,8 @@ from .config import COUNTER_WIDTH, AccelConfig
 __all__ = [
     "Opcode", "Error", "RESPONSE_ERROR", "RESPONSE_OK", "MAGIC", "VERSION", "STATUS_FIELDS",
     "LAYER_COUNTERS", "header", "parse_header", "words_per_row", "pack_rows", "unpack_rows",
-    "counter_fields", "expected_length",
+    "counter_fields", "expected_length", "CONTROL_FIELDS", "MAX_LENGTH", "control_words",
+    "row_words", "frame_response_length",
 ]
 
 MAGIC = 0x52414343  # "RACC"
@@ -172,21 +173,44 @@ def unpack_rows(words, rows: int, fields: int, field_width: int, stream_width: i
     return values
 
 
+CONTROL_FIELDS = {
+    Opcode.SET_NET: 1, Opcode.SET_LAYER: 4, Opcode.SET_MODE: 1,
+    Opcode.LOAD_WEIGHTS: 2, Opcode.LOAD_BIASES: 2,
+}
+"""32-bit fields in each command's control row (commands not listed have none)."""
+
+MAX_LENGTH = 0xFFFF
+"""Largest payload of one command or response, in words (the 16-bit length field)."""
+
+
+def control_words(config: AccelConfig, opcode: Opcode) -> int:
+    """Words of a command's control row."""
+    return words_per_row(CONTROL_FIELDS.get(opcode, 0), COUNTER_WIDTH, config.stream_width)
+
+
+def row_words(config: AccelConfig, opcode: Opcode) -> int:
+    """Words of one data row of a LOAD_* or FRAME payload."""
+    W = config.stream_width
+    return {
+        Opcode.LOAD_CENTROIDS: words_per_row(config.clusters, config.centroid_width, W),
+        Opcode.LOAD_WEIGHTS: words_per_row(config.lanes, config.weight_width, W),
+        Opcode.LOAD_BIASES: words_per_row(config.lanes, config.bias_width, W),
+        Opcode.FRAME: words_per_row(config.lanes, config.index_width, W),
+    }.get(opcode, 0)
+
+
+def frame_response_length(config: AccelConfig, outputs: int, layers: int) -> int:
+    """Payload words of a FRAME response: the output rows, then the counter row."""
+    return (config.groups(outputs) * words_per_row(config.lanes, config.act_width,
+                                                   config.stream_width)
+            + words_per_row(counter_fields(layers), COUNTER_WIDTH, config.stream_width))
+
+
 def expected_length(config: AccelConfig, opcode: Opcode, *, rows: int = 0,
                     inputs: int = 0) -> int:
     """Payload words of a well-formed command (``rows``: LOAD_*; ``inputs``: FRAME)."""
-    W = config.stream_width
-    control = {
-        Opcode.SET_NET: 1, Opcode.SET_LAYER: 4, Opcode.SET_MODE: 1,
-        Opcode.LOAD_WEIGHTS: 2, Opcode.LOAD_BIASES: 2,
-    }
-    length = words_per_row(control.get(opcode, 0), COUNTER_WIDTH, W) if opcode in control else 0
     if opcode == Opcode.LOAD_CENTROIDS:
-        length = words_per_row(config.clusters, config.centroid_width, W)
-    elif opcode == Opcode.LOAD_WEIGHTS:
-        length += rows * words_per_row(config.lanes, config.weight_width, W)
-    elif opcode == Opcode.LOAD_BIASES:
-        length += rows * words_per_row(config.lanes, config.bias_width, W)
+        rows = 1
     elif opcode == Opcode.FRAME:
-        length = config.groups(inputs) * words_per_row(config.lanes, config.index_width, W)
-    return length
+        rows = config.groups(inputs)
+    return control_words(config, opcode) + rows * row_words(config, opcode)

@@ -19,10 +19,8 @@ Contract
 - Counters (per layer and per frame) are cleared at ``start`` and valid after ``done``.
 """
 
-import enum
-
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -59,7 +57,7 @@ def layer_counters_layout() -> data.StructLayout:
     })
 
 
-class _State(enum.Enum):
+class _State(enum.Enum, shape=3):
     IDLE = 0
     SETUP = 1
     SCAN = 2
@@ -80,7 +78,6 @@ class ProcessingTile(wiring.Component):
             "layer_count": In(range(config.max_layers + 1)),
             "from_scratch": In(1),
             "start": In(1),
-            "busy": Out(1),
             "done": Out(1),
             "frame_cycles": Out(COUNTER_WIDTH),
             "counters": Out(data.ArrayLayout(layer_counters_layout(), config.max_layers)),
@@ -159,7 +156,6 @@ class ProcessingTile(wiring.Component):
             mac.from_scratch.eq(from_scratch),
             mac.shift.eq(shift),
             mac.relu.eq(relu),
-            self.busy.eq(state != _State.IDLE),
         ]
 
         # Row source: reads the input bank row by row into the quantizer.
@@ -205,7 +201,7 @@ class ProcessingTile(wiring.Component):
         counters = self.counters[layer]
         with m.If(state != _State.IDLE):
             m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
-        with m.If(state.matches(_State.SETUP, _State.SCAN, _State.READOUT)):
+        with m.If((state != _State.IDLE) & (state != _State.DONE)):
             m.d.sync += counters.cycles.eq(counters.cycles + 1)
         with m.If(quantizer.o.valid & quantizer.o.ready):
             outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes

@@ -9,10 +9,8 @@ into the tile's memories, runs it, and answers. One command is handled at a time
 stream is not ready while a frame computes or a response is being sent.
 """
 
-import enum
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -25,7 +23,7 @@ from .tile import ProcessingTile, layer_descriptor_layout
 __all__ = ["Accelerator", "generate_verilog"]
 
 
-class _State(enum.Enum):
+class _State(enum.Enum, shape=4):
     HEADER = 0
     CONTROL = 1
     VALIDATE = 2
@@ -35,10 +33,6 @@ class _State(enum.Enum):
     RESPOND_HEADER = 6
     RESPOND_ROWS = 7
     RESPOND_FIELDS = 8
-
-
-def _row_words(fields: int, width: int, stream_width: int) -> int:
-    return protocol.words_per_row(fields, width, stream_width)
 
 
 class Accelerator(wiring.Component):
@@ -73,19 +67,13 @@ class Accelerator(wiring.Component):
 
         m.submodules.tile = tile = ProcessingTile(config)
 
-        # Row geometry of every payload kind: (words per row, field width, fields per row).
-        weight_words = _row_words(lanes, config.weight_width, W)
-        bias_words = _row_words(lanes, config.bias_width, W)
-        centroid_words = _row_words(config.clusters, config.centroid_width, W)
-        index_words = _row_words(lanes, config.index_width, W)
-        act_words = _row_words(lanes, config.act_width, W)
-        control_words = {
-            Opcode.SET_NET: _row_words(1, 32, W),
-            Opcode.SET_LAYER: _row_words(4, 32, W),
-            Opcode.SET_MODE: _row_words(1, 32, W),
-            Opcode.LOAD_WEIGHTS: _row_words(2, 32, W),
-            Opcode.LOAD_BIASES: _row_words(2, 32, W),
-        }
+        # Words per data row of every payload kind, and of each command's control row.
+        weight_words = protocol.row_words(config, Opcode.LOAD_WEIGHTS)
+        bias_words = protocol.row_words(config, Opcode.LOAD_BIASES)
+        centroid_words = protocol.row_words(config, Opcode.LOAD_CENTROIDS)
+        index_words = protocol.row_words(config, Opcode.FRAME)
+        act_words = protocol.words_per_row(lanes, config.act_width, W)
+        control_words = {op: protocol.control_words(config, op) for op in Opcode}
         max_row_words = max(weight_words, bias_words, centroid_words, index_words)
 
         # Network state.
@@ -109,7 +97,8 @@ class Accelerator(wiring.Component):
         layer_arg = Signal(8)
         length = Signal(16)
         remaining = Signal(16)
-        control = Signal(data.ArrayLayout(unsigned(32), 4 + per_word32))
+        control_fields = max(protocol.CONTROL_FIELDS.values())
+        control = Signal(data.ArrayLayout(unsigned(COUNTER_WIDTH), control_fields + per_word32))
         control_index = Signal(range(8))
         error = Signal(8)
         row_buffer = Array(Signal(W, name=f"row_word{n}") for n in range(max_row_words))
@@ -122,12 +111,12 @@ class Accelerator(wiring.Component):
         with m.Switch(opcode):
             for op in Opcode:
                 with m.Case(op):
-                    m.d.comb += [known.eq(1), needed_control.eq(control_words.get(op, 0))]
+                    m.d.comb += [known.eq(1), needed_control.eq(control_words[op])]
 
         # Input side.
         word = self.i.payload
         take = self.i.valid & self.i.ready
-        fields32 = [word[32 * n:32 * n + 32] for n in range(per_word32)]
+        fields32 = [word[COUNTER_WIDTH * n:COUNTER_WIDTH * (n + 1)] for n in range(per_word32)]
 
         def payload_row(words, field_width, fields):
             """Fields of a row whose last word is arriving now."""
@@ -169,12 +158,10 @@ class Accelerator(wiring.Component):
         output_rows = (last_layer.outputs + lanes - 1) >> exact_log2(lanes)
         counter_fields = [tile.frame_cycles]
         for layer in range(config.max_layers):
-            counter = tile.counters[layer]
-            counter_fields += [counter.cycles, counter.changed_inputs, counter.out_of_range,
-                               counter.weight_rows, counter.macs]
+            counter_fields += [getattr(tile.counters[layer], name)
+                               for name in protocol.LAYER_COUNTERS]
         counter_field_count = 1 + len(protocol.LAYER_COUNTERS) * layer_count
-        counter_word_count = (counter_field_count + per_word32 - 1) // per_word32 \
-            if per_word32 > 1 else counter_field_count
+        counter_word_count = (counter_field_count + per_word32 - 1) // per_word32
         status_values = {
             "magic": protocol.MAGIC, "version": protocol.VERSION, "lanes": lanes,
             "clusters": config.clusters, "act_width": config.act_width,
@@ -182,15 +169,16 @@ class Accelerator(wiring.Component):
             "centroid_width": config.centroid_width, "max_layers": config.max_layers,
             "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
             "stream_width": W,
-            "flags": Cat(net_valid, reuse_valid & ~baseline, baseline),
+            "flags": (Mux(net_valid, protocol.STATUS_FLAG_NET_VALID, 0) |
+                      Mux(reuse_valid & ~baseline, protocol.STATUS_FLAG_REUSE_VALID, 0) |
+                      Mux(baseline, protocol.STATUS_FLAG_BASELINE, 0)),
             "errors": errors,
         }
         status_fields = [status_values[name] for name in protocol.STATUS_FIELDS]
-        status_words = _row_words(len(status_fields), 32, W)
-        field_source = Array(
-            [Const(v, 32) if isinstance(v, int) else v for v in counter_fields])
+        status_words = protocol.words_per_row(len(status_fields), COUNTER_WIDTH, W)
+        field_source = Array(counter_fields)
         status_source = Array(
-            [Const(v, 32) if isinstance(v, int) else v for v in status_fields])
+            [Const(v, COUNTER_WIDTH) if isinstance(v, int) else v for v in status_fields])
 
         with m.Switch(state):
             with m.Case(_State.HEADER):
@@ -220,7 +208,7 @@ class Accelerator(wiring.Component):
                     for index in range(max(control_words.values())):
                         with m.If(control_index == index):
                             for n, value in enumerate(fields32):
-                                if index * per_word32 + n < 4:
+                                if index * per_word32 + n < control_fields:
                                     m.d.sync += control[index * per_word32 + n].eq(value)
             with m.Case(_State.VALIDATE):
                 self._validate(m, config, opcode, layer_arg, length, control, descriptors,
@@ -352,7 +340,7 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     parts = []
                     for n in range(per_word32):
-                        index = field_word * per_word32 + n if per_word32 > 1 else field_word
+                        index = field_word * per_word32 + n
                         parts.append(Mux(source, status_source[index], field_source[index]))
                     m.d.comb += [out_valid.eq(1), out_word.eq(Cat(*parts))]
                     with m.If(out_free):
@@ -365,14 +353,10 @@ class Accelerator(wiring.Component):
                   remaining, row_word, row_count, weight_words, bias_words, centroid_words,
                   index_words):
         """One cycle: check the command against the hardware, apply SET_* commands."""
-        W = config.stream_width
         lanes = config.lanes
         lane_bits = exact_log2(lanes)
-        control_length = {
-            op: _row_words(n, 32, W) for op, n in (
-                (Opcode.SET_NET, 1), (Opcode.SET_LAYER, 4), (Opcode.SET_MODE, 1),
-                (Opcode.LOAD_WEIGHTS, 2), (Opcode.LOAD_BIASES, 2))
-        }
+        layer_index = layer_arg[:address_widths(config)["layer"]]
+        control_length = {op: protocol.control_words(config, op) for op in Opcode}
         m.d.sync += [row_word.eq(0), row_count.eq(0)]
 
         def accept(data_follows=False):
@@ -431,16 +415,14 @@ class Accelerator(wiring.Component):
                             (extent > config.weight_depth)):
                     fail(Error.BAD_PARAMETER)
                 with m.Else():
-                    descriptor = descriptors[layer_arg[:max(1, (config.max_layers - 1)
-                                                             .bit_length())]]
+                    descriptor = descriptors[layer_index]
                     m.d.sync += [
                         descriptor.inputs.eq(inputs),
                         descriptor.outputs.eq(outputs),
                         descriptor.weight_base.eq(weight_base),
                         descriptor.shift.eq(flags[0:8]),
                         descriptor.relu.eq(flags[8]),
-                        configured.bit_select(layer_arg[:max(1, (config.max_layers - 1)
-                                                              .bit_length())], 1).eq(1),
+                        configured.bit_select(layer_index, 1).eq(1),
                         net_valid.eq(0),
                         reuse_valid.eq(0),
                     ]

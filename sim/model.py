@@ -110,6 +110,11 @@ class GoldenModel:
         """Forget the previous frame: the next one computes everything from the biases."""
         self._reuse_valid = False
 
+    def set_mode(self, *, baseline: bool) -> None:
+        """Switch baseline mode; like the hardware's SET_MODE, the next frame starts over."""
+        self.baseline = baseline
+        self._reuse_valid = False
+
     def frame(self, indices: np.ndarray) -> FrameResult:
         """Run one frame whose layer-0 inputs are the cluster ``indices``."""
         config = self.config
@@ -118,6 +123,10 @@ class GoldenModel:
             raise ValueError(
                 f"frame must hold {self.layers[0].inputs} cluster indices, "
                 f"not an array of shape {indices.shape}")
+        if indices.size and (indices.min() < 0 or indices.max() >= config.clusters):
+            raise ValueError(
+                f"cluster indices must be in [0, {config.clusters}), not "
+                f"{int(indices.min())}..{int(indices.max())}")
         from_scratch = self.baseline or not self._reuse_valid
         n = len(self.layers)
         changed_counts = np.zeros(n, np.int64)

@@ -14,6 +14,7 @@ import numpy as np
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.top import generate_verilog
 
+from .cocotb_transport import SimulationError
 from .commands import DeviceError, ProtocolError
 from .compiler import compile_model
 from .driver import BACKENDS, Driver
@@ -111,6 +112,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reuse-accel",
@@ -138,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
     demo.add_argument("--backend", choices=BACKENDS, default="verilator")
     demo.add_argument("--out", default="out/demo", help="output directory")
-    demo.add_argument("--frames", type=int, help="use only the first N frames")
+    demo.add_argument("--frames", type=_positive, help="use only the first N frames")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -150,7 +161,7 @@ def main(argv=None) -> int:
     except (ConfigError, InputError) as error:
         print(f"reuse-accel: error: {error}", file=sys.stderr)
         return 2
-    except (DeviceError, ProtocolError, TimeoutError) as error:
+    except (DeviceError, ProtocolError, TimeoutError, SimulationError) as error:
         print(f"reuse-accel: hardware error: {error}", file=sys.stderr)
         return 3
 

@@ -17,10 +17,6 @@ from reuse_accel.sim.model import FixedLayer, FrameResult
 
 __all__ = ["Batch", "DeviceError", "ProtocolError", "split_responses", "weight_bases"]
 
-MAX_ROWS_PER_COMMAND = 4096
-"""Memory rows per LOAD_* command (keeps every payload below the 16-bit length field)."""
-
-
 class DeviceError(RuntimeError):
     """The accelerator answered a command with an error response."""
 
@@ -111,8 +107,11 @@ class Batch:
 
     def _rows(self, opcode: Opcode, layer: int, rows: np.ndarray, width: int,
               start: int) -> None:
-        for first in range(0, len(rows), MAX_ROWS_PER_COMMAND):
-            chunk = rows[first:first + MAX_ROWS_PER_COMMAND]
+        # As many rows per command as the 16-bit length field allows.
+        per_command = ((protocol.MAX_LENGTH - protocol.control_words(self.config, opcode))
+                       // protocol.row_words(self.config, opcode))
+        for first in range(0, len(rows), per_command):
+            chunk = rows[first:first + per_command]
             payload = self._control(start + first, len(chunk))
             payload += protocol.pack_rows(chunk, width, self.config.stream_width)
             self._command(opcode, layer, payload)

@@ -1,12 +1,13 @@
 """Model compiler: float network -> fixed-point layers and centroid tables for the hardware.
 
 - Weights: per layer, the largest ``shift`` (fractional bits) at which the largest weight still
-  fits ``weight_width``; rounded to nearest.
-- Biases: at the product scale ``act_frac + shift``; saturated (and counted) if needed.
+  fits ``weight_width`` and the largest bias, at the product scale ``act_frac + shift``, still
+  fits ``bias_width``; rounded to nearest (anything that still saturates is counted).
 - Centroid tables: calibrated on frames. Each layer's inputs (the frames for layer 0, the float
-  activations for the others) span ``[lo, hi]``; the K centroids are spread linearly from ``lo``
-  to ``hi`` (the paper's linear quantization), so values outside the calibrated range fall in
-  the end clusters and are counted.
+  activations for the others) span ``[lo, hi]``; the K centroids are K uniform levels from
+  ``lo`` to ``hi``, the end levels on the range ends (linear quantization; a ReLU layer's 0
+  stays exactly 0). Values outside the calibrated range fall in the end clusters and are
+  counted.
 - Layer 0 is quantized on the host (:meth:`CompiledModel.quantize_frames`) with the same rule as
   the hardware quantizer, and sent as cluster indices.
 """
@@ -84,12 +85,17 @@ def check_fits(config: AccelConfig, sizes: list[int]) -> None:
             f"weight_depth >= {rows}")
 
 
-def _weight_shift(config: AccelConfig, weight: np.ndarray) -> int:
-    largest = float(np.max(np.abs(weight)))
-    if largest == 0.0:
-        return config.max_shift
-    shift = int(np.floor(np.log2(config.weight_max / largest)))
-    return max(0, min(shift, config.max_shift))
+def _layer_shift(config: AccelConfig, weight: np.ndarray, bias: np.ndarray) -> int:
+    """Most fractional bits at which the weights and the biases still fit their widths."""
+    shift = config.max_shift
+    largest_weight = float(np.max(np.abs(weight)))
+    if largest_weight:
+        shift = min(shift, int(np.floor(np.log2(config.weight_max / largest_weight))))
+    largest_bias = float(np.max(np.abs(bias)))
+    if largest_bias:
+        shift = min(shift, int(np.floor(np.log2(config.bias_max / largest_bias)))
+                    - config.act_frac)
+    return max(0, shift)
 
 
 def _linear_centroids(config: AccelConfig, low: float, high: float) -> np.ndarray:
@@ -113,7 +119,7 @@ def compile_model(network: FloatNetwork, config: AccelConfig,
     layers, ranges = [], []
     saturated_weights = saturated_biases = 0
     for number, (weight, bias) in enumerate(zip(network.weights, network.biases)):
-        shift = _weight_shift(config, weight)
+        shift = _layer_shift(config, weight, bias)
         fixed_weight = np.rint(weight * (1 << shift))
         saturated_weights += int(((fixed_weight < config.weight_min) |
                                   (fixed_weight > config.weight_max)).sum())

@@ -56,7 +56,6 @@ class Run:
     compiled: CompiledModel
     inputs: np.ndarray              # (T, inputs) float frames
     frames: list[FrameResult]
-    input_out_of_range: np.ndarray  # per frame, layer 0 (counted on the host)
     baseline: bool
 
     @property
@@ -84,6 +83,10 @@ class Driver:
     def __init__(self, compiled: CompiledModel, backend: str = "golden", **transport_options):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        if backend == "golden" and transport_options:
+            raise ValueError(
+                f"the golden backend has no transport; options {sorted(transport_options)} "
+                "apply to RTL backends only")
         self.compiled = compiled
         self.backend = backend
         self.transport = None if backend == "golden" else \
@@ -105,7 +108,12 @@ class Driver:
         indices, outside = self.compiled.quantize_frames(frames)
         modes = (False, True) if baseline_too else (False,)
         results = self._execute(indices, modes)
-        runs = [Run(self.compiled, np.asarray(frames, np.float64), results_, outside, mode)
+        # Layer 0 is quantized here, not in the hardware: its out-of-range count is the host's.
+        for mode_results in results:
+            for frame, count in zip(mode_results, outside):
+                frame.out_of_range = frame.out_of_range.copy()
+                frame.out_of_range[0] = count
+        runs = [Run(self.compiled, np.asarray(frames, np.float64), results_, mode)
                 for mode, results_ in zip(modes, results)]
         return runs[0], (runs[1] if baseline_too else None)
 
@@ -115,7 +123,7 @@ class Driver:
             model = GoldenModel(self.compiled.config, layers)
             results = []
             for mode in modes:
-                model.baseline = mode
+                model.set_mode(baseline=mode)
                 model.begin_sequence()
                 results.append(model.run(indices))
             return results

@@ -32,7 +32,6 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     macs = np.stack([frame.macs for frame in reuse.frames])
     baseline_macs = np.stack([frame.macs for frame in baseline.frames])
     out_of_range = np.stack([frame.out_of_range for frame in reuse.frames])
-    out_of_range[:, 0] = reuse.input_out_of_range
 
     later = changed[1:] if count > 1 else np.zeros((0, len(layers)), np.int64)
     later_inputs = inputs * max(count - 1, 0)

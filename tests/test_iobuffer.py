@@ -22,7 +22,7 @@ def row(seed):
 def simulate(cycles):
     """Drive one dict of port values per cycle; return read.data after each cycle's edge.
 
-    Keys: ``fill``/``write`` ``(addr, row)``, ``swap``, ``clear``, ``read`` (an address; absent
+    Keys: ``fill``/``write`` ``(addr, row)``, ``swap``, ``read`` (an address; absent
     means read.en low).
     """
     dut = IOBuffer(CONFIG)
@@ -40,7 +40,6 @@ def simulate(cycles):
                 else:
                     ctx.set(port.en, 0)
             ctx.set(dut.swap, step.get("swap", 0))
-            ctx.set(dut.clear, step.get("clear", 0))
             ctx.set(dut.read.en, "read" in step)
             ctx.set(dut.read.addr, step.get("read", 0))
             before = list(ctx.get(dut.read.data))
@@ -107,24 +106,11 @@ def test_write_in_the_swap_cycle_lands_in_the_new_input_bank():
     assert results[1] == last
 
 
-def test_clear_selects_bank_zero():
-    bank0 = row(60)
-    bank1 = row(61)
-    steps = [{"fill": (1, bank0)}, {"write": (1, bank1)}, {"swap": 1}, {"read": 1},
-             {"clear": 1}, {"read": 1}, {"clear": 1}, {"read": 1},
-             {"swap": 1, "clear": 1}, {"read": 1}]
-    results = [after for _, after in simulate(steps)]
-    assert results[3] == bank1
-    assert results[5] == bank0
-    assert results[7] == bank0
-    assert results[9] == bank0   # clear wins over swap
-
-
 @st.composite
 def operations(draw):
     # Start from known contents in both banks (bank 0 holds 100+n, bank 1 200+n).
     steps = [{"fill": (n, row(100 + n))} for n in range(ROWS)] + [{"swap": 1}]
-    steps += [{"fill": (n, row(200 + n))} for n in range(ROWS)] + [{"clear": 1}]
+    steps += [{"fill": (n, row(200 + n))} for n in range(ROWS)] + [{"swap": 1}]
     for _ in range(draw(st.integers(1, 60))):
         step = {}
         kind = draw(st.sampled_from(["fill", "write", "none"]))
@@ -134,8 +120,6 @@ def operations(draw):
             step["read"] = draw(st.integers(0, ROWS - 1))
         if draw(st.integers(0, 5)) == 0:
             step["swap"] = 1
-        if draw(st.integers(0, 15)) == 0:
-            step["clear"] = 1
         if "fill" in step and step.get("read") == step["fill"][0]:
             del step["read"]   # read-during-write of the same row is not part of the contract
         steps.append(step)
@@ -158,9 +142,7 @@ def test_random_operations_match_two_bank_model(steps):
         if "write" in step:
             addr, value = step["write"]
             banks[1 - input_bank][addr] = value
-        if step.get("clear"):
-            input_bank = 0
-        elif step.get("swap"):
+        if step.get("swap"):
             input_bank ^= 1
         if data is not None:
             assert after == data

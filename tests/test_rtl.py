@@ -92,8 +92,7 @@ class Script:
     def set_mode(self, *, baseline: bool) -> None:
         # SET_MODE also makes the reuse state stale: the next frame starts from scratch.
         self.batch.set_mode(baseline=baseline)
-        self.model.baseline = baseline
-        self.model.begin_sequence()
+        self.model.set_mode(baseline=baseline)
         self._added()
 
     def status(self) -> None:
