@@ -230,3 +230,33 @@ def test_demo_on_the_golden_model(tmp_path, capsys):
     assert summary["baseline_cycles"] == sum(frame["baseline_cycles"]
                                              for frame in report["frames"])
     assert 0.0 <= summary["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "two"])
+def test_demo_rejects_a_frame_count_that_is_not_positive(capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--backend", "golden", "--frames", value])
+    assert exit_info.value.code == 2
+    assert f"argument --frames: must be a positive integer, not {value!r}" in \
+        capsys.readouterr().err
+
+
+def test_a_missing_simulator_is_a_clean_error(model_files, capsys, monkeypatch):
+    model, frames = model_files[:2]
+    monkeypatch.setattr("reuse_accel.sw.cocotb_transport.shutil.which", lambda name: None)
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--backend", "icarus")
+    assert (code, stdout) == (3, "")
+    assert stderr == (
+        "reuse-accel: hardware error: Icarus Verilog (iverilog) is not on PATH; install it "
+        "with `apt-get install iverilog` (cocotb needs version 11 or later) or use "
+        "simulator='verilator'\n")
+
+
+def test_labels_of_the_wrong_length_are_rejected(model_files, tmp_path, capsys):
+    model, frames = model_files[:2]
+    labels = tmp_path / "labels.npy"
+    np.save(labels, np.zeros(2, np.int64))
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--labels", labels)
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: labels in {str(labels)!r} must be 6 integers, one "
+                      "per frame, not (2,)\n")

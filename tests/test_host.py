@@ -15,8 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from networks import random_network
 
+from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.protocol import Opcode
 from reuse_accel.sim.model import FrameResult, GoldenModel
+from reuse_accel.sw.commands import Batch
 from reuse_accel.sw.compiler import ModelFitError, compile_model
 from reuse_accel.sw.driver import Driver
 from reuse_accel.sw.network import FloatNetwork, InputError, check_frames
@@ -444,3 +447,69 @@ def test_property_golden_reuse_equals_from_scratch(sizes, seed, steps, change):
         assert got.changed_inputs[0] == expected_changed
         np.testing.assert_array_equal(want.changed_inputs, sizes[:-1])
         previous = indices
+
+
+# -- limits of the protocol and the number formats ---------------------------------------------
+
+def test_load_commands_fit_the_length_field_at_64_lanes():
+    """A 64-lane row of 8-bit weights takes 16 words; chunks must stay within 65535 words."""
+    config = AccelConfig(lanes=64, max_neurons=4200, weight_depth=1 << 16)
+    rng = np.random.default_rng(5)
+    layers = random_network(config, [4200, 64], rng)
+    batch = Batch(config)
+    batch.load(layers)
+    commands = split_commands(batch.words)
+    lengths = [length for opcode, length, _ in commands if opcode == Opcode.LOAD_WEIGHTS]
+    assert max(lengths) <= protocol.MAX_LENGTH
+    rows = sum(control[1] for opcode, _, control in commands if opcode == Opcode.LOAD_WEIGHTS)
+    assert rows == 4200 * config.groups(64)
+    assert len(lengths) == 2   # 4200 rows of 16 words need two commands
+
+
+def split_commands(words):
+    """(opcode, length, control fields) of each command in a word stream."""
+    commands, position = [], 0
+    while position < len(words):
+        opcode, _, length = protocol.parse_header(words[position])
+        control = [word & 0xFFFFFFFF for word in words[position + 1:position + 3]]
+        commands.append((opcode, length, control))
+        position += 1 + length
+    return commands
+
+
+def test_zero_weights_keep_their_biases():
+    """The layer shift must leave room for the biases, whatever the weights."""
+    network = FloatNetwork([np.zeros((3, 4))], [np.array([1.0, -2.5, 0.75])])
+    compiled = compile_model(network, AccelConfig(), np.ones((2, 4)))
+    assert compiled.saturated_biases == 0
+    run, _ = Driver(compiled).run(np.ones((2, 4)))
+    np.testing.assert_array_equal(run.outputs, [[1.0, -2.5, 0.75]] * 2)
+
+
+def test_small_weights_with_large_biases_do_not_saturate():
+    config = AccelConfig()
+    weights = np.full((2, 3), 1e-4)
+    biases = np.array([100.0, -60.0])
+    compiled = compile_model(FloatNetwork([weights], [biases]), config, np.zeros((1, 3)))
+    layer = compiled.layers[0]
+    assert compiled.saturated_biases == 0
+    # The bias at the product scale act_frac + shift must round-trip within half a step.
+    scale = 2.0 ** (config.act_frac + layer.shift)
+    np.testing.assert_allclose(layer.biases / scale, biases, atol=0.5 / scale)
+
+
+def test_layer0_out_of_range_is_in_the_frame_results(tiny_model):
+    _, full, frames = tiny_model
+    compiled = compile_model(full.network, RTL_CONFIG, frames[:1])
+    reuse, _ = Driver(compiled).run(frames)
+    _, expected = compiled.quantize_frames(frames)
+    assert [int(frame.out_of_range[0]) for frame in reuse.frames] == expected.tolist()
+    assert expected[1:].sum() > 0   # calibrated on frame 0 only: later frames fall outside
+
+
+def test_golden_backend_takes_no_transport_options(tiny_model):
+    _, compiled, _ = tiny_model
+    with pytest.raises(ValueError, match=re.escape(
+            "the golden backend has no transport; options ['stall_input'] apply to RTL "
+            "backends only")):
+        Driver(compiled, backend="golden", stall_input=0.5)

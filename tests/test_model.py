@@ -337,3 +337,26 @@ def test_quantize_shapes_follow_the_values():
     indices, outside = quantize(np.zeros((2, 3), np.int64), np.array([-1, 0, 1]))
     assert indices.shape == outside.shape == (2, 3)
     assert indices.tolist() == [[1] * 3] * 2
+
+
+def test_frame_rejects_indices_outside_the_clusters():
+    config = AccelConfig(lanes=4, clusters=8, max_neurons=16, weight_depth=64)
+    model = GoldenModel(config, random_network(config, [5, 3], np.random.default_rng(0)))
+    for bad, shown in (([0, 1, 8, 2, 3], "0..8"), ([-1, 0, 0, 0, 0], "-1..0")):
+        with pytest.raises(ValueError, match=re.escape(
+                f"cluster indices must be in [0, 8), not {shown}")):
+            model.frame(np.array(bad))
+
+
+def test_set_mode_makes_the_next_frame_start_over():
+    config = AccelConfig(lanes=4, clusters=8, max_neurons=16, weight_depth=64)
+    rng = np.random.default_rng(1)
+    model = GoldenModel(config, random_network(config, [5, 3], rng))
+    frame = similar_frames(config, 5, 1, 0.0, rng)[0]
+    model.frame(frame)
+    assert model.frame(frame).changed_inputs.tolist() == [0]
+    model.set_mode(baseline=False)
+    assert model.frame(frame).changed_inputs.tolist() == [5]
+    model.set_mode(baseline=True)
+    assert model.frame(frame).changed_inputs.tolist() == [5]
+    assert model.frame(frame).changed_inputs.tolist() == [5]
