@@ -27,7 +27,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, check_config
 
 __all__ = ["InputComparator", "address_widths", "changed_input_layout"]
 
@@ -58,7 +58,7 @@ class InputComparator(wiring.Component):
     """Compare each input's cluster with the previous frame's; emit the changed ones."""
 
     def __init__(self, config: AccelConfig):
-        self._config = config
+        self._config = check_config(config)
         widths = address_widths(config)
         lanes = config.lanes
         super().__init__({

@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AccelConfig", "ConfigError", "signed_bits_for"]
+__all__ = ["AccelConfig", "ConfigError", "signed_bits_for", "check_config"]
 
 COUNTER_WIDTH = 32
 """Width of every performance counter and protocol control field."""
@@ -276,3 +276,10 @@ class AccelConfig:
             raise ConfigError(
                 f"configuration file {str(path)!r} has no [accelerator] table")
         return cls.from_dict(document["accelerator"])
+
+
+def check_config(config) -> AccelConfig:
+    """The ``config`` argument of a gateware component, checked."""
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"config must be an AccelConfig, not {config!r}")
+    return config

@@ -18,7 +18,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .comparator import address_widths
-from .config import AccelConfig
+from .config import AccelConfig, check_config
 
 __all__ = ["IOBuffer"]
 
@@ -27,7 +27,7 @@ class IOBuffer(wiring.Component):
     """Ping-pong activation buffer with a bank-select toggle."""
 
     def __init__(self, config: AccelConfig):
-        self._config = config
+        self._config = check_config(config)
         row_width = address_widths(config)["row"]
         row_shape = data.ArrayLayout(signed(config.act_width), config.lanes)
         super().__init__({

@@ -24,7 +24,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .comparator import address_widths, changed_input_layout
-from .config import AccelConfig
+from .config import AccelConfig, check_config
 
 __all__ = ["DeltaMacArray"]
 
@@ -33,7 +33,7 @@ class DeltaMacArray(wiring.Component):
     """L-lane delta multiply-accumulate array with its weight, bias and sum memories."""
 
     def __init__(self, config: AccelConfig):
-        self._config = config
+        self._config = check_config(config)
         widths = address_widths(config)
         lanes = config.lanes
         sum_address = widths["row"] + widths["layer"]

@@ -24,7 +24,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig
+from .config import AccelConfig, check_config
 
 __all__ = ["CentroidQuantizer", "popcount"]
 
@@ -49,7 +49,7 @@ class CentroidQuantizer(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig, *, tag_shape):
-        self._config = config
+        self._config = check_config(config)
         self._tag_shape = tag_shape
         lanes = config.lanes
         super().__init__({

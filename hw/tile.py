@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from .comparator import InputComparator, address_widths
-from .config import COUNTER_WIDTH, AccelConfig
+from .config import COUNTER_WIDTH, AccelConfig, check_config
 from .iobuffer import IOBuffer
 from .mac import DeltaMacArray
 from .quantizer import CentroidQuantizer, popcount
@@ -69,7 +69,7 @@ class ProcessingTile(wiring.Component):
     """Layer sequencer around the quantizer, comparator, MAC array and I/O buffer."""
 
     def __init__(self, config: AccelConfig):
-        self._config = config
+        self._config = check_config(config)
         widths = address_widths(config)
         lanes = config.lanes
         act_row = data.ArrayLayout(signed(config.act_width), lanes)

@@ -16,7 +16,7 @@ from amaranth.utils import exact_log2
 
 from . import protocol
 from .comparator import address_widths
-from .config import COUNTER_WIDTH, AccelConfig
+from .config import COUNTER_WIDTH, AccelConfig, check_config
 from .protocol import Error, Opcode
 from .tile import ProcessingTile, layer_descriptor_layout
 
@@ -45,9 +45,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        self._config = config
+        self._config = check_config(config)
         super().__init__({
             "i": In(stream.Signature(config.stream_width)),
             "o": Out(stream.Signature(config.stream_width)),

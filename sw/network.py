@@ -46,13 +46,7 @@ class FloatNetwork:
     @classmethod
     def load(cls, path: str | Path) -> FloatNetwork:
         path = Path(path)
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(f"model file {str(path)!r} does not exist") from None
-        except (ValueError, OSError) as error:
-            raise InputError(f"model file {str(path)!r} is not a NumPy .npz archive: {error}")\
-                from None
+        archive = _np_load(path, "model", ".npz archive")
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise InputError(
                 f"model file {str(path)!r} is a single array, not a NumPy .npz archive of "
@@ -132,13 +126,7 @@ def check_frames(frames: np.ndarray, inputs: int, source: str = "frames") -> np.
 
 def load_frames(path: str | Path, inputs: int) -> np.ndarray:
     path = Path(path)
-    try:
-        frames = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"frames file {str(path)!r} does not exist") from None
-    except (ValueError, OSError) as error:
-        raise InputError(f"frames file {str(path)!r} is not a NumPy .npy array: {error}")\
-            from None
+    frames = _np_load(path, "frames", ".npy array")
     if not isinstance(frames, np.ndarray):
         frames.close()
         raise InputError(
@@ -150,16 +138,20 @@ def load_frames(path: str | Path, inputs: int) -> np.ndarray:
 def load_labels(path: str | Path, frames: int) -> np.ndarray:
     """Per-frame integer class labels, for reporting accuracy."""
     path = Path(path)
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"labels file {str(path)!r} does not exist") from None
-    except (ValueError, OSError) as error:
-        raise InputError(f"labels file {str(path)!r} is not a NumPy .npy array: {error}")\
-            from None
+    labels = _np_load(path, "labels", ".npy array")
     if not isinstance(labels, np.ndarray) or labels.shape != (frames,) or \
             not np.issubdtype(labels.dtype, np.integer):
         shape = getattr(labels, "shape", "an archive")
         raise InputError(
             f"labels in {str(path)!r} must be {frames} integers, one per frame, not {shape}")
     return labels
+
+
+def _np_load(path: Path, what: str, kind: str):
+    """``np.load`` with the errors a user can act on."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{what} file {str(path)!r} does not exist") from None
+    except (ValueError, OSError) as error:
+        raise InputError(f"{what} file {str(path)!r} is not a NumPy {kind}: {error}") from None

@@ -805,3 +805,17 @@ def test_property_rtl_matches_golden_model(case):
     assert len(got) == len(expected)
     for t, (result, want) in enumerate(zip(got, expected)):
         assert_frame_equal(result, want, f"frame {t}")
+
+
+@pytest.mark.parametrize("component", [
+    "hw.top.Accelerator", "hw.tile.ProcessingTile", "hw.quantizer.CentroidQuantizer",
+    "hw.comparator.InputComparator", "hw.mac.DeltaMacArray", "hw.iobuffer.IOBuffer",
+])
+def test_components_reject_a_config_that_is_not_an_accel_config(component):
+    import importlib
+    module, name = component.rsplit(".", 1)
+    cls = getattr(importlib.import_module(f"reuse_accel.{module}"), name)
+    extra = {"tag_shape": 1} if name == "CentroidQuantizer" else {}
+    message = "config must be an AccelConfig, not {'lanes': 4}"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        cls({"lanes": 4}, **extra)
