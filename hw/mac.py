@@ -15,7 +15,9 @@ Contract
 - ``idle``: no input in flight; the sums are final.
 - ``readout_start``: streams the layer's ``groups`` sum rows through the activation (round,
   ``>> shift``, ReLU or identity, saturate) to ``act`` (a write port into the I/O buffer).
-  Rows are written in cycles ``start+3 .. start+groups+2``; ``readout_done`` marks the last.
+  Rows are written in cycles ``start+3 .. start+groups+2``; ``readout_done`` marks the last,
+  and ``saturated`` flags the lanes of the row being written that were clamped to the
+  activation range (ReLU zeroing a negative sum is not clamping).
 - ``weight_write``, ``bias_write``: host loading ports.
 """
 
@@ -47,6 +49,7 @@ class DeltaMacArray(wiring.Component):
             "idle": Out(1),
             "readout_start": In(1),
             "readout_done": Out(1),
+            "saturated": Out(lanes),
             "act": In(memory.WritePort.Signature(
                 addr_width=widths["row"],
                 shape=data.ArrayLayout(signed(config.act_width), lanes))),
@@ -193,12 +196,15 @@ class DeltaMacArray(wiring.Component):
                 rounded.eq(sum_read.data[lane] + rounding),
                 shifted.eq(rounded >> self.shift),
             ]
+            m.d.sync += self.saturated[lane].eq(0)
             with m.If(self.relu & (shifted < 0)):
                 m.d.sync += self.act.data[lane].eq(0)
             with m.Elif(shifted > config.act_max):
-                m.d.sync += self.act.data[lane].eq(config.act_max)
+                m.d.sync += [self.act.data[lane].eq(config.act_max),
+                             self.saturated[lane].eq(1)]
             with m.Elif(shifted < config.act_min):
-                m.d.sync += self.act.data[lane].eq(config.act_min)
+                m.d.sync += [self.act.data[lane].eq(config.act_min),
+                             self.saturated[lane].eq(1)]
             with m.Else():
                 m.d.sync += self.act.data[lane].eq(shifted)
         return m

@@ -112,8 +112,11 @@ STATUS_FLAG_NET_VALID = 1
 STATUS_FLAG_REUSE_VALID = 2
 STATUS_FLAG_BASELINE = 4
 
-LAYER_COUNTERS = ("cycles", "changed_inputs", "out_of_range", "weight_rows", "macs")
-"""Per-layer counters in a FRAME response, after the frame's total cycle count."""
+LAYER_COUNTERS = ("cycles", "changed_inputs", "out_of_range", "weight_rows", "macs",
+                  "saturated_outputs")
+"""Per-layer counters in a FRAME response, after the frame's total cycle count:
+cycles, inputs that changed, inputs outside the calibrated range (end clusters), weight rows
+read, multiply-accumulates, and outputs clamped to the activation range."""
 
 
 def counter_fields(layers: int) -> int:

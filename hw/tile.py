@@ -28,6 +28,7 @@ from .comparator import InputComparator, address_widths
 from .config import COUNTER_WIDTH, AccelConfig, check_config
 from .iobuffer import IOBuffer
 from .mac import DeltaMacArray
+from .protocol import LAYER_COUNTERS
 from .quantizer import CentroidQuantizer, popcount
 
 __all__ = ["ProcessingTile", "layer_descriptor_layout", "layer_counters_layout"]
@@ -47,14 +48,8 @@ def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
 
 
 def layer_counters_layout() -> data.StructLayout:
-    counter = unsigned(COUNTER_WIDTH)
-    return data.StructLayout({
-        "cycles": counter,
-        "changed_inputs": counter,
-        "out_of_range": counter,
-        "weight_rows": counter,
-        "macs": counter,
-    })
+    """One counter per name in :data:`reuse_accel.hw.protocol.LAYER_COUNTERS`."""
+    return data.StructLayout({name: unsigned(COUNTER_WIDTH) for name in LAYER_COUNTERS})
 
 
 class _State(enum.Enum, shape=3):
@@ -138,6 +133,7 @@ class ProcessingTile(wiring.Component):
         out_groups = Signal(widths["groups"])
         outputs = Signal(widths["input"] + 1)
         last_lanes = Signal(lanes)
+        last_output_lanes = Signal(lanes)
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
 
@@ -206,6 +202,10 @@ class ProcessingTile(wiring.Component):
         with m.If(quantizer.o.valid & quantizer.o.ready):
             outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes
             m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
+        with m.If(mac.act.en):
+            real = Mux(mac.act.addr == out_groups - 1, last_output_lanes, Const(-1, lanes))
+            m.d.sync += counters.saturated_outputs.eq(
+                counters.saturated_outputs + popcount(mac.saturated & real))
         with m.If(mac.items.valid & mac.items.ready):
             m.d.sync += [
                 counters.changed_inputs.eq(counters.changed_inputs + 1),
@@ -228,14 +228,18 @@ class ProcessingTile(wiring.Component):
                         self.counters.eq(0),
                     ]
             with m.Case(_State.SETUP):
-                rows = (descriptor.inputs + lanes - 1) >> lane_bits
-                remainder = descriptor.inputs[:lane_bits] if lane_bits else Const(0, 1)
+                def final_row_lanes(count):
+                    """Lanes that hold real values in the last row of ``count`` values."""
+                    remainder = count[:lane_bits] if lane_bits else Const(0, 1)
+                    return Mux(remainder == 0, Const(-1, lanes),
+                               (Const(1, lanes + 1) << remainder) - 1)
+
                 m.d.sync += [
-                    in_rows.eq(rows),
+                    in_rows.eq((descriptor.inputs + lanes - 1) >> lane_bits),
                     out_groups.eq((descriptor.outputs + lanes - 1) >> lane_bits),
                     outputs.eq(descriptor.outputs),
-                    last_lanes.eq(Mux(remainder == 0, Const(-1, lanes),
-                                      (Const(1, lanes + 1) << remainder) - 1)),
+                    last_lanes.eq(final_row_lanes(descriptor.inputs)),
+                    last_output_lanes.eq(final_row_lanes(descriptor.outputs)),
                     shift.eq(descriptor.shift),
                     relu.eq(descriptor.relu),
                     source_row.eq(0),

@@ -63,12 +63,18 @@ def quantize(values: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
 
 def activate(acc: np.ndarray, shift: int, relu: bool, config: AccelConfig) -> np.ndarray:
     """Round, shift, apply ReLU or identity, saturate to ``act_width``."""
+    return _activate(acc, shift, relu, config)[0]
+
+
+def _activate(acc, shift, relu, config):
+    """The activation and the mask of outputs clamped to the activation range."""
     acc = np.asarray(acc, dtype=np.int64)
     rounding = (1 << (shift - 1)) if shift else 0
     out = (acc + rounding) >> shift
     if relu:
         out = np.maximum(out, 0)
-    return np.clip(out, config.act_min, config.act_max)
+    clamped = (out < config.act_min) | (out > config.act_max)
+    return np.clip(out, config.act_min, config.act_max), clamped
 
 
 @dataclass
@@ -82,6 +88,7 @@ class FrameResult:
     out_of_range: np.ndarray
     weight_rows: np.ndarray
     macs: np.ndarray
+    saturated_outputs: np.ndarray
     activations: list = field(default_factory=list)  # every layer's outputs, fixed point
 
 
@@ -131,6 +138,7 @@ class GoldenModel:
         n = len(self.layers)
         changed_counts = np.zeros(n, np.int64)
         outside_counts = np.zeros(n, np.int64)
+        saturated_counts = np.zeros(n, np.int64)
         cycles = np.zeros(n, np.int64)
         activations = []
         values = None
@@ -153,8 +161,9 @@ class GoldenModel:
                 self._acc[number] += self._weights[number] @ np.where(changed, delta, 0)
             changed_counts[number] = int(changed.sum())
             cycles[number] = layer_cycles(config, changed, layer.outputs)
-            values = activate(self._acc[number].astype(np.int64), layer.shift, layer.relu,
-                              config)
+            values, clamped = _activate(self._acc[number].astype(np.int64), layer.shift,
+                                        layer.relu, config)
+            saturated_counts[number] = int(clamped.sum())
             activations.append(values)
         self._reuse_valid = True
         groups = np.array([config.groups(layer.outputs) for layer in self.layers])
@@ -167,6 +176,7 @@ class GoldenModel:
             out_of_range=outside_counts,
             weight_rows=changed_counts * groups,
             macs=changed_counts * outputs,
+            saturated_outputs=saturated_counts,
             activations=activations,
         )
 

@@ -161,15 +161,9 @@ class Batch:
         counters = protocol.unpack_rows(payload[output_words:], 1, fields, COUNTER_WIDTH, W,
                                         signed=False)[0]
         per_layer = counters[1:].reshape(layers, len(protocol.LAYER_COUNTERS))
-        return FrameResult(
-            outputs=values,
-            cycles=int(counters[0]),
-            layer_cycles=per_layer[:, 0],
-            changed_inputs=per_layer[:, 1],
-            out_of_range=per_layer[:, 2],
-            weight_rows=per_layer[:, 3],
-            macs=per_layer[:, 4],
-        )
+        fields = dict(zip(protocol.LAYER_COUNTERS, per_layer.T))
+        fields["layer_cycles"] = fields.pop("cycles")
+        return FrameResult(outputs=values, cycles=int(counters[0]), **fields)
 
 
 class _UnknownOpcode(int):

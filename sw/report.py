@@ -32,6 +32,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     macs = np.stack([frame.macs for frame in reuse.frames])
     baseline_macs = np.stack([frame.macs for frame in baseline.frames])
     out_of_range = np.stack([frame.out_of_range for frame in reuse.frames])
+    saturated = np.stack([frame.saturated_outputs for frame in reuse.frames])
 
     later = changed[1:] if count > 1 else np.zeros((0, len(layers)), np.int64)
     later_inputs = inputs * max(count - 1, 0)
@@ -60,6 +61,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
         "computation_reuse": float(reuse_share),
         "max_abs_error_vs_float": error,
         "out_of_range_inputs": int(out_of_range.sum()),
+        "saturated_outputs": int(saturated.sum()),
         "saturated_weights": compiled.saturated_weights,
         "saturated_biases": compiled.saturated_biases,
         "backend": backend,
@@ -82,6 +84,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
                 "calibrated_range": list(compiled.ranges[n]),
                 "shift": int(layer.shift),
                 "out_of_range_inputs": int(out_of_range[:, n].sum()),
+                "saturated_outputs": int(saturated[:, n].sum()),
                 "cycles": int(sum(frame.layer_cycles[n] for frame in reuse.frames)),
                 "baseline_cycles": int(sum(frame.layer_cycles[n] for frame in baseline.frames)),
             }
@@ -93,6 +96,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
                 "baseline_cycles": int(base.cycles),
                 "changed_inputs": [int(v) for v in frame.changed_inputs],
                 "out_of_range_inputs": [int(v) for v in out_of_range[t]],
+                "saturated_outputs": [int(v) for v in saturated[t]],
             }
             for t, (frame, base) in enumerate(zip(reuse.frames, baseline.frames))
         ],
@@ -104,7 +108,7 @@ def format_summary(report: dict) -> str:
     summary = report["summary"]
     lines = [
         f"{'layer':>5} {'inputs':>7} {'outputs':>7} {'similarity':>10} {'reuse':>7} "
-        f"{'cycles':>10} {'baseline':>10} {'out-of-range':>12}",
+        f"{'cycles':>10} {'baseline':>10} {'out-of-range':>12} {'saturated':>9}",
     ]
     for n, layer in enumerate(report["layers"]):
         similarity = layer["input_similarity"]
@@ -112,7 +116,8 @@ def format_summary(report: dict) -> str:
             f"{n:>5} {layer['inputs']:>7} {layer['outputs']:>7} "
             f"{(f'{similarity:.1%}' if similarity is not None else '-'):>10} "
             f"{layer['computation_reuse']:>7.1%} {layer['cycles']:>10} "
-            f"{layer['baseline_cycles']:>10} {layer['out_of_range_inputs']:>12}")
+            f"{layer['baseline_cycles']:>10} {layer['out_of_range_inputs']:>12} "
+            f"{layer['saturated_outputs']:>9}")
     lines += [
         "",
         f"frames                {summary['frames']}",

@@ -408,8 +408,8 @@ def test_from_toml_wrong_type(tmp_path):
 
 def test_frame_longer_than_a_command_is_rejected():
     # One lane: every output is a row of its own, one 32-bit word each, so 65535 outputs take
-    # 65535 words, plus ceil((1 + 5 * 4) / 1) = 21 counter words: 65556 > 65535.
-    with raises_exactly("a frame of max_neurons=65535 needs 65556 stream words, more than a "
+    # 65535 words, plus 1 + 6 * 4 = 25 counter words: 65560 > 65535.
+    with raises_exactly("a frame of max_neurons=65535 needs 65560 stream words, more than a "
                         "command's 65535; lower max_neurons or raise lanes or stream_width"):
         AccelConfig(lanes=1, max_neurons=65535, weight_depth=1 << 16)
-    assert AccelConfig(lanes=1, max_neurons=65514, weight_depth=1 << 16).max_neurons == 65514
+    assert AccelConfig(lanes=1, max_neurons=65510, weight_depth=1 << 16).max_neurons == 65510

@@ -64,7 +64,7 @@ def save(path, **arrays):
 def assert_results_equal(got: FrameResult, want: FrameResult, label: str) -> None:
     assert got.cycles == want.cycles, label
     for name in ("outputs", "layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
-                 "macs"):
+                 "macs", "saturated_outputs"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name),
                                       err_msg=f"{label}: {name}")
 

@@ -360,3 +360,18 @@ def test_set_mode_makes_the_next_frame_start_over():
     model.set_mode(baseline=True)
     assert model.frame(frame).changed_inputs.tolist() == [5]
     assert model.frame(frame).changed_inputs.tolist() == [5]
+
+
+def test_clamped_outputs_are_counted():
+    """A one-input identity layer: output = (bias + w * c) >> shift, clamped to 16 bits."""
+    config = AccelConfig(lanes=4, clusters=2, max_neurons=8, weight_depth=16)
+    layer = FixedLayer(weights=np.zeros((4, 1), np.int64),
+                       biases=np.array([40000, -40000, 32767, -32768]) << 2,
+                       centroids=np.array([0, 1]), shift=2, relu=False)
+    result = GoldenModel(config, [layer]).frame(np.array([0]))
+    assert result.outputs.tolist() == [32767, -32768, 32767, -32768]
+    assert result.saturated_outputs.tolist() == [2]
+    layer.relu = True
+    result = GoldenModel(config, [layer]).frame(np.array([0]))
+    assert result.outputs.tolist() == [32767, 0, 32767, 0]
+    assert result.saturated_outputs.tolist() == [1]

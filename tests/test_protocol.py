@@ -242,8 +242,8 @@ def test_every_accepted_config_can_carry_its_payloads(config):
 def test_counter_fields():
     # the frame's total cycle count, then the per-layer counters of every layer
     assert LAYER_COUNTERS == ("cycles", "changed_inputs", "out_of_range", "weight_rows",
-                              "macs")
-    assert [counter_fields(layers) for layers in (1, 2, 4)] == [6, 11, 21]
+                              "macs", "saturated_outputs")
+    assert [counter_fields(layers) for layers in (1, 2, 4)] == [7, 13, 25]
 
 
 def test_opcodes_match_the_table():

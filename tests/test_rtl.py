@@ -59,7 +59,8 @@ SIMULATORS = [
         reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog")),
 ]
 
-COUNTERS = ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows", "macs")
+COUNTERS = ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows", "macs",
+            "saturated_outputs")
 
 
 # -- helpers ----------------------------------------------------------------------------------

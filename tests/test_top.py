@@ -33,7 +33,8 @@ NET_VALID = 1 << 0
 REUSE_VALID = 1 << 1
 BASELINE = 1 << 2
 
-COUNTERS = ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows", "macs")
+COUNTERS = ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows", "macs",
+            "saturated_outputs")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -819,3 +820,38 @@ def test_components_reject_a_config_that_is_not_an_accel_config(component):
     message = "config must be an AccelConfig, not {'lanes': 4}"
     with pytest.raises(TypeError, match=re.escape(message)):
         cls({"lanes": 4}, **extra)
+    # The rejected, half-built component is never elaborated; collect it here, quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        gc.collect()
+
+
+def test_clamped_outputs_are_counted_on_real_lanes_only():
+    """Outputs beyond the activation range are clamped and counted, high and low; padding
+    lanes of the last output group never count, whatever the host loaded there."""
+    config = CONFIG
+    rng = np.random.default_rng(21)
+    layers = random_network(config, [6, 7, 5], rng)
+    # Layer 0 (ReLU): huge positive biases clamp high, huge negative ones are ReLU zeros.
+    layers[0].biases[:] = [config.bias_max, config.bias_min] * 3 + [0]
+    # Layer 1 (identity): both ends clamp.
+    layers[1].biases[:] = [config.bias_max, config.bias_min, 0, config.bias_max, 0]
+    frames = similar_frames(config, 6, 3, 0.5, rng)
+    batch = Batch(config)
+    batch.load(layers)
+    # Garbage biases in the padding lanes of layer 1's last group (outputs 5..7).
+    padded = np.full((1, config.lanes), config.bias_max)
+    padded[0, 0] = layers[1].biases[4]
+    batch._rows(Opcode.LOAD_BIASES, 1, padded, config.bias_width, 1)
+    batch._command(Opcode.SET_NET, payload=batch._control(2))
+    batch.begin_sequence()
+    for frame in frames:
+        batch.frame(frame, layers)
+    results = frames_of(run(batch))
+    model = GoldenModel(config, layers)
+    for t, (result, frame) in enumerate(zip(results, frames)):
+        expected = model.frame(frame)
+        assert_frame_equal(result, expected, f"frame {t}")
+    # Shifting the largest bias by at most 23 bits still exceeds 16-bit activations.
+    assert results[0].saturated_outputs[0] >= 3
+    assert results[0].saturated_outputs[1] >= 3
