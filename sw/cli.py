@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from importlib import resources
@@ -44,9 +45,18 @@ def cmd_generate(args) -> int:
 
 
 def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend: str, *,
-         calibration: np.ndarray, labels=None) -> tuple[dict, Driver]:
+         calibration: np.ndarray, labels=None, waves: str | None = None) -> tuple[dict, Driver]:
+    options = {}
+    if waves:
+        if backend == "golden":
+            raise InputError("--waves needs an RTL backend (amaranth, verilator or icarus)")
+        Path(waves).mkdir(parents=True, exist_ok=True)
+        if backend == "amaranth":
+            options["vcd"] = str(Path(waves) / "reuse_accel.vcd")
+        else:
+            options["waves"] = True
     compiled = compile_model(network, config, calibration)
-    driver = Driver(compiled, backend=backend)
+    driver = Driver(compiled, backend=backend, **options)
     build_seconds = driver.prepare()
     started = time.perf_counter()
     reuse, baseline = driver.run(frames)
@@ -58,6 +68,12 @@ def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend
                       "cycles_per_second": cycles / seconds, "build_seconds": build_seconds}
     report = build_report(reuse, baseline, backend=backend, labels=labels,
                           simulation=simulation)
+    if waves:
+        recorded = getattr(driver.transport, "last_waves", None)
+        path = Path(options.get("vcd") or Path(waves) / recorded.name)
+        if recorded is not None:
+            shutil.copy(recorded, path)
+        print(f"waveform written to {path}")
     return report, driver
 
 
@@ -68,7 +84,7 @@ def cmd_run(args) -> int:
     calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
     labels = load_labels(args.labels, len(frames)) if args.labels else None
     report, _ = _run(network, frames, config, args.backend, calibration=calibration,
-                     labels=labels)
+                     labels=labels, waves=args.waves)
     print(format_summary(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
@@ -100,7 +116,7 @@ def cmd_demo(args) -> int:
           f"{meta['test_voice']}); MLP {'-'.join(map(str, data['model'].sizes))}")
     started = time.perf_counter()
     report, driver = _run(data["model"], frames, config, args.backend,
-                          calibration=data["calibration"], labels=labels)
+                          calibration=data["calibration"], labels=labels, waves=args.waves)
     built = getattr(driver.transport, "verilog_path", None)
     verilog_path = _write_design(config, out, built.read_text() if built else None)
     print(f"accelerator: {config.lanes} lanes, {config.clusters} clusters; Verilog in "
@@ -143,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--calibration", help="frames to calibrate centroid tables on "
                                            "(default: FRAMES)")
     run.add_argument("--labels", help="per-frame class labels (.npy) to report accuracy")
+    run.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="run the shipped speech demo on the RTL")
@@ -150,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", choices=BACKENDS, default="verilator")
     demo.add_argument("--out", default="out/demo", help="output directory")
     demo.add_argument("--frames", type=_positive, help="use only the first N frames")
+    demo.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -260,3 +260,23 @@ def test_labels_of_the_wrong_length_are_rejected(model_files, tmp_path, capsys):
     assert (code, stdout) == (2, "")
     assert stderr == (f"reuse-accel: error: labels in {str(labels)!r} must be 6 integers, one "
                       "per frame, not (2,)\n")
+
+
+def test_run_records_a_waveform_of_the_rtl(model_files, tmp_path, capsys):
+    model, frames = model_files[:2]
+    config_path = write_config(tmp_path / "small.toml", **SMALL)
+    waves = tmp_path / "waves"
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--config", config_path,
+                               "--backend", "amaranth", "--waves", waves)
+    assert (code, stderr) == (0, "")
+    vcd = waves / "reuse_accel.vcd"
+    assert f"waveform written to {vcd}\n" in stdout
+    assert "$var" in vcd.read_text()[:100_000]
+
+
+def test_waves_need_an_rtl_backend(model_files, tmp_path, capsys):
+    model, frames = model_files[:2]
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--waves", tmp_path / "w")
+    assert (code, stdout) == (2, "")
+    assert stderr == ("reuse-accel: error: --waves needs an RTL backend (amaranth, verilator "
+                      "or icarus)\n")
