@@ -178,6 +178,114 @@ class Accelerator(wiring.Component):
         status_source = Array(
             [Const(v, COUNTER_WIDTH) if isinstance(v, int) else v for v in status_fields])
 
+        def validate():
+            """One cycle: check the command against the hardware, apply SET_* commands."""
+            lanes = config.lanes
+            lane_bits = exact_log2(lanes)
+            layer_index = layer_arg[:address_widths(config)["layer"]]
+            control_length = {op: protocol.control_words(config, op) for op in Opcode}
+            m.d.sync += [row_word.eq(0), row_count.eq(0)]
+
+            def accept(data_follows=False):
+                m.d.sync += state.eq(_State.DATA if data_follows else _State.RESPOND_HEADER)
+
+            with m.Switch(opcode):
+                with m.Case(Opcode.STATUS):
+                    with m.If(length != 0):
+                        fail(Error.BAD_LENGTH)
+                    with m.Else():
+                        accept()
+                with m.Case(Opcode.BEGIN_SEQUENCE):
+                    with m.If(length != 0):
+                        fail(Error.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += reuse_valid.eq(0)
+                        accept()
+                with m.Case(Opcode.SET_MODE):
+                    with m.If(length != control_length[Opcode.SET_MODE]):
+                        fail(Error.BAD_LENGTH)
+                    with m.Elif(control[0][1:] != 0):
+                        fail(Error.BAD_PARAMETER)
+                    with m.Else():
+                        m.d.sync += [baseline.eq(control[0][0]), reuse_valid.eq(0)]
+                        accept()
+                with m.Case(Opcode.SET_NET):
+                    count = control[0]
+                    chained = Const(1)
+                    for layer in range(config.max_layers):
+                        present = (layer >= count) | configured[layer]
+                        linked = (layer == 0) | (layer >= count) | \
+                            (descriptors[layer].inputs == descriptors[layer - 1].outputs) \
+                            if layer else Const(1)
+                        chained = chained & present & linked
+                    with m.If(length != control_length[Opcode.SET_NET]):
+                        fail(Error.BAD_LENGTH)
+                    with m.Elif((count == 0) | (count > config.max_layers)):
+                        fail(Error.BAD_PARAMETER)
+                    with m.Elif(~chained):
+                        fail(Error.BAD_NETWORK)
+                    with m.Else():
+                        m.d.sync += [layer_count.eq(count), net_valid.eq(1), reuse_valid.eq(0)]
+                        accept()
+                with m.Case(Opcode.SET_LAYER):
+                    inputs, outputs, weight_base, flags = (control[n] for n in range(4))
+                    groups = (outputs + lanes - 1) >> lane_bits
+                    extent = weight_base + inputs * groups
+                    with m.If(length != control_length[Opcode.SET_LAYER]):
+                        fail(Error.BAD_LENGTH)
+                    with m.Elif(~layer_ok):
+                        fail(Error.BAD_LAYER)
+                    with m.Elif((inputs == 0) | (inputs > config.max_neurons) |
+                                (outputs == 0) | (outputs > config.max_neurons) |
+                                (flags[0:8] > config.max_shift) | (flags[9:] != 0) |
+                                (weight_base >= config.weight_depth) |
+                                (extent > config.weight_depth)):
+                        fail(Error.BAD_PARAMETER)
+                    with m.Else():
+                        descriptor = descriptors[layer_index]
+                        m.d.sync += [
+                            descriptor.inputs.eq(inputs),
+                            descriptor.outputs.eq(outputs),
+                            descriptor.weight_base.eq(weight_base),
+                            descriptor.shift.eq(flags[0:8]),
+                            descriptor.relu.eq(flags[8]),
+                            configured.bit_select(layer_index, 1).eq(1),
+                            net_valid.eq(0),
+                            reuse_valid.eq(0),
+                        ]
+                        accept()
+                with m.Case(Opcode.LOAD_CENTROIDS):
+                    with m.If(length != centroid_words):
+                        fail(Error.BAD_LENGTH)
+                    with m.Elif(~layer_ok):
+                        fail(Error.BAD_LAYER)
+                    with m.Else():
+                        m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
+                        accept(data_follows=True)
+                with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
+                    start, rows = control[0], control[1]
+                    is_weights = opcode == Opcode.LOAD_WEIGHTS
+                    words = Mux(is_weights, weight_words, bias_words)
+                    depth = Mux(is_weights, config.weight_depth, config.max_groups)
+                    with m.If(length != control_length[Opcode.LOAD_WEIGHTS] + rows * words):
+                        fail(Error.BAD_LENGTH)
+                    with m.Elif(~is_weights & ~layer_ok):
+                        fail(Error.BAD_LAYER)
+                    with m.Elif((start >= depth) | (rows > depth - start)):
+                        fail(Error.BAD_ADDRESS)
+                    with m.Else():
+                        m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
+                        accept(data_follows=True)
+                with m.Case(Opcode.FRAME):
+                    first = descriptors[0]
+                    rows = (first.inputs + lanes - 1) >> lane_bits
+                    with m.If(~net_valid):
+                        fail(Error.NOT_READY)
+                    with m.Elif(length != rows * index_words):
+                        fail(Error.BAD_LENGTH)
+                    with m.Else():
+                        accept(data_follows=True)
+
         with m.Switch(state):
             with m.Case(_State.HEADER):
                 with m.If(take):
@@ -209,10 +317,7 @@ class Accelerator(wiring.Component):
                                 if index * per_word32 + n < control_fields:
                                     m.d.sync += control[index * per_word32 + n].eq(value)
             with m.Case(_State.VALIDATE):
-                self._validate(m, config, opcode, layer_arg, length, control, descriptors,
-                               configured, layer_count, net_valid, baseline, reuse_valid,
-                               state, fail, layer_ok, remaining, row_word, row_count,
-                               weight_words, bias_words, centroid_words, index_words)
+                validate()
             with m.Case(_State.DATA):
                 with m.If(remaining == 0):
                     with m.If(opcode == Opcode.FRAME):
@@ -344,118 +449,6 @@ class Accelerator(wiring.Component):
                     with m.If(out_free):
                         m.d.sync += field_word.eq(field_word + 1)
         return m
-
-    @staticmethod
-    def _validate(m, config, opcode, layer_arg, length, control, descriptors, configured,
-                  layer_count, net_valid, baseline, reuse_valid, state, fail, layer_ok,
-                  remaining, row_word, row_count, weight_words, bias_words, centroid_words,
-                  index_words):
-        """One cycle: check the command against the hardware, apply SET_* commands."""
-        lanes = config.lanes
-        lane_bits = exact_log2(lanes)
-        layer_index = layer_arg[:address_widths(config)["layer"]]
-        control_length = {op: protocol.control_words(config, op) for op in Opcode}
-        m.d.sync += [row_word.eq(0), row_count.eq(0)]
-
-        def accept(data_follows=False):
-            m.d.sync += state.eq(_State.DATA if data_follows else _State.RESPOND_HEADER)
-
-        with m.Switch(opcode):
-            with m.Case(Opcode.STATUS):
-                with m.If(length != 0):
-                    fail(Error.BAD_LENGTH)
-                with m.Else():
-                    accept()
-            with m.Case(Opcode.BEGIN_SEQUENCE):
-                with m.If(length != 0):
-                    fail(Error.BAD_LENGTH)
-                with m.Else():
-                    m.d.sync += reuse_valid.eq(0)
-                    accept()
-            with m.Case(Opcode.SET_MODE):
-                with m.If(length != control_length[Opcode.SET_MODE]):
-                    fail(Error.BAD_LENGTH)
-                with m.Elif(control[0][1:] != 0):
-                    fail(Error.BAD_PARAMETER)
-                with m.Else():
-                    m.d.sync += [baseline.eq(control[0][0]), reuse_valid.eq(0)]
-                    accept()
-            with m.Case(Opcode.SET_NET):
-                count = control[0]
-                chained = Const(1)
-                for layer in range(config.max_layers):
-                    present = (layer >= count) | configured[layer]
-                    linked = (layer == 0) | (layer >= count) | \
-                        (descriptors[layer].inputs == descriptors[layer - 1].outputs) \
-                        if layer else Const(1)
-                    chained = chained & present & linked
-                with m.If(length != control_length[Opcode.SET_NET]):
-                    fail(Error.BAD_LENGTH)
-                with m.Elif((count == 0) | (count > config.max_layers)):
-                    fail(Error.BAD_PARAMETER)
-                with m.Elif(~chained):
-                    fail(Error.BAD_NETWORK)
-                with m.Else():
-                    m.d.sync += [layer_count.eq(count), net_valid.eq(1), reuse_valid.eq(0)]
-                    accept()
-            with m.Case(Opcode.SET_LAYER):
-                inputs, outputs, weight_base, flags = (control[n] for n in range(4))
-                groups = (outputs + lanes - 1) >> lane_bits
-                extent = weight_base + inputs * groups
-                with m.If(length != control_length[Opcode.SET_LAYER]):
-                    fail(Error.BAD_LENGTH)
-                with m.Elif(~layer_ok):
-                    fail(Error.BAD_LAYER)
-                with m.Elif((inputs == 0) | (inputs > config.max_neurons) |
-                            (outputs == 0) | (outputs > config.max_neurons) |
-                            (flags[0:8] > config.max_shift) | (flags[9:] != 0) |
-                            (weight_base >= config.weight_depth) |
-                            (extent > config.weight_depth)):
-                    fail(Error.BAD_PARAMETER)
-                with m.Else():
-                    descriptor = descriptors[layer_index]
-                    m.d.sync += [
-                        descriptor.inputs.eq(inputs),
-                        descriptor.outputs.eq(outputs),
-                        descriptor.weight_base.eq(weight_base),
-                        descriptor.shift.eq(flags[0:8]),
-                        descriptor.relu.eq(flags[8]),
-                        configured.bit_select(layer_index, 1).eq(1),
-                        net_valid.eq(0),
-                        reuse_valid.eq(0),
-                    ]
-                    accept()
-            with m.Case(Opcode.LOAD_CENTROIDS):
-                with m.If(length != centroid_words):
-                    fail(Error.BAD_LENGTH)
-                with m.Elif(~layer_ok):
-                    fail(Error.BAD_LAYER)
-                with m.Else():
-                    m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
-                    accept(data_follows=True)
-            with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
-                start, rows = control[0], control[1]
-                is_weights = opcode == Opcode.LOAD_WEIGHTS
-                words = Mux(is_weights, weight_words, bias_words)
-                depth = Mux(is_weights, config.weight_depth, config.max_groups)
-                with m.If(length != control_length[Opcode.LOAD_WEIGHTS] + rows * words):
-                    fail(Error.BAD_LENGTH)
-                with m.Elif(~is_weights & ~layer_ok):
-                    fail(Error.BAD_LAYER)
-                with m.Elif((start >= depth) | (rows > depth - start)):
-                    fail(Error.BAD_ADDRESS)
-                with m.Else():
-                    m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
-                    accept(data_follows=True)
-            with m.Case(Opcode.FRAME):
-                first = descriptors[0]
-                rows = (first.inputs + lanes - 1) >> lane_bits
-                with m.If(~net_valid):
-                    fail(Error.NOT_READY)
-                with m.Elif(length != rows * index_words):
-                    fail(Error.BAD_LENGTH)
-                with m.Else():
-                    accept(data_follows=True)
 
 
 def generate_verilog(config: AccelConfig, name: str = "reuse_accel") -> str:
