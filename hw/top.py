@@ -183,7 +183,6 @@ class Accelerator(wiring.Component):
             lanes = config.lanes
             lane_bits = exact_log2(lanes)
             layer_index = layer_arg[:address_widths(config)["layer"]]
-            control_length = {op: protocol.control_words(config, op) for op in Opcode}
             m.d.sync += [row_word.eq(0), row_count.eq(0)]
 
             def accept(data_follows=False):
@@ -202,7 +201,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += reuse_valid.eq(0)
                         accept()
                 with m.Case(Opcode.SET_MODE):
-                    with m.If(length != control_length[Opcode.SET_MODE]):
+                    with m.If(length != control_words[Opcode.SET_MODE]):
                         fail(Error.BAD_LENGTH)
                     with m.Elif(control[0][1:] != 0):
                         fail(Error.BAD_PARAMETER)
@@ -218,7 +217,7 @@ class Accelerator(wiring.Component):
                             (descriptors[layer].inputs == descriptors[layer - 1].outputs) \
                             if layer else Const(1)
                         chained = chained & present & linked
-                    with m.If(length != control_length[Opcode.SET_NET]):
+                    with m.If(length != control_words[Opcode.SET_NET]):
                         fail(Error.BAD_LENGTH)
                     with m.Elif((count == 0) | (count > config.max_layers)):
                         fail(Error.BAD_PARAMETER)
@@ -231,7 +230,7 @@ class Accelerator(wiring.Component):
                     inputs, outputs, weight_base, flags = (control[n] for n in range(4))
                     groups = (outputs + lanes - 1) >> lane_bits
                     extent = weight_base + inputs * groups
-                    with m.If(length != control_length[Opcode.SET_LAYER]):
+                    with m.If(length != control_words[Opcode.SET_LAYER]):
                         fail(Error.BAD_LENGTH)
                     with m.Elif(~layer_ok):
                         fail(Error.BAD_LAYER)
@@ -267,7 +266,7 @@ class Accelerator(wiring.Component):
                     is_weights = opcode == Opcode.LOAD_WEIGHTS
                     words = Mux(is_weights, weight_words, bias_words)
                     depth = Mux(is_weights, config.weight_depth, config.max_groups)
-                    with m.If(length != control_length[Opcode.LOAD_WEIGHTS] + rows * words):
+                    with m.If(length != control_words[Opcode.LOAD_WEIGHTS] + rows * words):
                         fail(Error.BAD_LENGTH)
                     with m.Elif(~is_weights & ~layer_ok):
                         fail(Error.BAD_LAYER)
