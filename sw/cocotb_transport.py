@@ -35,7 +35,7 @@ from pathlib import Path
 
 from reuse_accel.hw.config import AccelConfig
 
-from .transports import Exchange
+from .transports import Exchange, check_host_settings
 
 __all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "verilator_root"]
 
@@ -196,13 +196,7 @@ class CocotbTransport:
 
     def __init__(self, config: AccelConfig, simulator: str = "verilator", *, build_dir=None,
                  stall_input=0.0, stall_output=0.0, seed=0, timeout=200_000, waves=False):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        for name, value in (("stall_input", stall_input), ("stall_output", stall_output)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), not {value!r}")
-        if not isinstance(timeout, int) or timeout < 1:
-            raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
+        check_host_settings(config, stall_input, stall_output, timeout)
         _check_simulator(simulator)
         self.config = config
         self.simulator = simulator

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 
-__all__ = ["Exchange", "AmaranthTransport"]
+__all__ = ["Exchange", "AmaranthTransport", "check_host_settings"]
 
 
 @dataclass
@@ -24,6 +24,17 @@ class Exchange:
     input_cycles: list[int] = field(default_factory=list)   # cycle each command word moved
     output_cycles: list[int] = field(default_factory=list)  # cycle each response word moved
     cycles: int = 0                                          # simulated cycles in all
+
+
+def check_host_settings(config, stall_input: float, stall_output: float, timeout: int) -> None:
+    """Validate the settings every simulated transport shares."""
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"config must be an AccelConfig, not {config!r}")
+    for name, value in (("stall_input", stall_input), ("stall_output", stall_output)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), not {value!r}")
+    if not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
 
 
 class AmaranthTransport:
@@ -43,6 +54,7 @@ class AmaranthTransport:
 
     def __init__(self, config: AccelConfig, *, stall_input=0.0, stall_output=0.0, seed=0,
                  timeout=100_000, vcd=None):
+        check_host_settings(config, stall_input, stall_output, timeout)
         self.config = config
         self.stall_input = stall_input
         self.stall_output = stall_output

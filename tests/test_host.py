@@ -513,3 +513,21 @@ def test_golden_backend_takes_no_transport_options(tiny_model):
             "the golden backend has no transport; options ['stall_input'] apply to RTL "
             "backends only")):
         Driver(compiled, backend="golden", stall_input=0.5)
+
+
+@pytest.mark.parametrize("transport", ["amaranth", "verilator"])
+@pytest.mark.parametrize("options, error, message", [
+    ({"stall_input": 1.0}, ValueError, "stall_input must be in [0, 1), not 1.0"),
+    ({"stall_output": -0.1}, ValueError, "stall_output must be in [0, 1), not -0.1"),
+    ({"timeout": 0}, ValueError, "timeout must be a positive integer, not 0"),
+])
+def test_transports_reject_bad_host_settings(transport, options, error, message):
+    from reuse_accel.sw.driver import make_transport
+    with pytest.raises(error, match=re.escape(message)):
+        make_transport(transport, RTL_CONFIG, **options)
+
+
+def test_transports_need_an_accel_config():
+    from reuse_accel.sw.transports import AmaranthTransport
+    with pytest.raises(TypeError, match=re.escape("config must be an AccelConfig, not 8")):
+        AmaranthTransport(8)
