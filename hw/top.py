@@ -99,7 +99,9 @@ class Accelerator(wiring.Component):
         control = Signal(data.ArrayLayout(unsigned(COUNTER_WIDTH), control_fields + per_word32))
         control_index = Signal(range(8))
         error = Signal(8)
-        row_buffer = Array(Signal(W, name=f"row_word{n}") for n in range(max_row_words))
+        # The words of a row before its last (the last is used as it arrives).
+        row_buffer = Array(Signal(W, name=f"row_word{n}")
+                           for n in range(max(1, max_row_words - 1)))
         row_word = Signal(range(max_row_words + 1))
         row_count = Signal(COUNTER_WIDTH)
         layer_ok = layer_arg < config.max_layers
@@ -325,7 +327,7 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += state.eq(_State.RESPOND_HEADER)
                 with m.Elif(take):
-                    m.d.sync += [remaining.eq(remaining - 1), row_buffer[row_word].eq(word)]
+                    m.d.sync += remaining.eq(remaining - 1)
                     row_end = Signal()
                     with m.Switch(opcode):
                         for op, words in ((Opcode.LOAD_WEIGHTS, weight_words),
@@ -337,7 +339,7 @@ class Accelerator(wiring.Component):
                     with m.If(row_end):
                         m.d.sync += [row_word.eq(0), row_count.eq(row_count + 1)]
                     with m.Else():
-                        m.d.sync += row_word.eq(row_word + 1)
+                        m.d.sync += [row_word.eq(row_word + 1), row_buffer[row_word].eq(word)]
                     start = control[0]
                     with m.Switch(opcode):
                         with m.Case(Opcode.LOAD_WEIGHTS):
