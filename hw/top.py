@@ -438,7 +438,7 @@ class Accelerator(wiring.Component):
                         with m.Else():
                             m.d.sync += response_word.eq(response_word + 1)
             with m.Case(_State.RESPOND_FIELDS):
-                source = Mux(opcode == Opcode.STATUS, 1, 0)
+                source = opcode == Opcode.STATUS
                 with m.If(field_word == field_words):
                     m.d.sync += state.eq(_State.HEADER)
                 with m.Else():

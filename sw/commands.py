@@ -20,7 +20,7 @@ __all__ = ["Batch", "DeviceError", "ProtocolError", "split_responses", "weight_b
 class DeviceError(RuntimeError):
     """The accelerator answered a command with an error response."""
 
-    def __init__(self, opcode: Opcode, error: int):
+    def __init__(self, opcode: int, error: int):
         self.opcode = opcode
         self.error = error
         try:
@@ -28,7 +28,14 @@ class DeviceError(RuntimeError):
             name = Error(error).name
         except ValueError:
             text, name = "unknown error code", str(error)
-        super().__init__(f"the accelerator rejected {opcode.name}: {name} ({text})")
+        super().__init__(f"the accelerator rejected {_opcode_name(opcode)}: {name} ({text})")
+
+
+def _opcode_name(opcode: int) -> str:
+    try:
+        return Opcode(opcode).name
+    except ValueError:
+        return f"opcode {opcode:#04x}"
 
 
 class ProtocolError(RuntimeError):
@@ -139,11 +146,10 @@ class Batch:
         config = self.config
         code, arg, length = protocol.parse_header(response[0])
         if code == protocol.RESPONSE_ERROR:
-            raise DeviceError(Opcode(opcode) if opcode in Opcode._value2member_map_ else
-                              _UnknownOpcode(opcode), arg)
+            raise DeviceError(opcode, arg)
         if code != (int(opcode) | protocol.RESPONSE_OK):
             raise ProtocolError(
-                f"response code {code:#04x} does not answer {Opcode(opcode).name}")
+                f"response code {code:#04x} does not answer {_opcode_name(opcode)}")
         payload = response[1:]
         W = config.stream_width
         if opcode == Opcode.STATUS:
@@ -164,12 +170,6 @@ class Batch:
         fields = dict(zip(protocol.LAYER_COUNTERS, per_layer.T))
         fields["layer_cycles"] = fields.pop("cycles")
         return FrameResult(outputs=values, cycles=int(counters[0]), **fields)
-
-
-class _UnknownOpcode(int):
-    @property
-    def name(self):
-        return f"opcode {int(self):#04x}"
 
 
 def split_responses(words: list[int], count: int) -> list[list[int]]:
