@@ -58,8 +58,8 @@ __all__ = [
     "REQUEST_SYNC", "REPLY_SYNC", "Kind", "LINK_MAGIC", "DEFAULT_CHUNK", "DEFAULT_FIFO_DEPTH",
     "DEFAULT_IDLE_BYTES", "MAX_COUNT", "crc16", "encode_frame", "encode_request",
     "encode_reply", "Frame", "FrameError", "decode_frame", "frame_length", "hello_word",
-    "LinkInfo", "parse_hello", "InputBuffer", "ReplayBuffer", "Link", "UartAccelerator",
-    "generate_uart_verilog",
+    "LinkInfo", "parse_hello", "check_link_options", "InputBuffer", "ReplayBuffer", "Link",
+    "UartAccelerator", "generate_uart_verilog",
 ]
 
 REQUEST_SYNC = 0xA5
@@ -227,6 +227,22 @@ def _check_depth(depth) -> int:
     return depth
 
 
+def check_link_options(width, *, clocks_per_bit, chunk, fifo_depth, idle_bytes) -> None:
+    """Validate the parameters of a :class:`Link` (errors name the parameter and the rule)."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 8 or width % 8:
+        raise ValueError(f"width must be a positive multiple of 8 bits, not {width!r}")
+    check_clocks_per_bit(clocks_per_bit)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_COUNT:
+        raise ValueError(f"chunk must be an integer in 1..{MAX_COUNT} words (the count "
+                         f"field is one byte), not {chunk!r}")
+    _check_depth(fifo_depth)
+    if fifo_depth < chunk:
+        raise ValueError(f"fifo_depth ({fifo_depth}) must be at least chunk ({chunk}): a "
+                         "DATA reply is kept in the output buffer until the next POLL")
+    if isinstance(idle_bytes, bool) or not isinstance(idle_bytes, int) or idle_bytes < 2:
+        raise ValueError(f"idle_bytes must be an integer of at least 2, not {idle_bytes!r}")
+
+
 class InputBuffer(wiring.Component):
     """Host-to-accelerator word buffer whose writes become visible only when committed.
 
@@ -391,18 +407,8 @@ class Link(wiring.Component):
 
     def __init__(self, width: int, *, clocks_per_bit: int, chunk: int = DEFAULT_CHUNK,
                  fifo_depth: int = DEFAULT_FIFO_DEPTH, idle_bytes: int = DEFAULT_IDLE_BYTES):
-        if isinstance(width, bool) or not isinstance(width, int) or width < 8 or width % 8:
-            raise ValueError(f"width must be a positive multiple of 8 bits, not {width!r}")
-        check_clocks_per_bit(clocks_per_bit)
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_COUNT:
-            raise ValueError(f"chunk must be an integer in 1..{MAX_COUNT} words (the count "
-                             f"field is one byte), not {chunk!r}")
-        _check_depth(fifo_depth)
-        if fifo_depth < chunk:
-            raise ValueError(f"fifo_depth ({fifo_depth}) must be at least chunk ({chunk}): a "
-                             "DATA reply is kept in the output buffer until the next POLL")
-        if isinstance(idle_bytes, bool) or not isinstance(idle_bytes, int) or idle_bytes < 2:
-            raise ValueError(f"idle_bytes must be an integer of at least 2, not {idle_bytes!r}")
+        check_link_options(width, clocks_per_bit=clocks_per_bit, chunk=chunk,
+                           fifo_depth=fifo_depth, idle_bytes=idle_bytes)
         self._width = width
         self._clocks_per_bit = clocks_per_bit
         self._chunk = chunk
