@@ -15,6 +15,11 @@ Contract
 - The previous indices live in a memory of ``max_layers`` x ``max_groups`` rows; each row is
   read when it enters and written with the new indices when it moves on.
 
+Without reuse (``AccelConfig.reuse`` false) the same component is the input serializer of a
+dense accelerator: ``indices`` carries the signed activations themselves, every real lane is
+passed on with ``delta`` = the activation, and there is no previous-index memory and no centroid
+table (``centroids`` and ``first`` are absent).
+
 Timing: a row is accepted one cycle after it enters (registered read of the previous indices),
 then spends ``max(changed_lanes, 1)`` cycles in the serializer, stalling upstream while its
 changed inputs wait for ``o.ready``. No bubbles are added, so the gap between two changed inputs
@@ -29,7 +34,7 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from .config import AccelConfig, check_config
 
-__all__ = ["InputComparator", "address_widths", "changed_input_layout"]
+__all__ = ["InputComparator", "address_widths", "changed_input_layout", "input_row_layout"]
 
 
 def address_widths(config: AccelConfig) -> dict:
@@ -42,6 +47,14 @@ def address_widths(config: AccelConfig) -> dict:
         "weight_row": max(1, ceil_log2(config.weight_depth)),
         "groups": ceil_log2(config.max_groups + 1),
     }
+
+
+def input_row_layout(config: AccelConfig) -> data.ArrayLayout:
+    """A row of L inputs as the comparator takes them: cluster indices with reuse, signed
+    activations without."""
+    if config.reuse:
+        return data.ArrayLayout(unsigned(config.index_width), config.lanes)
+    return data.ArrayLayout(signed(config.act_width), config.lanes)
 
 
 def changed_input_layout(config: AccelConfig) -> data.StructLayout:
@@ -61,9 +74,9 @@ class InputComparator(wiring.Component):
         self._config = check_config(config)
         widths = address_widths(config)
         lanes = config.lanes
-        super().__init__({
+        members = {
             "i": In(stream.Signature(data.StructLayout({
-                "indices": data.ArrayLayout(unsigned(config.index_width), lanes),
+                "indices": input_row_layout(config),
                 "row": unsigned(widths["row"]),
                 "lanes": unsigned(lanes),
                 "last": unsigned(1),
@@ -71,12 +84,15 @@ class InputComparator(wiring.Component):
             "o": Out(stream.Signature(changed_input_layout(config))),
             "start": In(1),
             "layer": In(widths["layer"]),
-            "first": In(1),
-            "centroids": In(data.ArrayLayout(signed(config.centroid_width), config.clusters)),
             "weight_base": In(widths["weight_row"]),
             "groups": In(widths["groups"]),
             "done": Out(1),
-        })
+        }
+        if config.reuse:
+            members["first"] = In(1)
+            members["centroids"] = In(
+                data.ArrayLayout(signed(config.centroid_width), config.clusters))
+        super().__init__(members)
 
     @property
     def config(self) -> AccelConfig:
@@ -87,12 +103,13 @@ class InputComparator(wiring.Component):
         config = self._config
         lanes = config.lanes
         widths = address_widths(config)
-        index_row = data.ArrayLayout(unsigned(config.index_width), lanes)
+        index_row = input_row_layout(config)
 
-        m.submodules.previous = previous = memory.Memory(
-            shape=index_row, depth=config.max_layers << widths["row"], init=[])
-        prev_read = previous.read_port()
-        prev_write = previous.write_port()
+        if config.reuse:
+            m.submodules.previous = previous = memory.Memory(
+                shape=index_row, depth=config.max_layers << widths["row"], init=[])
+            prev_read = previous.read_port()
+            prev_write = previous.write_port()
 
         # Stage A: the row waits for its previous indices (registered read).
         a_valid = Signal()
@@ -128,11 +145,12 @@ class InputComparator(wiring.Component):
             m.d.sync += b_mask.eq(b_mask & ~(Const(1, lanes) << lowest))
 
         a_advance = ~a_valid | b_free
-        m.d.comb += [
-            self.i.ready.eq(a_advance),
-            prev_read.en.eq(a_advance),
-            prev_read.addr.eq(Cat(self.i.payload.row, self.layer)),
-        ]
+        m.d.comb += self.i.ready.eq(a_advance)
+        if config.reuse:
+            m.d.comb += [
+                prev_read.en.eq(a_advance),
+                prev_read.addr.eq(Cat(self.i.payload.row, self.layer)),
+            ]
         with m.If(a_advance):
             m.d.sync += [
                 a_valid.eq(self.i.valid),
@@ -147,18 +165,21 @@ class InputComparator(wiring.Component):
         with m.Elif(b_free):
             m.d.sync += b_valid.eq(a_valid)
             with m.If(a_valid):
-                m.d.comb += [
-                    prev_write.en.eq(1),
-                    prev_write.addr.eq(Cat(a_row, self.layer)),
-                    prev_write.data.eq(a_indices),
-                ]
+                if config.reuse:
+                    m.d.comb += [
+                        prev_write.en.eq(1),
+                        prev_write.addr.eq(Cat(a_row, self.layer)),
+                        prev_write.data.eq(a_indices),
+                    ]
                 m.d.sync += [
                     b_row.eq(a_row),
                     b_last.eq(a_last),
                     b_weight_row.eq(next_weight_row),
                     next_weight_row.eq(next_weight_row + (self.groups << exact_log2(lanes))),
                 ]
-                for lane in range(lanes):
+                if not config.reuse:
+                    m.d.sync += [b_mask.eq(a_lanes), b_deltas.eq(a_indices)]
+                for lane in range(lanes if config.reuse else 0):
                     new = self.centroids[a_indices[lane]]
                     old = self.centroids[prev_read.data[lane]]
                     changed = a_lanes[lane] & (self.first | (a_indices[lane] !=

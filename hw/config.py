@@ -89,6 +89,12 @@ class AccelConfig:
         Weight-memory rows of L weights each, shared by all layers.
     stream_width : int
         Width W of the host input and output stream words (a multiple of 32).
+    reuse : bool
+        Generate the reuse logic (the default). ``False`` generates the same accelerator
+        without it, for comparison: no centroid tables or quantizer, no previous-index memory,
+        one layer of accumulators instead of every layer's stored sums. It computes every
+        layer densely on fixed-point activations (layer 0's inputs are sent as activations,
+        not cluster indices).
     """
 
     lanes: int = 8
@@ -101,9 +107,14 @@ class AccelConfig:
     max_neurons: int = 512
     weight_depth: int = 32768
     stream_width: int = 32
+    reuse: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.reuse, bool):
+            raise ConfigError(f"reuse must be true or false, not {self.reuse!r}")
         for field in dataclasses.fields(self):
+            if field.name not in _LIMITS:
+                continue
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{field.name} must be an integer, not {value!r}")
@@ -156,8 +167,15 @@ class AccelConfig:
 
     @property
     def delta_width(self) -> int:
-        """Bits of a centroid difference ``centroid[new] - centroid[old]``."""
-        return self.centroid_width + 1
+        """Bits of the value a MAC lane multiplies a weight by: a centroid difference
+        ``centroid[new] - centroid[old]`` with reuse, the activation itself without."""
+        return self.centroid_width + 1 if self.reuse else self.act_width
+
+    @property
+    def frame_input_width(self) -> int:
+        """Bits of one layer-0 input in a FRAME command: a cluster index with reuse, a
+        fixed-point activation without."""
+        return self.index_width if self.reuse else self.act_width
 
     @property
     def bias_width(self) -> int:
@@ -244,7 +262,9 @@ class AccelConfig:
     def to_toml(self) -> str:
         lines = ["# reuse-accel hardware configuration", "[accelerator]"]
         for field in dataclasses.fields(self):
-            lines.append(f"{field.name} = {getattr(self, field.name)}")
+            value = getattr(self, field.name)
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            lines.append(f"{field.name} = {text}")
         lines.append("")
         lines.append("# derived (read-only)")
         for name, value in self.to_dict()["derived"].items():

@@ -19,6 +19,10 @@ Contract
   and ``saturated`` flags the lanes of the row being written that were clamped to the
   activation range (ReLU zeroing a negative sum is not clamping).
 - ``weight_write``, ``bias_write``: host loading ports.
+
+The sums of every layer are kept (``max_layers`` x ``max_groups`` rows) so that the next frame
+can correct them. Without reuse (``AccelConfig.reuse`` false) only the running layer's sums are
+needed: ``max_groups`` rows, each layer starting from its biases.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
@@ -38,7 +42,7 @@ class DeltaMacArray(wiring.Component):
         self._config = check_config(config)
         widths = address_widths(config)
         lanes = config.lanes
-        sum_address = widths["row"] + widths["layer"]
+        bias_address = widths["row"] + widths["layer"]
         super().__init__({
             "items": In(stream.Signature(changed_input_layout(config))),
             "layer": In(widths["layer"]),
@@ -57,7 +61,7 @@ class DeltaMacArray(wiring.Component):
                 addr_width=widths["weight_row"],
                 shape=data.ArrayLayout(signed(config.weight_width), lanes))),
             "bias_write": Out(memory.WritePort.Signature(
-                addr_width=sum_address,
+                addr_width=bias_address,
                 shape=data.ArrayLayout(signed(config.bias_width), lanes))),
         })
 
@@ -71,13 +75,17 @@ class DeltaMacArray(wiring.Component):
         lanes = config.lanes
         widths = address_widths(config)
         sum_row = data.ArrayLayout(signed(config.acc_width), lanes)
-        sum_depth = config.max_layers << widths["row"]
+        bias_depth = config.max_layers << widths["row"]
+        sum_depth = bias_depth if config.reuse else 1 << widths["row"]
+
+        def sum_address(group):
+            return Cat(group, self.layer) if config.reuse else group
 
         m.submodules.weights = weights = memory.Memory(
             shape=data.ArrayLayout(signed(config.weight_width), lanes),
             depth=config.weight_depth, init=[])
         m.submodules.biases = biases = memory.Memory(
-            shape=data.ArrayLayout(signed(config.bias_width), lanes), depth=sum_depth, init=[])
+            shape=data.ArrayLayout(signed(config.bias_width), lanes), depth=bias_depth, init=[])
         m.submodules.sums = sums = memory.Memory(shape=sum_row, depth=sum_depth, init=[])
         weight_read = weights.read_port()
         bias_read = biases.read_port()
@@ -124,7 +132,7 @@ class DeltaMacArray(wiring.Component):
         m.d.comb += [
             weight_read.addr.eq(cur_row),
             bias_read.addr.eq(Cat(cur_group, self.layer)),
-            sum_read.addr.eq(Cat(Mux(ro_active, ro_group, cur_group), self.layer)),
+            sum_read.addr.eq(sum_address(Mux(ro_active, ro_group, cur_group))),
         ]
 
         # Multiply stage.
@@ -160,7 +168,7 @@ class DeltaMacArray(wiring.Component):
         last_write_valid = Signal()
         last_write_addr = Signal(len(sum_write.addr))
         last_write_data = Signal(sum_row)
-        write_addr = Cat(s2_group, self.layer)
+        write_addr = sum_address(s2_group)
         forward = ~s2_init & last_write_valid & (last_write_addr == write_addr)
         m.d.comb += [
             sum_write.addr.eq(write_addr),

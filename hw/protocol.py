@@ -32,10 +32,14 @@ LOAD_CENTROIDS          0x05   one row of K centroids
 LOAD_WEIGHTS            0x06   control row ``[start, rows]``, then ``rows`` rows of L weights
 LOAD_BIASES             0x07   control row ``[start, rows]``, then ``rows`` rows of L biases
 BEGIN_SEQUENCE          0x08   none; the next frame computes from scratch
-FRAME                   0x09   ``ceil(inputs / L)`` rows of L cluster indices (layer 0);
+FRAME                   0x09   ``ceil(inputs / L)`` rows of L layer-0 inputs (cluster
+                               indices; activations if generated without reuse);
                                answers with the output rows of the last layer then the
                                counter row (see :func:`counter_fields`)
 ======================  =====  =========================================================
+
+Hardware generated without reuse answers LOAD_CENTROIDS and SET_MODE with ``baseline = 0``
+with :attr:`Error.UNSUPPORTED`.
 
 Any SET_* or LOAD_* command also marks the reuse state stale, so the next frame computes from
 scratch as after BEGIN_SEQUENCE; SET_LAYER and LOAD_* also require a new SET_NET before frames.
@@ -84,6 +88,7 @@ class Error(enum.IntEnum):
     BAD_PARAMETER = 5
     NOT_READY = 6
     BAD_NETWORK = 7
+    UNSUPPORTED = 8
 
     @property
     def description(self) -> str:
@@ -98,6 +103,7 @@ _ERROR_TEXT = {
     Error.BAD_PARAMETER: "layer or mode parameter out of range",
     Error.NOT_READY: "frame sent before a valid SET_NET",
     Error.BAD_NETWORK: "layers missing or not chained (inputs of layer l != outputs of l-1)",
+    Error.UNSUPPORTED: "the hardware was generated without reuse (no centroids, baseline only)",
 }
 
 STATUS_FIELDS = (
@@ -106,11 +112,13 @@ STATUS_FIELDS = (
     "flags", "errors",
 )
 """Fields of the STATUS response's control row. ``flags``: bit 0 network valid, bit 1 reuse
-state valid (the next frame reuses), bit 2 baseline mode. ``errors``: error responses sent."""
+state valid (the next frame reuses), bit 2 baseline mode, bit 3 the hardware has the reuse
+logic (generated with ``reuse = true``). ``errors``: error responses sent."""
 
 STATUS_FLAG_NET_VALID = 1
 STATUS_FLAG_REUSE_VALID = 2
 STATUS_FLAG_BASELINE = 4
+STATUS_FLAG_REUSE_BUILD = 8
 
 LAYER_COUNTERS = ("cycles", "changed_inputs", "out_of_range", "weight_rows", "macs",
                   "saturated_outputs")
@@ -198,7 +206,7 @@ def row_words(config: AccelConfig, opcode: Opcode) -> int:
         Opcode.LOAD_CENTROIDS: words_per_row(config.clusters, config.centroid_width, W),
         Opcode.LOAD_WEIGHTS: words_per_row(config.lanes, config.weight_width, W),
         Opcode.LOAD_BIASES: words_per_row(config.lanes, config.bias_width, W),
-        Opcode.FRAME: words_per_row(config.lanes, config.index_width, W),
+        Opcode.FRAME: words_per_row(config.lanes, config.frame_input_width, W),
     }.get(opcode, 0)
 
 

@@ -14,9 +14,14 @@ Contract
 - ``start``: the host has filled the input bank with layer 0's cluster indices (through
   ``fill``). ``done`` pulses when the last layer's outputs are in the input bank, where
   ``result_read`` reads them while the tile is idle.
-- Per layer the tile spends one setup cycle (centroid-table read), the scan-and-MAC phase, and
-  the readout; :mod:`reuse_accel.sim.timing` gives the exact cycle count.
+- Per layer the tile spends one setup cycle (centroid-table read, layer parameters latched), the
+  scan-and-MAC phase, and the readout; :mod:`reuse_accel.sim.timing` gives the exact cycle
+  count.
 - Counters (per layer and per frame) are cleared at ``start`` and valid after ``done``.
+
+Without reuse (``AccelConfig.reuse`` false) the rows go from the I/O buffer straight to the
+comparator acting as the input serializer: no quantizer and no centroid tables; the input bank
+holds activations for every layer, layer 0's included, and every layer computes from scratch.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
@@ -68,7 +73,7 @@ class ProcessingTile(wiring.Component):
         widths = address_widths(config)
         lanes = config.lanes
         act_row = data.ArrayLayout(signed(config.act_width), lanes)
-        super().__init__({
+        members = {
             "layers": In(data.ArrayLayout(layer_descriptor_layout(config), config.max_layers)),
             "layer_count": In(range(config.max_layers + 1)),
             "from_scratch": In(1),
@@ -85,10 +90,12 @@ class ProcessingTile(wiring.Component):
             "bias_write": Out(memory.WritePort.Signature(
                 addr_width=widths["row"] + widths["layer"],
                 shape=data.ArrayLayout(signed(config.bias_width), lanes))),
-            "centroid_write": Out(memory.WritePort.Signature(
+        }
+        if config.reuse:
+            members["centroid_write"] = Out(memory.WritePort.Signature(
                 addr_width=widths["layer"],
-                shape=data.ArrayLayout(signed(config.centroid_width), config.clusters))),
-        })
+                shape=data.ArrayLayout(signed(config.centroid_width), config.clusters)))
+        super().__init__(members)
 
     @property
     def config(self) -> AccelConfig:
@@ -107,19 +114,19 @@ class ProcessingTile(wiring.Component):
             "last": unsigned(1),
         })
         m.submodules.buffer = buffer = IOBuffer(config)
-        m.submodules.quantizer = quantizer = CentroidQuantizer(config, tag_shape=tag_layout)
         m.submodules.comparator = comparator = InputComparator(config)
         m.submodules.mac = mac = DeltaMacArray(config)
-        m.submodules.centroids = centroids = memory.Memory(
-            shape=data.ArrayLayout(signed(config.centroid_width), config.clusters),
-            depth=1 << widths["layer"], init=[])
-        centroid_read = centroids.read_port()
-        centroid_host = centroids.write_port()
+        if config.reuse:
+            m.submodules.quantizer = quantizer = CentroidQuantizer(config, tag_shape=tag_layout)
+            m.submodules.centroids = centroids = memory.Memory(
+                shape=data.ArrayLayout(signed(config.centroid_width), config.clusters),
+                depth=1 << widths["layer"], init=[])
+            centroid_read = centroids.read_port()
+            wiring.connect(m, wiring.flipped(self.centroid_write), centroids.write_port())
 
         wiring.connect(m, wiring.flipped(self.fill), buffer.fill)
         wiring.connect(m, wiring.flipped(self.weight_write), mac.weight_write)
         wiring.connect(m, wiring.flipped(self.bias_write), mac.bias_write)
-        wiring.connect(m, wiring.flipped(self.centroid_write), centroid_host)
         wiring.connect(m, comparator.o, mac.items)
         wiring.connect(m, mac.act, buffer.write)
 
@@ -137,14 +144,17 @@ class ProcessingTile(wiring.Component):
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
 
+        if config.reuse:
+            m.d.comb += [
+                centroid_read.addr.eq(layer),
+                centroid_read.en.eq(state == _State.SETUP),
+                quantizer.centroids.eq(centroid_read.data),
+                comparator.centroids.eq(centroid_read.data),
+                quantizer.bypass.eq(layer == 0),
+                comparator.first.eq(from_scratch),
+            ]
         m.d.comb += [
-            centroid_read.addr.eq(layer),
-            centroid_read.en.eq(state == _State.SETUP),
-            quantizer.centroids.eq(centroid_read.data),
-            comparator.centroids.eq(centroid_read.data),
-            quantizer.bypass.eq(layer == 0),
             comparator.layer.eq(layer),
-            comparator.first.eq(from_scratch),
             comparator.weight_base.eq(descriptor.weight_base),
             comparator.groups.eq(out_groups),
             mac.layer.eq(layer),
@@ -158,7 +168,9 @@ class ProcessingTile(wiring.Component):
         source_row = Signal(widths["groups"])
         read_valid = Signal()
         read_tag = Signal(tag_layout)
-        read_advance = ~read_valid | quantizer.i.ready
+        # The stage after the row source: the quantizer with reuse, the serializer without.
+        row_sink = quantizer.i if config.reuse else comparator.i
+        read_advance = ~read_valid | row_sink.ready
         issue = (state == _State.SCAN) & (source_row < in_rows)
         with m.If(state == _State.SCAN):
             m.d.comb += [
@@ -180,18 +192,27 @@ class ProcessingTile(wiring.Component):
                 buffer.read.addr.eq(self.result_read.addr),
                 buffer.read.en.eq(self.result_read.en),
             ]
-        m.d.comb += [
-            self.result_read.data.eq(buffer.read.data),
-            quantizer.i.valid.eq(read_valid),
-            quantizer.i.payload.values.eq(buffer.read.data),
-            quantizer.i.payload.tag.eq(read_tag),
-            comparator.i.valid.eq(quantizer.o.valid),
-            comparator.i.payload.indices.eq(quantizer.o.payload.indices),
-            comparator.i.payload.row.eq(quantizer.o.payload.tag.row),
-            comparator.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
-            comparator.i.payload.last.eq(quantizer.o.payload.tag.last),
-            quantizer.o.ready.eq(comparator.i.ready),
-        ]
+        m.d.comb += self.result_read.data.eq(buffer.read.data)
+        if config.reuse:
+            m.d.comb += [
+                quantizer.i.valid.eq(read_valid),
+                quantizer.i.payload.values.eq(buffer.read.data),
+                quantizer.i.payload.tag.eq(read_tag),
+                comparator.i.valid.eq(quantizer.o.valid),
+                comparator.i.payload.indices.eq(quantizer.o.payload.indices),
+                comparator.i.payload.row.eq(quantizer.o.payload.tag.row),
+                comparator.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
+                comparator.i.payload.last.eq(quantizer.o.payload.tag.last),
+                quantizer.o.ready.eq(comparator.i.ready),
+            ]
+        else:
+            m.d.comb += [
+                comparator.i.valid.eq(read_valid),
+                comparator.i.payload.indices.eq(buffer.read.data),
+                comparator.i.payload.row.eq(read_tag.row),
+                comparator.i.payload.lanes.eq(read_tag.lanes),
+                comparator.i.payload.last.eq(read_tag.last),
+            ]
 
         # Counters.
         counters = self.counters[layer]
@@ -199,9 +220,10 @@ class ProcessingTile(wiring.Component):
             m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
         with m.If((state != _State.IDLE) & (state != _State.DONE)):
             m.d.sync += counters.cycles.eq(counters.cycles + 1)
-        with m.If(quantizer.o.valid & quantizer.o.ready):
-            outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes
-            m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
+        if config.reuse:
+            with m.If(quantizer.o.valid & quantizer.o.ready):
+                outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes
+                m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
         with m.If(mac.act.en):
             real = Mux(mac.act.addr == out_groups - 1, last_output_lanes, Const(-1, lanes))
             m.d.sync += counters.saturated_outputs.eq(

@@ -68,7 +68,7 @@ class Accelerator(wiring.Component):
         # Words per data row of every payload kind, and of each command's control row.
         weight_words = protocol.row_words(config, Opcode.LOAD_WEIGHTS)
         bias_words = protocol.row_words(config, Opcode.LOAD_BIASES)
-        centroid_words = protocol.row_words(config, Opcode.LOAD_CENTROIDS)
+        centroid_words = protocol.row_words(config, Opcode.LOAD_CENTROIDS) if config.reuse else 0
         index_words = protocol.row_words(config, Opcode.FRAME)
         act_words = protocol.words_per_row(lanes, config.act_width, W)
         control_words = {op: protocol.control_words(config, op) for op in Opcode}
@@ -80,13 +80,14 @@ class Accelerator(wiring.Component):
         configured = Signal(config.max_layers)
         layer_count = Signal(range(config.max_layers + 1))
         net_valid = Signal()
-        baseline = Signal()
+        # Hardware without reuse is always in baseline mode.
+        baseline = Signal(init=int(not config.reuse))
         reuse_valid = Signal()
         errors = Signal(COUNTER_WIDTH)
         m.d.comb += [
             tile.layers.eq(descriptors),
             tile.layer_count.eq(layer_count),
-            tile.from_scratch.eq(baseline | ~reuse_valid),
+            tile.from_scratch.eq(baseline | ~reuse_valid if config.reuse else 1),
         ]
 
         # Command state.
@@ -171,7 +172,8 @@ class Accelerator(wiring.Component):
             "stream_width": W,
             "flags": (Mux(net_valid, protocol.STATUS_FLAG_NET_VALID, 0) |
                       Mux(reuse_valid & ~baseline, protocol.STATUS_FLAG_REUSE_VALID, 0) |
-                      Mux(baseline, protocol.STATUS_FLAG_BASELINE, 0)),
+                      Mux(baseline, protocol.STATUS_FLAG_BASELINE, 0) |
+                      (protocol.STATUS_FLAG_REUSE_BUILD if config.reuse else 0)),
             "errors": errors,
         }
         status_fields = [status_values[name] for name in protocol.STATUS_FIELDS]
@@ -207,6 +209,9 @@ class Accelerator(wiring.Component):
                         fail(Error.BAD_LENGTH)
                     with m.Elif(control[0][1:] != 0):
                         fail(Error.BAD_PARAMETER)
+                    if not config.reuse:
+                        with m.Elif(~control[0][0]):
+                            fail(Error.UNSUPPORTED)
                     with m.Else():
                         m.d.sync += [baseline.eq(control[0][0]), reuse_valid.eq(0)]
                         accept()
@@ -256,13 +261,16 @@ class Accelerator(wiring.Component):
                         ]
                         accept()
                 with m.Case(Opcode.LOAD_CENTROIDS):
-                    with m.If(length != centroid_words):
-                        fail(Error.BAD_LENGTH)
-                    with m.Elif(~layer_ok):
-                        fail(Error.BAD_LAYER)
-                    with m.Else():
-                        m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
-                        accept(data_follows=True)
+                    if not config.reuse:
+                        fail(Error.UNSUPPORTED)
+                    else:
+                        with m.If(length != centroid_words):
+                            fail(Error.BAD_LENGTH)
+                        with m.Elif(~layer_ok):
+                            fail(Error.BAD_LAYER)
+                        with m.Else():
+                            m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
+                            accept(data_follows=True)
                 with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
                     start, rows = control[0], control[1]
                     is_weights = opcode == Opcode.LOAD_WEIGHTS
@@ -334,6 +342,8 @@ class Accelerator(wiring.Component):
                                           (Opcode.LOAD_BIASES, bias_words),
                                           (Opcode.LOAD_CENTROIDS, centroid_words),
                                           (Opcode.FRAME, index_words)):
+                            if not words:
+                                continue
                             with m.Case(op):
                                 m.d.comb += row_end.eq(row_word == words - 1)
                     with m.If(row_end):
@@ -360,16 +370,17 @@ class Accelerator(wiring.Component):
                             for lane, value in enumerate(fields):
                                 m.d.comb += tile.bias_write.data[lane].eq(value)
                         with m.Case(Opcode.LOAD_CENTROIDS):
-                            fields = payload_row(centroid_words, config.centroid_width,
-                                                 config.clusters)
-                            m.d.comb += [
-                                tile.centroid_write.addr.eq(layer_arg),
-                                tile.centroid_write.en.eq(row_end),
-                            ]
-                            for index, value in enumerate(fields):
-                                m.d.comb += tile.centroid_write.data[index].eq(value)
+                            if config.reuse:
+                                fields = payload_row(centroid_words, config.centroid_width,
+                                                     config.clusters)
+                                m.d.comb += [
+                                    tile.centroid_write.addr.eq(layer_arg),
+                                    tile.centroid_write.en.eq(row_end),
+                                ]
+                                for index, value in enumerate(fields):
+                                    m.d.comb += tile.centroid_write.data[index].eq(value)
                         with m.Case(Opcode.FRAME):
-                            fields = payload_row(index_words, config.index_width, lanes)
+                            fields = payload_row(index_words, config.frame_input_width, lanes)
                             m.d.comb += [
                                 tile.fill.addr.eq(row_count),
                                 tile.fill.en.eq(row_end),

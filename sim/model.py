@@ -1,9 +1,10 @@
 """Bit-exact, cycle-exact NumPy model of the reuse accelerator.
 
 :class:`GoldenModel` holds what the hardware holds (per layer: weights, biases, centroids,
-previous cluster indices and previous pre-activation sums) and runs frames exactly as the RTL
-does: the same integer arithmetic, the same quantizer rule, the same counters, and the same
-cycle count, predicted from the per-layer formula in :mod:`.timing`.
+previous cluster indices and previous pre-activation sums; weights and biases only for hardware
+generated without reuse) and runs frames exactly as the RTL does: the same integer arithmetic,
+the same quantizer rule, the same counters, and the same cycle count, predicted from the
+per-layer formula in :mod:`.timing`.
 
 Integer sums are evaluated in float64: every product and partial sum is an integer below
 2**53 (``AccelConfig`` caps the accumulator at 53 bits), so BLAS gives exact results.
@@ -106,7 +107,7 @@ class GoldenModel:
     def __init__(self, config: AccelConfig, layers: list[FixedLayer]):
         self.config = config
         self.layers = layers
-        self.baseline = False
+        self.baseline = not config.reuse
         self._weights = [np.asarray(layer.weights, dtype=np.float64) for layer in layers]
         self._centroids = [np.asarray(layer.centroids, dtype=np.int64) for layer in layers]
         self._prev_index = [np.zeros(layer.inputs, np.int64) for layer in layers]
@@ -119,21 +120,31 @@ class GoldenModel:
 
     def set_mode(self, *, baseline: bool) -> None:
         """Switch baseline mode; like the hardware's SET_MODE, the next frame starts over."""
+        if not baseline and not self.config.reuse:
+            raise ValueError(
+                "the hardware was generated without reuse (reuse = false) and only runs in "
+                "baseline mode; generate it with reuse = true to reuse computation")
         self.baseline = baseline
         self._reuse_valid = False
 
     def frame(self, indices: np.ndarray) -> FrameResult:
-        """Run one frame whose layer-0 inputs are the cluster ``indices``."""
+        """Run one frame whose layer-0 inputs are the cluster ``indices`` (the fixed-point
+        activations for hardware generated without reuse)."""
         config = self.config
         indices = np.asarray(indices, dtype=np.int64)
+        what = "cluster indices" if config.reuse else "fixed-point activations"
+        low, high = (0, config.clusters - 1) if config.reuse else (config.act_min,
+                                                                      config.act_max)
         if indices.shape != (self.layers[0].inputs,):
             raise ValueError(
-                f"frame must hold {self.layers[0].inputs} cluster indices, "
+                f"frame must hold {self.layers[0].inputs} {what}, "
                 f"not an array of shape {indices.shape}")
-        if indices.size and (indices.min() < 0 or indices.max() >= config.clusters):
+        if indices.size and (indices.min() < low or indices.max() > high):
             raise ValueError(
-                f"cluster indices must be in [0, {config.clusters}), not "
+                f"{what} must be in [{low}, {high}], not "
                 f"{int(indices.min())}..{int(indices.max())}")
+        if not config.reuse:
+            return self._dense_frame(indices)
         from_scratch = self.baseline or not self._reuse_valid
         n = len(self.layers)
         changed_counts = np.zeros(n, np.int64)
@@ -176,6 +187,34 @@ class GoldenModel:
             out_of_range=outside_counts,
             weight_rows=changed_counts * groups,
             macs=changed_counts * outputs,
+            saturated_outputs=saturated_counts,
+            activations=activations,
+        )
+
+    def _dense_frame(self, values: np.ndarray) -> FrameResult:
+        """A frame on hardware generated without reuse: every layer on the activations."""
+        config = self.config
+        n = len(self.layers)
+        cycles = np.zeros(n, np.int64)
+        saturated_counts = np.zeros(n, np.int64)
+        activations = []
+        for number, layer in enumerate(self.layers):
+            acc = layer.biases + self._weights[number] @ values.astype(np.float64)
+            cycles[number] = layer_cycles(config, np.ones(layer.inputs, bool), layer.outputs)
+            values, clamped = _activate(acc.astype(np.int64), layer.shift, layer.relu, config)
+            saturated_counts[number] = int(clamped.sum())
+            activations.append(values)
+        inputs = np.array([layer.inputs for layer in self.layers])
+        groups = np.array([config.groups(layer.outputs) for layer in self.layers])
+        outputs = np.array([layer.outputs for layer in self.layers])
+        return FrameResult(
+            outputs=values,
+            cycles=frame_cycles(cycles),
+            layer_cycles=cycles,
+            changed_inputs=inputs,
+            out_of_range=np.zeros(n, np.int64),
+            weight_rows=inputs * groups,
+            macs=inputs * outputs,
             saturated_outputs=saturated_counts,
             activations=activations,
         )

@@ -23,8 +23,9 @@ With ``n`` changed inputs, ``S = sum(s_w)`` and the pipeline constants below::
     n > 0:  cycles = SETUP + FILL + u_0 + sum_{k<n-1} max(u_{k+1} - u_k, G)
                      + max(S - u_{n-1}, G + MAC_DRAIN) + G + READOUT
 
-When every input changes (no reuse, or the first frame), ``u_k = k`` and this is
-``inputs * G + G + 12`` cycles: the L lanes are busy for all but ``G + 12`` cycles per layer.
+When every input changes (baseline mode, or the first frame), ``u_k = k`` and this is
+``inputs * G + G + 12`` cycles: the L lanes are busy for all but ``G + 12`` cycles per layer
+(``G + 10`` for hardware generated without reuse, which has no quantizer stages).
 A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
 
 These constants are the pipeline depths of the gateware in :mod:`reuse_accel.hw`; the RTL tests
@@ -45,6 +46,8 @@ SETUP = 1
 FILL = 5
 """Cycles from the end of setup to the first row in the serializer: buffer read, two quantizer
 stages, the comparator's previous-index read and the serializer register."""
+FILL_WITHOUT_REUSE = 3
+"""The same without the quantizer (hardware generated without reuse)."""
 MAC_DRAIN = 3
 """Cycles from the MAC's last issued row to its idle flag: multiply, add-and-write, idle."""
 READOUT = 3
@@ -65,8 +68,9 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
     row_cost = np.maximum(per_row, 1)
     serializer_total = int(row_cost.sum())
     count = int(per_row.sum())
+    fill = FILL if config.reuse else FILL_WITHOUT_REUSE
     if count == 0:
-        return SETUP + FILL + serializer_total + groups + READOUT
+        return SETUP + fill + serializer_total + groups + READOUT
     row_start = np.concatenate(([0], np.cumsum(row_cost)[:-1]))
     changed_before_row = np.concatenate(([0], np.cumsum(per_row)[:-1]))
     item_row = np.flatnonzero(padded) // lanes
@@ -74,7 +78,7 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
     leave = row_start[item_row] + order - changed_before_row[item_row]
     handshakes = int(np.maximum(np.diff(leave), groups).sum())
     tail = max(serializer_total - int(leave[-1]), groups + MAC_DRAIN)
-    return SETUP + FILL + int(leave[0]) + handshakes + tail + groups + READOUT
+    return SETUP + fill + int(leave[0]) + handshakes + tail + groups + READOUT
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int) -> int:

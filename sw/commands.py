@@ -100,8 +100,9 @@ class Batch:
             flags = layer.shift | int(layer.relu) << 8
             self._command(Opcode.SET_LAYER, number,
                           self._control(layer.inputs, layer.outputs, base, flags))
-            self._command(Opcode.LOAD_CENTROIDS, number,
-                          protocol.pack_rows([layer.centroids], config.centroid_width, W))
+            if config.reuse:
+                self._command(Opcode.LOAD_CENTROIDS, number,
+                              protocol.pack_rows([layer.centroids], config.centroid_width, W))
             biases = _lane_rows(config, np.asarray(layer.biases))
             self._rows(Opcode.LOAD_BIASES, number, biases, config.bias_width, 0)
             # Weight row (i, g) holds outputs g*L .. g*L+L-1 of input i.
@@ -124,9 +125,11 @@ class Batch:
             self._command(opcode, layer, payload)
 
     def frame(self, indices: np.ndarray, layers: list[FixedLayer]) -> None:
-        """A FRAME command; ``layers`` tells how to decode its response."""
+        """A FRAME command (layer-0 cluster indices, or activations for hardware generated
+        without reuse); ``layers`` tells how to decode its response."""
         rows = _lane_rows(self.config, np.asarray(indices))
-        payload = protocol.pack_rows(rows, self.config.index_width, self.config.stream_width)
+        payload = protocol.pack_rows(rows, self.config.frame_input_width,
+                                     self.config.stream_width)
         self._command(Opcode.FRAME, payload=payload, outputs=layers[-1].outputs,
                       layers=len(layers))
 

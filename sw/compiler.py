@@ -10,6 +10,8 @@
   counted.
 - Layer 0 is quantized on the host (:meth:`CompiledModel.quantize_frames`) with the same rule as
   the hardware quantizer, and sent as cluster indices.
+- Hardware generated without reuse (``AccelConfig.reuse`` false) has no centroid tables: the
+  layers get empty tables and layer 0 is sent as fixed-point activations.
 """
 
 from __future__ import annotations
@@ -52,10 +54,14 @@ class CompiledModel:
         return np.clip(fixed, config.act_min, config.act_max).astype(np.int64), saturated
 
     def quantize_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Layer-0 cluster indices of each frame, and per frame the number of inputs outside
-        the calibrated range (including any that saturated the activation format)."""
+        """Layer-0 inputs of each frame as the hardware takes them, and per frame the number of
+        inputs outside the calibrated range (including any that saturated the activation
+        format). The inputs are cluster indices, or for hardware generated without reuse the
+        fixed-point activations (and the count is of saturated inputs only)."""
         frames = check_frames(frames, self.layers[0].inputs)
         fixed, saturated = self.to_fixed(frames)
+        if not self.config.reuse:
+            return fixed, saturated.sum(axis=1)
         indices, outside = quantize(fixed, self.layers[0].centroids)
         return indices, (outside | saturated).sum(axis=1)
 
@@ -133,7 +139,8 @@ def compile_model(network: FloatNetwork, config: AccelConfig,
         layers.append(FixedLayer(
             weights=fixed_weight.astype(np.int64),
             biases=fixed_bias.astype(np.int64),
-            centroids=_linear_centroids(config, low, high),
+            centroids=(_linear_centroids(config, low, high) if config.reuse
+                       else np.zeros(0, np.int64)),
             shift=shift,
             relu=number < len(network.weights) - 1,
         ))

@@ -104,18 +104,31 @@ class Driver:
 
     def run(self, frames: np.ndarray, *, baseline_too: bool = True) -> tuple[Run, Run | None]:
         """Run ``frames`` (T, inputs floats) as one sequence with reuse, and if
-        ``baseline_too`` again in baseline mode (every input counted as changed)."""
+        ``baseline_too`` again in baseline mode (every input counted as changed).
+
+        Hardware generated without reuse runs once, in baseline mode; that run stands for both.
+        """
         indices, outside = self.compiled.quantize_frames(frames)
+        if not self.compiled.config.reuse:
+            results = self._execute(indices, (True,))
+            run = Run(self.compiled, np.asarray(frames, np.float64),
+                      self._host_out_of_range(results[0], outside), True)
+            return run, (run if baseline_too else None)
         modes = (False, True) if baseline_too else (False,)
         results = self._execute(indices, modes)
-        # Layer 0 is quantized here, not in the hardware: its out-of-range count is the host's.
-        for mode_results in results:
-            for frame, count in zip(mode_results, outside):
-                frame.out_of_range = frame.out_of_range.copy()
-                frame.out_of_range[0] = count
-        runs = [Run(self.compiled, np.asarray(frames, np.float64), results_, mode)
+        runs = [Run(self.compiled, np.asarray(frames, np.float64),
+                    self._host_out_of_range(results_, outside), mode)
                 for mode, results_ in zip(modes, results)]
         return runs[0], (runs[1] if baseline_too else None)
+
+    @staticmethod
+    def _host_out_of_range(results: list[FrameResult], outside) -> list[FrameResult]:
+        """Layer 0 is quantized on the host, not in the hardware: its out-of-range count is
+        the host's."""
+        for frame, count in zip(results, outside):
+            frame.out_of_range = frame.out_of_range.copy()
+            frame.out_of_range[0] = count
+        return results
 
     def _execute(self, indices: np.ndarray, modes) -> list[list[FrameResult]]:
         layers = self.compiled.layers

@@ -78,8 +78,8 @@ def test_generate_honours_a_custom_config(tmp_path, capsys):
     ("[accelerator]\nlanes = 4\nclusters = 1000\n", "clusters must be between 2 and 128, not 1000"),
     ("[accelerator]\nlane = 4\n",
      "unknown configuration parameter 'lane'; known parameters are act_frac, act_width, "
-     "centroid_width, clusters, lanes, max_layers, max_neurons, stream_width, weight_depth, "
-     "weight_width"),
+     "centroid_width, clusters, lanes, max_layers, max_neurons, reuse, stream_width, "
+     "weight_depth, weight_width"),
 ])
 def test_generate_rejects_an_invalid_config(tmp_path, capsys, contents, message):
     config_path = tmp_path / "bad.toml"

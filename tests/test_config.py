@@ -36,7 +36,7 @@ BOUNDARY_COMPANIONS = {
 }
 
 KNOWN = ("act_frac, act_width, centroid_width, clusters, lanes, max_layers, max_neurons, "
-         "stream_width, weight_depth, weight_width")
+         "reuse, stream_width, weight_depth, weight_width")
 
 
 def raises_exactly(message):

@@ -344,7 +344,7 @@ def test_frame_rejects_indices_outside_the_clusters():
     model = GoldenModel(config, random_network(config, [5, 3], np.random.default_rng(0)))
     for bad, shown in (([0, 1, 8, 2, 3], "0..8"), ([-1, 0, 0, 0, 0], "-1..0")):
         with pytest.raises(ValueError, match=re.escape(
-                f"cluster indices must be in [0, 8), not {shown}")):
+                f"cluster indices must be in [0, 7], not {shown}")):
             model.frame(np.array(bad))
 
 

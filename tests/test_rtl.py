@@ -271,7 +271,8 @@ def test_baseline_mode_recomputes_everything(sequences, sequence_run):
     assert sum(results[n].cycles for n in later) < \
         sum(results[n].cycles for n in parts["baseline"][1:])
     status = results[-1]
-    assert status["flags"] == protocol.STATUS_FLAG_NET_VALID | protocol.STATUS_FLAG_REUSE_VALID
+    assert status["flags"] == (protocol.STATUS_FLAG_NET_VALID | protocol.STATUS_FLAG_REUSE_VALID
+                               | protocol.STATUS_FLAG_REUSE_BUILD)
     assert status["errors"] == 0
 
 

@@ -32,6 +32,7 @@ CONFIG = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
 NET_VALID = 1 << 0
 REUSE_VALID = 1 << 1
 BASELINE = 1 << 2
+REUSE_BUILD = 1 << 3   # set by every reuse build, whatever its state
 
 COUNTERS = ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows", "macs",
             "saturated_outputs")
@@ -226,7 +227,7 @@ def test_sequence_controls_reset_and_keep_reuse():
 
     def status(flags):
         batch.status()
-        status_flags.append(flags)
+        status_flags.append(flags | REUSE_BUILD)
 
     frame(0, True)
     frame(1, False)
@@ -305,7 +306,7 @@ def test_status_reports_config_flags_and_errors():
 
     def status(expected_flags):
         batch.status()
-        flags.append(expected_flags)
+        flags.append(expected_flags | REUSE_BUILD)
 
     status(0)                                         # power-on
     batch.load(layers)
@@ -360,7 +361,8 @@ def test_status_reuse_flag_is_clear_in_baseline_mode():
     no_device_errors(results)
     after = frames_of(results)[1]
     assert after.changed_inputs[0] == 6                # the next frame did not reuse ...
-    assert statuses_of(results)[0]["flags"] == NET_VALID | BASELINE   # ... as STATUS says
+    # ... as STATUS says.
+    assert statuses_of(results)[0]["flags"] == NET_VALID | BASELINE | REUSE_BUILD
 
 
 # -- response packing -------------------------------------------------------------------------
@@ -406,7 +408,7 @@ def test_responses_are_packed_with_unused_bits_zero(stream_width):
     assert frame_response == [header(Opcode.FRAME | 0x80, 0, len(payload))] + payload
 
     status = [int.from_bytes(b"RACC", "big"), 1, 4, 16, 16, 8, 8, 16, 3, 32, 512,
-              stream_width, NET_VALID | REUSE_VALID, 1]
+              stream_width, NET_VALID | REUSE_VALID | REUSE_BUILD, 1]
     payload = pack_fields(status, 32, stream_width)
     assert status_response == [header(Opcode.STATUS | 0x80, 0, len(payload))] + payload
 
@@ -419,7 +421,7 @@ def test_status_of_a_128_cluster_device():
     batch.status()
     status = run(batch)[0]
     assert status["clusters"] == 128
-    assert status["flags"] == 0
+    assert status["flags"] == REUSE_BUILD
 
 
 def test_header_bits_above_32_are_ignored():
@@ -617,7 +619,7 @@ def test_error_response_keeps_framing_and_state(case):
     assert isinstance(results[-3], DeviceError)
     status = results[-2]
     assert status["errors"] == 1
-    assert status["flags"] == NET_VALID | REUSE_VALID
+    assert status["flags"] == NET_VALID | REUSE_VALID | REUSE_BUILD
     model = GoldenModel(CONFIG, layers)
     model.frame(frames[0])
     assert_frame_equal(results[-1], model.frame(frames[1]), "frame after the error")
@@ -642,7 +644,7 @@ def test_limits_are_accepted():
     results = run(batch)
     no_device_errors(results)
     assert results[-1]["errors"] == 0
-    assert results[-1]["flags"] == NET_VALID | BASELINE
+    assert results[-1]["flags"] == NET_VALID | BASELINE | REUSE_BUILD
 
 
 def test_not_ready_before_set_net():
@@ -714,7 +716,7 @@ def test_bad_network_on_chain_mismatch():
         "SET_NET", "BAD_NETWORK",
         "layers missing or not chained (inputs of layer l != outputs of l-1)")]
     assert errors[0].error == Error.BAD_NETWORK
-    assert results[-4]["flags"] == 0 and results[-4]["errors"] == 1
+    assert results[-4]["flags"] == REUSE_BUILD and results[-4]["errors"] == 1
     model = GoldenModel(CONFIG, layers)
     assert_frame_equal(results[-1], model.frame(frames[1]), "frame")
 
