@@ -68,7 +68,7 @@ LINK_MAGIC = 0x4C4B          # "LK", bits 15..0 of the HELLO_OK word
 MAX_COUNT = 0xFF             # the count field is one byte
 DEFAULT_CHUNK = 32
 DEFAULT_FIFO_DEPTH = 256     # 256 x 32 bits: two iCE40 block RAMs per buffer
-DEFAULT_IDLE_BYTES = 8
+DEFAULT_IDLE_BYTES = 250    # 2.5 ms at 1 Mbaud: longer than a USB-serial adapter's packet gap
 HEADER_BYTES = 4             # sync, kind, seq, count
 CRC_BYTES = 2
 

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.link import DEFAULT_IDLE_BYTES, check_link_options
+from reuse_accel.hw.link import check_link_options
 
 from .cocotb_transport import (
     TIMESCALE,
@@ -52,6 +52,7 @@ __all__ = ["Fault", "PtySimulation", "UartBuild"]
 
 BENCH_MODULE = "reuse_accel.sw.pty_bench"
 DIRECTIONS = ("to_device", "to_host")
+IDLE_BYTES = 8          # the bench never pauses mid-request for more than ~2 byte times
 ACTIONS = ("drop", "flip", "truncate")
 
 
@@ -96,7 +97,7 @@ class UartBuild(CocotbTransport):
 
     def __init__(self, config: AccelConfig, simulator: str = "verilator", *,
                  clocks_per_bit: int, chunk: int, fifo_depth: int,
-                 idle_bytes: int = DEFAULT_IDLE_BYTES, build_dir=None):
+                 idle_bytes: int = IDLE_BYTES, build_dir=None):
         super().__init__(config, simulator, build_dir=build_dir)
         # Fail here, with the link's own messages, rather than in the build.
         check_link_options(config.stream_width, clocks_per_bit=clocks_per_bit, chunk=chunk,
@@ -142,7 +143,7 @@ class PtySimulation:
     """
 
     def __init__(self, config: AccelConfig, *, clocks_per_bit: int = 8, chunk: int = 16,
-                 fifo_depth: int = 64, idle_bytes: int = DEFAULT_IDLE_BYTES, faults=(),
+                 fifo_depth: int = 64, idle_bytes: int = IDLE_BYTES, faults=(),
                  simulator: str = "verilator", build_dir=None, startup_timeout: float = 30.0):
         self.faults = [fault if isinstance(fault, Fault) else Fault(*fault) for fault in faults]
         self.build = UartBuild(config, simulator, clocks_per_bit=clocks_per_bit, chunk=chunk,
