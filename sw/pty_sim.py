@@ -276,6 +276,11 @@ def main(argv=None) -> int:
     simulation = PtySimulation(config, clocks_per_bit=args.clocks_per_bit, chunk=args.chunk,
                                fifo_depth=args.fifo_depth, faults=args.fault,
                                simulator=args.simulator, startup_timeout=120)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)       # `kill` ends it as cleanly as Ctrl-C
     with simulation as path:
         print(f"{path}  (clocks_per_bit {args.clocks_per_bit}; Ctrl-C ends)", flush=True)
         try:
