@@ -22,6 +22,12 @@ Targets
     LFE5U-85F, CABGA381, speed grade 6 (the ULX3S 85F): ``synth_ecp5``, then nextpnr-ecp5
     (``--router router2``; router1 had not finished the default configuration in 8 minutes).
 
+Memories' initial contents are dropped when they are all zeros (``delete t:$meminit_v2``):
+Amaranth 0.5 writes ``init=[]`` as explicit zeros, the gateware writes every memory before it
+reads it, and neither an ASIC SRAM nor an iCE40 SPRAM has initial contents (Yosys rejects
+SPRAM for a memory with an initializer: "does not support initialization"). A design with a
+non-zero initializer keeps it.
+
 The RTLIL back end is used rather than Verilog: Amaranth writes a memory's initial contents
 to Verilog as one ``initial`` statement per word, and Yosys's Verilog front end did not get
 through the default 32768-row weight memory in 90 s, while it reads the RTLIL in seconds.
@@ -332,11 +338,14 @@ def _tool_failed(tool: str, log_path: Path, code: int) -> ToolError:
 
 # -- Yosys scripts ------------------------------------------------------------------------------
 
-def _yosys_script(target: str, top: str, *, keep_memories: list[str] | None) -> str:
+def _yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
+                  drop_zero_init: bool = True) -> str:
     """The Yosys script; ``dump`` files record multipliers and memories before mapping."""
     dump_muls = "tee -q -o muls_before.il dump t:$mul"
     dump_mems = "tee -q -o memories.il dump t:$mem_v2"
     lines = ["read_rtlil design.il"]
+    if drop_zero_init:
+        lines.append("delete t:$meminit_v2")
     if target == "generic":
         lines += [
             f"synth -flatten -top {top} -run :coarse",
@@ -401,6 +410,15 @@ def _dumped_cells(path: Path) -> list[dict]:
 
 _RTLIL_MODULE = re.compile(r"^module \\(\S+)$")
 _RTLIL_MEMORY = re.compile(r"^\s*memory width (\d+) size (\d+) \\(\S+)$")
+
+
+_MEMINIT_DATA = re.compile(r"^\s*connect \\DATA \d+'([01xz]*)$")
+
+
+def rtlil_zero_init(rtlil_text: str) -> bool:
+    """Whether every memory initializer in the RTLIL is all zeros."""
+    return all(set(match[1]) <= {"0"} for line in rtlil_text.splitlines()
+               if (match := _MEMINIT_DATA.match(line)))
 
 
 def rtlil_memories(rtlil_text: str, top: str) -> dict[str, int]:
@@ -635,7 +653,9 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
             if not re.fullmatch(r"[A-Za-z0-9_.\[\]]+", name):
                 raise SynthInputError(f"memory {name!r} cannot be kept as an SRAM macro (its "
                                       "name needs escaping); raise sram_min_bits")
-    log_path = yosys(_yosys_script(target, top, keep_memories=macros), "yosys.log")
+    script = _yosys_script(target, top, keep_memories=macros,
+                           drop_zero_init=rtlil_zero_init(rtlil_text))
+    log_path = yosys(script, "yosys.log")
     seconds["yosys"] = round(time.perf_counter() - started, 1)
 
     cells = _stat_cells(workdir / "stat.json")
