@@ -1,8 +1,9 @@
-"""Command line: ``reuse-accel generate | run | demo``."""
+"""Command line: ``reuse-accel generate | run | demo | synth | build``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from reuse_accel.hw.board import BOARDS, BoardBuildError, board_config, build_bitstream
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.top import generate_verilog
+from reuse_accel.synth import command as synth_command
 
 from .cocotb_transport import SimulationError
 from .commands import DeviceError, ProtocolError
@@ -21,12 +24,18 @@ from .compiler import compile_model
 from .driver import BACKENDS, Driver
 from .network import FloatNetwork, InputError, load_frames, load_labels
 from .report import build_report, format_summary
+from .serial_link import LinkError
 
 __all__ = ["main", "demo_data"]
 
+DEFAULT_BAUD = 1_000_000
+
 
 def _config(args) -> AccelConfig:
-    return AccelConfig.from_toml(args.config) if args.config else AccelConfig()
+    config = AccelConfig.from_toml(args.config) if args.config else AccelConfig()
+    if getattr(args, "no_reuse", False):
+        config = dataclasses.replace(config, reuse=False)
+    return config
 
 
 def _write_design(config: AccelConfig, out: Path, verilog: str | None = None) -> Path:
@@ -45,8 +54,17 @@ def cmd_generate(args) -> int:
 
 
 def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend: str, *,
-         calibration: np.ndarray, labels=None, waves: str | None = None) -> tuple[dict, Driver]:
+         calibration: np.ndarray, labels=None, waves: str | None = None,
+         port: str | None = None, baudrate: int | None = None) -> tuple[dict, Driver]:
     options = {}
+    if port:
+        if backend not in ("golden", "serial"):
+            raise InputError(f"--port runs on a board; it cannot be combined with --backend "
+                             f"{backend}")
+        backend = "serial"
+        options = {"port": port, "baudrate": baudrate}
+    elif backend == "serial":
+        raise InputError("the serial backend needs --port (e.g. --port /dev/ttyUSB0)")
     if waves:
         if backend == "golden":
             raise InputError("--waves needs an RTL backend (amaranth, verilator or icarus)")
@@ -61,13 +79,17 @@ def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend
     started = time.perf_counter()
     reuse, baseline = driver.run(frames)
     seconds = time.perf_counter() - started
-    simulation = None
-    if driver.last_exchange is not None:
+    simulation = board = None
+    stats = getattr(driver.transport, "stats", None)
+    if stats is not None:
+        board = {"port": port, "baudrate": baudrate, "seconds": seconds,
+                 "link": dataclasses.asdict(stats)}
+    elif driver.last_exchange is not None:
         cycles = driver.last_exchange.cycles
         simulation = {"backend": backend, "cycles": cycles, "seconds": seconds,
                       "cycles_per_second": cycles / seconds, "build_seconds": build_seconds}
     report = build_report(reuse, baseline, backend=backend, labels=labels,
-                          simulation=simulation)
+                          simulation=simulation, board=board)
     if waves:
         recorded = getattr(driver.transport, "last_waves", None)
         path = Path(options.get("vcd") or Path(waves) / recorded.name)
@@ -84,7 +106,7 @@ def cmd_run(args) -> int:
     calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
     labels = load_labels(args.labels, len(frames)) if args.labels else None
     report, _ = _run(network, frames, config, args.backend, calibration=calibration,
-                     labels=labels, waves=args.waves)
+                     labels=labels, waves=args.waves, port=args.port, baudrate=args.baud)
     print(format_summary(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
@@ -128,6 +150,19 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    config = AccelConfig.from_toml(args.config) if args.config else board_config(args.board)
+    out = Path(args.out or f"out/{args.board}")
+    started = time.perf_counter()
+    bitstream = build_bitstream(config, args.board, out, baudrate=args.baud)
+    (out / "config.toml").write_text(config.to_toml())
+    print(f"bitstream for {args.board} written to {bitstream} "
+          f"({time.perf_counter() - started:.0f} s); UART at {args.baud} baud, 8N1")
+    print(f"run a model on it: reuse-accel run MODEL.npz FRAMES.npy --config "
+          f"{out / 'config.toml'} --port /dev/ttyUSB0 --baud {args.baud}")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -148,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write the Verilog and resolved config")
     generate.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
     generate.add_argument("-o", "--output", required=True, help="output directory")
+    generate.add_argument("--no-reuse", action="store_true",
+                          help="leave out the reuse logic (a dense accelerator, for comparison)")
     generate.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser("run", help="run a float MLP on a sequence of frames")
@@ -160,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(default: FRAMES)")
     run.add_argument("--labels", help="per-frame class labels (.npy) to report accuracy")
     run.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")
+    run.add_argument("--port", help="run on a board on this serial port (e.g. /dev/ttyUSB0)")
+    run.add_argument("--baud", type=_positive, default=DEFAULT_BAUD,
+                     help=f"serial rate of --port (default {DEFAULT_BAUD})")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="run the shipped speech demo on the RTL")
@@ -169,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=_positive, help="use only the first N frames")
     demo.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")
     demo.set_defaults(handler=cmd_demo)
+
+    synth_command.register(commands)
+
+    build = commands.add_parser("build", help="build a bitstream for a board (open toolchain)")
+    build.add_argument("--board", required=True, choices=BOARDS,
+                       help="iCEBreaker (iCE40UP5K) or ULX3S (ECP5-85F)")
+    build.add_argument("--config", help="hardware configuration (TOML, [accelerator]); "
+                                        "default: the board's configuration")
+    build.add_argument("--baud", type=_positive, default=DEFAULT_BAUD,
+                       help=f"serial rate of the UART link (default {DEFAULT_BAUD})")
+    build.add_argument("--out", help="build directory (default: out/<board>)")
+    build.set_defaults(handler=cmd_build)
     return parser
 
 
@@ -179,7 +231,8 @@ def main(argv=None) -> int:
     except (ConfigError, InputError) as error:
         print(f"reuse-accel: error: {error}", file=sys.stderr)
         return 2
-    except (DeviceError, ProtocolError, TimeoutError, SimulationError) as error:
+    except (DeviceError, ProtocolError, TimeoutError, SimulationError, LinkError,
+            BoardBuildError) as error:
         print(f"reuse-accel: hardware error: {error}", file=sys.stderr)
         return 3
 

@@ -6,6 +6,8 @@ Backends
 ``amaranth``   the generated gateware in Amaranth's Python simulator (no external tools)
 ``verilator``  the generated Verilog in Verilator through cocotb
 ``icarus``     the generated Verilog in Icarus Verilog through cocotb
+``serial``     a board (or the UART top simulated behind a pseudo-terminal) on a serial port,
+               through :class:`~reuse_accel.sw.serial_link.SerialTransport` (``port=...``)
 
 Every RTL backend speaks the command protocol through a transport; the golden backend runs the
 same sequence of operations on :class:`~reuse_accel.sim.model.GoldenModel`. All return the same
@@ -34,7 +36,7 @@ from .compiler import CompiledModel
 
 __all__ = ["BACKENDS", "Driver", "Run", "make_transport"]
 
-BACKENDS = ("golden", "amaranth", "verilator", "icarus")
+BACKENDS = ("golden", "amaranth", "verilator", "icarus", "serial")
 
 
 def make_transport(backend: str, config, **options):
@@ -45,6 +47,11 @@ def make_transport(backend: str, config, **options):
     if backend in ("verilator", "icarus"):
         from .cocotb_transport import CocotbTransport
         return CocotbTransport(config, simulator=backend, **options)
+    if backend == "serial":
+        from .serial_link import SerialTransport
+        if "port" not in options:
+            raise ValueError("the serial backend needs port=... (e.g. /dev/ttyUSB0)")
+        return SerialTransport(config, **options)
     raise ValueError(
         f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
 

@@ -21,7 +21,7 @@ __all__ = ["build_report", "format_summary"]
 
 
 def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
-                 simulation: dict | None = None) -> dict:
+                 simulation: dict | None = None, board: dict | None = None) -> dict:
     compiled = reuse.compiled
     config = compiled.config
     layers = compiled.layers
@@ -72,6 +72,8 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
         summary["float_accuracy"] = float(np.mean(reference.argmax(axis=1) == labels))
     if simulation:
         summary["simulation"] = simulation
+    if board:
+        summary["board"] = board
     return {
         "config": config.to_dict(),
         "summary": summary,
@@ -138,6 +140,12 @@ def format_summary(report: dict) -> str:
         lines.append(f"simulation            {sim['cycles']} cycles in {sim['seconds']:.1f} s "
                      f"({sim['cycles_per_second']:.0f} cycles/s, {sim['backend']}; build "
                      f"{sim['build_seconds']:.1f} s)")
+    if "board" in summary:
+        board, link = summary["board"], summary["board"]["link"]
+        lines.append(f"board                 {board['port']} at {board['baudrate']} baud, "
+                     f"{board['seconds']:.1f} s; link: {link['requests']} requests, "
+                     f"{link['retries']} retries, {link['naks']} NAKs, "
+                     f"{link['crc_errors']} CRC errors, {link['timeouts']} timeouts")
     return "\n".join(lines)
 
 

@@ -280,3 +280,70 @@ def test_waves_need_an_rtl_backend(model_files, tmp_path, capsys):
     assert (code, stdout) == (2, "")
     assert stderr == ("reuse-accel: error: --waves needs an RTL backend (amaranth, verilator "
                       "or icarus)\n")
+
+
+# -- hardware without reuse, boards and the serial link ----------------------------------------
+
+def test_generate_without_reuse(tmp_path, capsys):
+    config_path = write_config(tmp_path / "small.toml", **SMALL)
+    out = tmp_path / "rtl"
+    code, stdout, stderr = cli(capsys, "generate", "--config", config_path, "--no-reuse",
+                               "-o", out)
+    assert (code, stderr) == (0, "")
+    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**SMALL, reuse=False)
+    # No centroid tables and no previous-index memory in the netlist.
+    verilog = (out / "reuse_accel.v").read_text()
+    assert "centroids" not in verilog and "previous" not in verilog
+
+
+def test_run_without_reuse_reports_a_dense_run(tmp_path, capsys, model_files):
+    model, frames_path, frames = model_files
+    config_path = write_config(tmp_path / "dense.toml", **SMALL, reuse="false")
+    report_path = tmp_path / "R.json"
+    code, _, stderr = cli(capsys, "run", model, frames_path, "--backend", "amaranth",
+                          "--config", config_path, "--json", report_path)
+    assert (code, stderr) == (0, "")
+    summary = json.loads(report_path.read_text())["summary"]
+    assert summary["cycles"] == summary["baseline_cycles"]
+    assert summary["computation_reuse"] == 0.0
+    # Dense layers: inputs x groups + groups + 10 cycles each, plus the done cycle, per frame.
+    assert summary["cycles"] == 6 * ((5 * 1 + 1 + 10) + (4 * 1 + 1 + 10) + 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "serial"], "the serial backend needs --port (e.g. --port /dev/ttyUSB0)"),
+    (["--backend", "verilator", "--port", "/dev/null"],
+     "--port runs on a board; it cannot be combined with --backend verilator"),
+])
+def test_serial_options_are_checked(model_files, capsys, argv, message):
+    model, frames_path, _ = model_files
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, *argv)
+    assert (code, stdout) == (2, "")
+    assert stderr == f"reuse-accel: error: {message}\n"
+
+
+@pytest.mark.rtl
+def test_run_on_a_serial_port_matches_the_golden_model(tmp_path, capsys, model_files,
+                                                       rtl_build_root):
+    """``run --port`` against the UART top simulated behind a pseudo-terminal: the same
+    report as the golden backend, plus the link statistics."""
+    from reuse_accel.sw.pty_sim import PtySimulation
+
+    model, frames_path, _ = model_files
+    values = dict(SMALL, max_neurons=8, weight_depth=64, max_layers=2)
+    config_path = write_config(tmp_path / "board.toml", **values)
+    golden_path, serial_path = tmp_path / "golden.json", tmp_path / "serial.json"
+    assert cli(capsys, "run", model, frames_path, "--config", config_path,
+               "--json", golden_path)[0] == 0
+    with PtySimulation(AccelConfig(**values), build_dir=rtl_build_root) as port:
+        code, stdout, stderr = cli(capsys, "run", model, frames_path, "--config", config_path,
+                                   "--port", port, "--baud", 115200, "--json", serial_path)
+    assert (code, stderr) == (0, "")
+    golden, serial = (json.loads(path.read_text()) for path in (golden_path, serial_path))
+    assert serial["outputs"] == golden["outputs"]
+    assert serial["summary"]["cycles"] == golden["summary"]["cycles"]
+    assert serial["frames"] == golden["frames"]
+    board = serial["summary"]["board"]
+    assert (board["port"], board["baudrate"]) == (port, 115200)
+    assert board["link"]["words_received"] > 0
+    assert f"board                 {port} at 115200 baud" in stdout

@@ -1,0 +1,80 @@
+"""Board tops (:mod:`reuse_accel.hw.board`) and ``reuse-accel build``: UART timing, the board
+configurations, and a real iCEBreaker bitstream built with the pip-installed toolchain."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reuse_accel.hw.board import BOARDS, board_config, clocks_per_bit
+from reuse_accel.hw.config import AccelConfig, ConfigError
+from reuse_accel.sw.cli import main
+
+TINY = {"lanes": 2, "clusters": 4, "act_width": 8, "act_frac": 4, "weight_width": 4,
+        "centroid_width": 8, "max_layers": 2, "max_neurons": 16, "weight_depth": 64}
+
+
+@pytest.mark.parametrize("clock, baudrate, divisor", [
+    (12e6, 1_000_000, 12), (12e6, 115_200, 104), (25e6, 1_000_000, 25), (25e6, 115_200, 217),
+])
+def test_clocks_per_bit(clock, baudrate, divisor):
+    assert clocks_per_bit(clock, baudrate) == divisor
+
+
+@pytest.mark.parametrize("clock, baudrate, message", [
+    (12e6, 4_000_000, "baudrate 4000000 is too fast for a 12 MHz clock (the UART needs at "
+                      "least 4 clocks per bit); use at most 3000000"),
+    (12e6, 2_500_000, "baudrate 2500000 is 4.0% off on a 12 MHz clock (5 clocks per bit give "
+                      "2400000); pick a rate that divides the clock, e.g. 2400000"),
+    (12e6, 0, "baudrate must be a positive integer, not 0"),
+])
+def test_clocks_per_bit_rejects_inaccurate_rates(clock, baudrate, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        clocks_per_bit(clock, baudrate)
+
+
+def test_board_configurations():
+    icebreaker = board_config("icebreaker")
+    # The iCEBreaker configuration holds the speech demo (440-128-128-11) ...
+    assert icebreaker.max_neurons >= 440 and icebreaker.max_layers >= 3
+    rows = sum(i * icebreaker.groups(o) for i, o in ((440, 128), (128, 128), (128, 11)))
+    assert rows <= icebreaker.weight_depth
+    # ... with multipliers that fit one 16x16 SB_MAC16 each.
+    assert icebreaker.weight_width <= 16 and icebreaker.delta_width <= 16
+    assert board_config("ulx3s") == AccelConfig()
+    with pytest.raises(ConfigError, match=r"^board must be one of icebreaker, ulx3s, not 'x'$"):
+        board_config("x")
+    assert sorted(BOARDS) == ["icebreaker", "ulx3s"]
+
+
+def test_build_rejects_an_unknown_board(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build", "--board", "arty"])
+    assert exit_info.value.code == 2
+    assert "argument --board: invalid choice: 'arty'" in capsys.readouterr().err
+
+
+def test_icebreaker_bitstream(tmp_path, capsys):
+    """A tiny accelerator on the iCEBreaker: pins from the board's schematic, timing met at the
+    board's 12 MHz, and a bitstream of the iCE40UP5K's size."""
+    config_path = tmp_path / "tiny.toml"
+    config_path.write_text("[accelerator]\n" + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    out = tmp_path / "icebreaker"
+    code = main(["build", "--board", "icebreaker", "--config", str(config_path),
+                 "--out", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert stdout.startswith(f"bitstream for icebreaker written to {out / 'reuse_accel.bin'} (")
+    # An iCE40UP5K bitstream is 104,090 bytes (iCEcube2 and icepack alike).
+    assert (out / "reuse_accel.bin").stat().st_size == 104090
+    pins = dict(re.findall(r"^set_io (\S+) (\S+)$", (out / "reuse_accel.pcf").read_text(),
+                           re.M))
+    # iCEBreaker: FTDI channel B RX on pin 6, TX on 9; LEDs on 37 (green), 11 (red); 12 MHz
+    # oscillator on 35.
+    assert pins == {"uart_0__rx__io": "6", "uart_0__tx__io": "9", "led_g_0__io": "37",
+                    "led_r_0__io": "11", "clk12_0__io": "35"}
+    log = (out / "reuse_accel.tim").read_text()
+    assert re.search(r"Max frequency for clock\s+'[^']*clk[^']*': [\d.]+ MHz \(PASS at 12\.00 "
+                     r"MHz\)", log)
+    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**TINY)
