@@ -39,6 +39,11 @@ from .link import UartAccelerator
 __all__ = ["BOARDS", "Board", "BoardBuildError", "BoardTop", "board_config", "build_bitstream",
            "clocks_per_bit"]
 
+DROP_ZERO_INIT = "delete t:$meminit_v2"
+"""Yosys command run after reading the design. Amaranth writes every memory's (all-zero)
+initial contents; the gateware writes each memory before reading it, and Yosys maps a memory
+with initial contents neither to iCE40 SPRAM nor to ASIC SRAM."""
+
 BAUD_TOLERANCE = 0.02
 """Largest relative error of the UART bit rate that the board top accepts."""
 HEARTBEAT_HZ = 1.4
@@ -71,7 +76,7 @@ class Board:
 BOARDS = {
     "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "icebreaker", "ice40",
                         busy_led=("led_g", 0), error_led=("led_r", 0),
-                        synth_opts="-dsp", bitstream_suffix=".bin",
+                        synth_opts="-dsp -spram", bitstream_suffix=".bin",
                         config_file="icebreaker.toml"),
     "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "ulx3s", "ecp5",
                    busy_led=("led", 0), error_led=("led", 1),
@@ -214,7 +219,9 @@ def build_bitstream(config: AccelConfig, board: str, out: str | Path, *,
     out = Path(out)
     with _toolchain_environment(spec.family):
         try:
-            platform.build(top, name=name, build_dir=str(out), synth_opts=spec.synth_opts)
+            platform.build(top, name=name, build_dir=str(out), synth_opts=spec.synth_opts,
+                           script_after_read=DROP_ZERO_INIT,
+                           nextpnr_opts="--router router2")
         except subprocess.CalledProcessError as error:
             raise BoardBuildError(
                 f"the {board} toolchain failed (exit code {error.returncode}); Yosys's log is "

@@ -121,7 +121,11 @@ class InputComparator(wiring.Component):
         # Stage B: the serializer, holding the row's remaining changed lanes.
         b_valid = Signal()
         b_mask = Signal(lanes)
-        b_deltas = Signal(data.ArrayLayout(signed(config.delta_width), lanes))
+        # With reuse the row keeps its new and old indices and only the lane leaving the
+        # serializer looks its two centroids up: one pair of K-way lookups instead of L.
+        b_inputs = Signal(index_row)
+        b_old = Signal(index_row)
+        b_first = Signal()
         b_row = Signal(widths["row"])
         b_last = Signal()
         b_weight_row = Signal(widths["weight_row"] + 1)
@@ -137,7 +141,10 @@ class InputComparator(wiring.Component):
         m.d.comb += [
             self.o.valid.eq(b_valid & (b_mask != 0)),
             self.o.payload.input.eq(Cat(lowest, b_row)),
-            self.o.payload.delta.eq(b_deltas[lowest]),
+            self.o.payload.delta.eq(
+                self.centroids[b_inputs[lowest]] -
+                Mux(b_first, 0, self.centroids[b_old[lowest]]) if config.reuse
+                else b_inputs[lowest]),
             self.o.payload.weight_row.eq(b_weight_row + lowest * self.groups),
             self.done.eq(b_valid & b_last & b_free),
         ]
@@ -177,15 +184,13 @@ class InputComparator(wiring.Component):
                     b_weight_row.eq(next_weight_row),
                     next_weight_row.eq(next_weight_row + (self.groups << exact_log2(lanes))),
                 ]
+                m.d.sync += b_inputs.eq(a_indices)
                 if not config.reuse:
-                    m.d.sync += [b_mask.eq(a_lanes), b_deltas.eq(a_indices)]
-                for lane in range(lanes if config.reuse else 0):
-                    new = self.centroids[a_indices[lane]]
-                    old = self.centroids[prev_read.data[lane]]
-                    changed = a_lanes[lane] & (self.first | (a_indices[lane] !=
-                                                             prev_read.data[lane]))
-                    m.d.sync += [
-                        b_mask[lane].eq(changed),
-                        b_deltas[lane].eq(new - Mux(self.first, 0, old)),
-                    ]
+                    m.d.sync += b_mask.eq(a_lanes)
+                else:
+                    m.d.sync += [b_old.eq(prev_read.data), b_first.eq(self.first)]
+                    for lane in range(lanes):
+                        changed = a_lanes[lane] & (self.first | (a_indices[lane] !=
+                                                                 prev_read.data[lane]))
+                        m.d.sync += b_mask[lane].eq(changed)
         return m
