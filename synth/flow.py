@@ -122,6 +122,31 @@ DEVICES = {
                    nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6")),
 }
 
+def board_clock_pin(target: str) -> str:
+    """The board's clock input pin (iCEBreaker ``clk12``, ULX3S ``clk25``) from amaranth-boards.
+
+    nextpnr places unconstrained pins anywhere, and a clock on a pad that cannot reach the
+    global network does not route ("Failed to route arc 0.0 of net 'clk$TRELLIS_IO_IN'"), so
+    ``clk`` is always placed on the board's clock pin; other pins stay unconstrained.
+    """
+    if target == "ice40":
+        from amaranth_boards.icebreaker import ICEBreakerPlatform as Platform
+    else:
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform as Platform
+    platform = Platform()
+    return platform.lookup(platform.default_clk).ios[0].names[0]
+
+
+def _pin_constraints(target: str, workdir: Path) -> list[str]:
+    pin = board_clock_pin(target)
+    if target == "ice40":
+        (workdir / "pins.pcf").write_text(f"set_io clk {pin}\n")
+        return ["--pcf", "pins.pcf", "--pcf-allow-unconstrained"]
+    (workdir / "pins.lpf").write_text(f'LOCATE COMP "clk" SITE "{pin}";\n'
+                                      f'IOBUF PORT "clk" IO_TYPE=LVCMOS33;\n')
+    return ["--lpf", "pins.lpf", "--lpf-allow-unconstrained"]
+
+
 _BRAM_CELLS = {"ice40": ("SB_RAM40_4K",), "ecp5": ("DP16KD", "PDPW16KD")}
 _SPRAM_CELLS = {"ice40": ("SB_SPRAM256KA",), "ecp5": ()}
 _DSP_CELLS = {"ice40": ("SB_MAC16",), "ecp5": ("MULT18X18D", "ALU54B")}
@@ -712,7 +737,7 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
         started = time.perf_counter()
         args = [*device.nextpnr_args, "--json", "netlist.json", "--freq", f"{clock_mhz:g}",
                 "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
-                "--router", "router2"]
+                "--router", "router2", *_pin_constraints(target, workdir)]
         tool = f"nextpnr-{target}"
         code, pnr_log = _run_tool(tool, args, cwd=workdir, log_name="nextpnr.log",
                                   timeout=timeout)

@@ -21,6 +21,7 @@ from reuse_accel.synth.flow import (
     DEVICES,
     SynthInputError,
     ToolError,
+    board_clock_pin,
     has_reuse_option,
     no_reuse,
     reuse_overhead,
@@ -199,6 +200,11 @@ def test_sdc_rejects_bad_budget():
 def test_committed_sdc_is_the_generators_output():
     committed = (ROOT / "constraints" / "reuse_accel.sdc").read_text()
     assert committed == generate_sdc(AccelConfig(), 100.0)
+
+
+def test_clock_pins_are_the_boards_clock_inputs():
+    assert board_clock_pin("ice40") == "35"  # iCEBreaker 12 MHz oscillator
+    assert board_clock_pin("ecp5") == "G2"  # ULX3S 25 MHz oscillator
 
 
 def test_board_configs_are_valid():
