@@ -37,7 +37,10 @@ Counting rules
 - ``luts``: LUT4s. iCE40: ``SB_LUT4`` cells (an ``SB_CARRY`` shares its logic cell). ECP5:
   ``LUT4`` cells plus two per ``CCU2C`` (a carry cell occupies the two LUT4s of a slice, as
   nextpnr counts it in ``TRELLIS_COMB``); the LUT4s of distributed RAM are not included, they
-  are reported as ``lut_ram`` cells (``TRELLIS_DPR16X4``, 64 bits each).
+  are reported as ``lut_ram`` cells (``TRELLIS_DPR16X4``, 64 bits each). ECP5 LUTs are
+  mapped with abc9; when Yosys 0.70's abc9 fails an assertion on a netlist (seen on the
+  default configuration), the flow maps with the classic ``abc -lut 4:7`` instead and says so
+  in ``lut_mapper``.
 - ``ffs``: flip-flop cells (``SB_DFF*``, ``TRELLIS_FF``; generic: every ``$_*DFF*`` cell).
 - ``bram_blocks``/``bram_bits``: ``SB_RAM40_4K`` (4 Kbit) or ``DP16KD`` (18 Kbit) cells and
   their capacity; ``spram_blocks``/``spram_bits``: ``SB_SPRAM256KA`` (256 Kbit).
@@ -234,6 +237,7 @@ class SynthReport:
     memories: list[MemoryMapping]
     multipliers: list[Multiplier]
     dsp_by_signal: dict | None
+    lut_mapper: str | None
     cells: dict
     transistors: int | None
     transistors_partial: bool | None
@@ -272,6 +276,8 @@ class SynthReport:
             if self.lut_ram:
                 parts.append(f"LUT RAM {self.lut_ram}")
             lines.append("  " + ", ".join(parts))
+            if self.lut_mapper and self.lut_mapper != "abc9":
+                lines.append(f"  LUT mapping: {self.lut_mapper}")
             if self.fits is False:
                 lines.append(f"  does NOT fit: {self.fit_reason}")
             elif self.fmax_mhz is not None:
@@ -364,7 +370,7 @@ def _tool_failed(tool: str, log_path: Path, code: int) -> ToolError:
 # -- Yosys scripts ------------------------------------------------------------------------------
 
 def _yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
-                  drop_zero_init: bool = True) -> str:
+                  drop_zero_init: bool = True, lut_mapper: str = "abc9") -> str:
     """The Yosys script; ``dump`` files record multipliers and memories before mapping."""
     dump_muls = "tee -q -o muls_before.il dump t:$mul"
     dump_mems = "tee -q -o memories.il dump t:$mem_v2"
@@ -398,7 +404,12 @@ def _yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
         dump_muls,
         f"{synth} -run coarse:map_ram",
         dump_mems,
-        f"{synth} -run map_ram: -json netlist.json",
+        *((f"{synth} -run map_ram: -json netlist.json",) if lut_mapper == "abc9" else (
+            f"{synth} -run map_ram:map_luts",
+            "techmap -map +/lattice/latches_map.v",
+            "abc -lut 4:7 -dress",
+            "clean",
+            f"{synth} -run map_cells: -json netlist.json")),
         "tee -q -o stat.json stat -json",
     ]
     return "\n".join(lines) + "\n"
@@ -678,9 +689,22 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
             if not re.fullmatch(r"[A-Za-z0-9_.\[\]]+", name):
                 raise SynthInputError(f"memory {name!r} cannot be kept as an SRAM macro (its "
                                       "name needs escaping); raise sram_min_bits")
-    script = _yosys_script(target, top, keep_memories=macros,
-                           drop_zero_init=rtlil_zero_init(rtlil_text))
-    log_path = yosys(script, "yosys.log")
+    zero_init = rtlil_zero_init(rtlil_text)
+    lut_mapper = "abc" if target == "generic" else "abc9"
+    try:
+        log_path = yosys(_yosys_script(target, top, keep_memories=macros,
+                                       drop_zero_init=zero_init), "yosys.log")
+    except ToolError as error:
+        # Yosys 0.70's abc9 fails an assertion when it reintegrates some ECP5 netlists
+        # (`GetSize(conn.first) == GetSize(conn.second)` in ABC_OPS_REINTEGRATE); the classic
+        # abc LUT mapper (as synth_ecp5 used before abc9) maps them.
+        log = error.log_path.read_text(errors="replace") if error.log_path.exists() else ""
+        if target != "ecp5" or "ABC_OPS_REINTEGRATE" not in log or "Assert" not in log:
+            raise
+        lut_mapper = "abc (abc9 failed an assertion)"
+        log_path = yosys(_yosys_script(target, top, keep_memories=macros,
+                                       drop_zero_init=zero_init, lut_mapper="abc"),
+                         "yosys_abc.log")
     seconds["yosys"] = round(time.perf_counter() - started, 1)
 
     cells = _stat_cells(workdir / "stat.json")
@@ -690,7 +714,8 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
     logs = {"yosys": str(log_path)}
     common = dict(target=target, config=config.to_dict(), reuse=_reuse_flag(config), top=top,
                   clock_mhz=clock_mhz, memories=memories, multipliers=multipliers, cells=cells,
-                  memory_bits=memory_bits, logs=logs, seconds=seconds)
+                  memory_bits=memory_bits, logs=logs, seconds=seconds,
+                  lut_mapper=lut_mapper)
 
     if target == "generic":
         transistors, partial = _cmos_transistors(workdir / "stat_cmos.txt")
