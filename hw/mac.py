@@ -91,10 +91,13 @@ class DeltaMacArray(wiring.Component):
         bias_read = biases.read_port()
         sum_write = sums.write_port()
         sum_read = sums.read_port(transparent_for=(sum_write,))
-        for port, host in ((weights.write_port(), self.weight_write),
-                           (biases.write_port(), self.bias_write)):
-            m.d.comb += [port.addr.eq(host.addr), port.data.eq(host.data),
-                         port.en.eq(host.en)]
+        weight_write, bias_write = weights.write_port(), biases.write_port()
+        for port, host in ((weight_write, self.weight_write), (bias_write, self.bias_write)):
+            m.d.comb += [port.data.eq(host.data), port.en.eq(host.en)]
+        m.d.comb += bias_write.addr.eq(self.bias_write.addr)
+        # The host loads weights only while no frame runs, so the weight memory's read and write
+        # ports share one address: a single-port RAM (iCE40 SPRAM, an ASIC single-port macro).
+        weight_address = Signal(len(weight_read.addr))
 
         # Issue stage: the input being applied, one weight row per cycle.
         cur_valid = Signal()
@@ -130,7 +133,10 @@ class DeltaMacArray(wiring.Component):
                 m.d.sync += ro_active.eq(0)
 
         m.d.comb += [
-            weight_read.addr.eq(cur_row),
+            weight_address.eq(Mux(self.weight_write.en, self.weight_write.addr, cur_row)),
+            weight_read.addr.eq(weight_address),
+            weight_read.en.eq(~self.weight_write.en),   # a single port reads or writes
+            weight_write.addr.eq(weight_address),
             bias_read.addr.eq(Cat(cur_group, self.layer)),
             sum_read.addr.eq(sum_address(Mux(ro_active, ro_group, cur_group))),
         ]
