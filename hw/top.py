@@ -235,8 +235,13 @@ class Accelerator(wiring.Component):
                         accept()
                 with m.Case(Opcode.SET_LAYER):
                     inputs, outputs, weight_base, flags = (control[n] for n in range(4))
-                    groups = (outputs + lanes - 1) >> lane_bits
-                    extent = weight_base + inputs * groups
+                    # The extent is computed on fields narrowed to their valid ranges: a field
+                    # beyond its range fails the check anyway, and the product of two 32-bit
+                    # fields would cost several DSP blocks and the longest path of the design.
+                    neuron_bits = address_widths(config)["input"] + 1
+                    narrow_groups = (outputs[:neuron_bits] + lanes - 1) >> lane_bits
+                    extent = (weight_base[:address_widths(config)["weight_row"]] +
+                              inputs[:neuron_bits] * narrow_groups)
                     with m.If(length != control_words[Opcode.SET_LAYER]):
                         fail(Error.BAD_LENGTH)
                     with m.Elif(~layer_ok):
@@ -274,9 +279,9 @@ class Accelerator(wiring.Component):
                 with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
                     start, rows = control[0], control[1]
                     is_weights = opcode == Opcode.LOAD_WEIGHTS
-                    words = Mux(is_weights, weight_words, bias_words)
+                    payload_words = Mux(is_weights, rows * weight_words, rows * bias_words)
                     depth = Mux(is_weights, config.weight_depth, config.max_groups)
-                    with m.If(length != control_words[Opcode.LOAD_WEIGHTS] + rows * words):
+                    with m.If(length != control_words[Opcode.LOAD_WEIGHTS] + payload_words):
                         fail(Error.BAD_LENGTH)
                     with m.Elif(~is_weights & ~layer_ok):
                         fail(Error.BAD_LAYER)
