@@ -540,7 +540,7 @@ def _stat_cells(path: Path) -> dict:
 
 _FIT_ERRORS = re.compile(
     r"(device only has|Unable to place|failed to place|too many|not enough|exceed|"
-    r"Unable to find legal placement|No legal)", re.IGNORECASE)
+    r"Unable to find legal placement|No legal|Failed to expand region)", re.IGNORECASE)
 
 
 def _critical_path(report: dict) -> CriticalPath | None:
