@@ -36,10 +36,9 @@ def test_clocks_per_bit_rejects_inaccurate_rates(clock, baudrate, message):
 
 def test_board_configurations():
     icebreaker = board_config("icebreaker")
-    # The iCEBreaker configuration holds the speech demo (440-128-128-11) ...
-    assert icebreaker.max_neurons >= 440 and icebreaker.max_layers >= 3
-    rows = sum(i * icebreaker.groups(o) for i, o in ((440, 128), (128, 128), (128, 11)))
-    assert rows <= icebreaker.weight_depth
+    # What the iCEBreaker build holds: 2 layers of 32 neurons, 1024 rows of 2 weights ...
+    assert (icebreaker.max_layers, icebreaker.max_neurons, icebreaker.weight_depth,
+            icebreaker.lanes) == (2, 32, 1024, 2)
     # ... with multipliers that fit one 16x16 SB_MAC16 each.
     assert icebreaker.weight_width <= 16 and icebreaker.delta_width <= 16
     assert board_config("ulx3s") == AccelConfig()
