@@ -18,7 +18,8 @@ Contract
   Rows are written in cycles ``start+3 .. start+groups+2``; ``readout_done`` marks the last,
   and ``saturated`` flags the lanes of the row being written that were clamped to the
   activation range (ReLU zeroing a negative sum is not clamping).
-- ``weight_write``, ``bias_write``: host loading ports.
+- ``weight_write``, ``bias_write``: host loading ports (a weight row is written one cycle after
+  it is presented).
 
 The sums of every layer are kept (``max_layers`` x ``max_groups`` rows) so that the next frame
 can correct them. Without reuse (``AccelConfig.reuse`` false) only the running layer's sums are
@@ -92,11 +93,19 @@ class DeltaMacArray(wiring.Component):
         sum_write = sums.write_port()
         sum_read = sums.read_port(transparent_for=(sum_write,))
         weight_write, bias_write = weights.write_port(), biases.write_port()
-        for port, host in ((weight_write, self.weight_write), (bias_write, self.bias_write)):
-            m.d.comb += [port.data.eq(host.data), port.en.eq(host.en)]
-        m.d.comb += bias_write.addr.eq(self.bias_write.addr)
+        m.d.comb += [bias_write.addr.eq(self.bias_write.addr),
+                     bias_write.data.eq(self.bias_write.data),
+                     bias_write.en.eq(self.bias_write.en)]
         # The host loads weights only while no frame runs, so the weight memory's read and write
         # ports share one address: a single-port RAM (iCE40 SPRAM, an ASIC single-port macro).
+        # Host writes are registered first: the address multiplexer of a large memory then
+        # depends on registers only, not on the command decoder.
+        host_en = Signal()
+        host_addr = Signal.like(self.weight_write.addr)
+        host_data = Signal.like(self.weight_write.data)
+        m.d.sync += [host_en.eq(self.weight_write.en), host_addr.eq(self.weight_write.addr),
+                     host_data.eq(self.weight_write.data)]
+        m.d.comb += [weight_write.data.eq(host_data), weight_write.en.eq(host_en)]
         weight_address = Signal(len(weight_read.addr))
 
         # Issue stage: the input being applied, one weight row per cycle.
@@ -105,7 +114,7 @@ class DeltaMacArray(wiring.Component):
         cur_group = Signal(widths["row"])
         cur_delta = Signal(signed(config.delta_width))
         cur_init = Signal()
-        cur_last = cur_group == self.groups - 1
+        cur_last = Signal()   # cur_group == groups - 1, registered: it drives items.ready
 
         m.d.comb += self.items.ready.eq(~cur_valid | cur_last)
         with m.If(self.items.valid & self.items.ready):
@@ -113,11 +122,13 @@ class DeltaMacArray(wiring.Component):
                 cur_valid.eq(1),
                 cur_row.eq(self.items.payload.weight_row),
                 cur_group.eq(0),
+                cur_last.eq(self.groups == 1),
                 cur_delta.eq(self.items.payload.delta),
                 cur_init.eq(self.from_scratch & (self.items.payload.input == 0)),
             ]
         with m.Elif(cur_valid & ~cur_last):
-            m.d.sync += [cur_row.eq(cur_row + 1), cur_group.eq(cur_group + 1)]
+            m.d.sync += [cur_row.eq(cur_row + 1), cur_group.eq(cur_group + 1),
+                         cur_last.eq(cur_group + 2 == self.groups)]
         with m.Else():
             m.d.sync += cur_valid.eq(0)
 
@@ -133,9 +144,9 @@ class DeltaMacArray(wiring.Component):
                 m.d.sync += ro_active.eq(0)
 
         m.d.comb += [
-            weight_address.eq(Mux(self.weight_write.en, self.weight_write.addr, cur_row)),
+            weight_address.eq(Mux(host_en, host_addr, cur_row)),
             weight_read.addr.eq(weight_address),
-            weight_read.en.eq(~self.weight_write.en),   # a single port reads or writes
+            weight_read.en.eq(~host_en),   # a single port reads or writes
             weight_write.addr.eq(weight_address),
             bias_read.addr.eq(Cat(cur_group, self.layer)),
             sum_read.addr.eq(sum_address(Mux(ro_active, ro_group, cur_group))),
