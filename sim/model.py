@@ -177,19 +177,8 @@ class GoldenModel:
             saturated_counts[number] = int(clamped.sum())
             activations.append(values)
         self._reuse_valid = True
-        groups = np.array([config.groups(layer.outputs) for layer in self.layers])
-        outputs = np.array([layer.outputs for layer in self.layers])
-        return FrameResult(
-            outputs=values,
-            cycles=frame_cycles(cycles),
-            layer_cycles=cycles,
-            changed_inputs=changed_counts,
-            out_of_range=outside_counts,
-            weight_rows=changed_counts * groups,
-            macs=changed_counts * outputs,
-            saturated_outputs=saturated_counts,
-            activations=activations,
-        )
+        return self._result(cycles, changed_counts, outside_counts, saturated_counts,
+                            activations)
 
     def _dense_frame(self, values: np.ndarray) -> FrameResult:
         """A frame on hardware generated without reuse: every layer on the activations."""
@@ -205,16 +194,22 @@ class GoldenModel:
             saturated_counts[number] = int(clamped.sum())
             activations.append(values)
         inputs = np.array([layer.inputs for layer in self.layers])
-        groups = np.array([config.groups(layer.outputs) for layer in self.layers])
+        return self._result(cycles, inputs, np.zeros(n, np.int64), saturated_counts,
+                            activations)
+
+    def _result(self, cycles, changed_counts, outside_counts, saturated_counts,
+                activations) -> FrameResult:
+        """The frame's counters as the hardware reports them, from the per-layer counts."""
+        groups = np.array([self.config.groups(layer.outputs) for layer in self.layers])
         outputs = np.array([layer.outputs for layer in self.layers])
         return FrameResult(
-            outputs=values,
+            outputs=activations[-1],
             cycles=frame_cycles(cycles),
             layer_cycles=cycles,
-            changed_inputs=inputs,
-            out_of_range=np.zeros(n, np.int64),
-            weight_rows=inputs * groups,
-            macs=inputs * outputs,
+            changed_inputs=changed_counts,
+            out_of_range=outside_counts,
+            weight_rows=changed_counts * groups,
+            macs=changed_counts * outputs,
             saturated_outputs=saturated_counts,
             activations=activations,
         )
