@@ -55,7 +55,8 @@ def cmd_generate(args) -> int:
 
 def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend: str, *,
          calibration: np.ndarray, labels=None, waves: str | None = None,
-         port: str | None = None, baudrate: int | None = None) -> tuple[dict, Driver]:
+         port: str | None = None, baudrate: int | None = None,
+         link_timeout: float | None = None) -> tuple[dict, Driver]:
     options = {}
     if port:
         if backend not in ("golden", "serial"):
@@ -63,6 +64,8 @@ def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend
                              f"{backend}")
         backend = "serial"
         options = {"port": port, "baudrate": baudrate}
+        if link_timeout is not None:
+            options["timeout"] = link_timeout
     elif backend == "serial":
         raise InputError("the serial backend needs --port (e.g. --port /dev/ttyUSB0)")
     if waves:
@@ -106,7 +109,8 @@ def cmd_run(args) -> int:
     calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
     labels = load_labels(args.labels, len(frames)) if args.labels else None
     report, _ = _run(network, frames, config, args.backend, calibration=calibration,
-                     labels=labels, waves=args.waves, port=args.port, baudrate=args.baud)
+                     labels=labels, waves=args.waves, port=args.port, baudrate=args.baud,
+                     link_timeout=args.link_timeout)
     print(format_summary(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
@@ -163,6 +167,16 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -200,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", help="run on a board on this serial port (e.g. /dev/ttyUSB0)")
     run.add_argument("--baud", type=_positive, default=DEFAULT_BAUD,
                      help=f"serial rate of --port (default {DEFAULT_BAUD})")
+    run.add_argument("--link-timeout", type=_seconds, metavar="SECONDS",
+                     help="seconds to wait for each reply on --port before retrying "
+                          "(default 0.1; more for a simulated board)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="run the shipped speech demo on the RTL")

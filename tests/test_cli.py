@@ -337,7 +337,8 @@ def test_run_on_a_serial_port_matches_the_golden_model(tmp_path, capsys, model_f
                "--json", golden_path)[0] == 0
     with PtySimulation(AccelConfig(**values), build_dir=rtl_build_root) as port:
         code, stdout, stderr = cli(capsys, "run", model, frames_path, "--config", config_path,
-                                   "--port", port, "--baud", 115200, "--json", serial_path)
+                                   "--port", port, "--baud", 115200, "--link-timeout", 2,
+                                   "--json", serial_path)
     assert (code, stderr) == (0, "")
     golden, serial = (json.loads(path.read_text()) for path in (golden_path, serial_path))
     assert serial["outputs"] == golden["outputs"]
@@ -347,3 +348,12 @@ def test_run_on_a_serial_port_matches_the_golden_model(tmp_path, capsys, model_f
     assert (board["port"], board["baudrate"]) == (port, 115200)
     assert board["link"]["words_received"] > 0
     assert f"board                 {port} at 115200 baud" in stdout
+
+
+def test_link_timeout_must_be_positive(model_files, capsys):
+    model, frames_path, _ = model_files
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(model), str(frames_path), "--port", "/dev/null", "--link-timeout", "0"])
+    assert exit_info.value.code == 2
+    assert ("argument --link-timeout: must be a positive number of seconds, not '0'"
+            in capsys.readouterr().err)
