@@ -3,8 +3,8 @@
 :class:`SerialTransport` has the interface of
 :class:`~reuse_accel.sw.transports.AmaranthTransport`: ``exchange(words, responses)`` sends the
 command words and returns an :class:`~reuse_accel.sw.transports.Exchange` holding the words of
-``responses`` responses (counted with :func:`reuse_accel.hw.protocol.parse_header`, as its sink
-counts them). A real line has no cycle counts: ``input_cycles``/``output_cycles`` stay empty.
+``responses`` responses (counted by :class:`~reuse_accel.sw.transports.ResponseCounter`, as in
+every transport). A real line has no cycle counts: ``input_cycles``/``output_cycles`` stay empty.
 
 How it talks (the link protocol of :mod:`reuse_accel.hw.link`)
 -----------------------------------------------------------------
@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.link import (
     HEADER_BYTES,
@@ -44,7 +43,7 @@ from reuse_accel.hw.link import (
     parse_hello,
 )
 
-from .transports import Exchange
+from .transports import Exchange, ResponseCounter
 
 __all__ = ["LinkError", "LinkStats", "SerialTransport"]
 
@@ -274,9 +273,9 @@ class SerialTransport:
         send_size = min(info.chunk, info.input_depth)
         result = Exchange(words=[])
         sent = 0
-        remaining_responses, remaining_words = responses, 0
+        counter = ResponseCounter(responses)
         last_progress = time.monotonic()
-        while sent < len(words) or remaining_responses:
+        while sent < len(words) or counter.remaining:
             progress = False
             busy = False
             if sent < len(words):
@@ -290,23 +289,15 @@ class SerialTransport:
                 else:
                     self.stats.busy += 1
                     busy = True
-            if remaining_responses and (busy or sent == len(words)):
-                # Every outstanding response has at least its header; the current one has
-                # remaining_words more.
-                needed = remaining_words + remaining_responses - (1 if remaining_words else 0)
+            if counter.remaining and (busy or sent == len(words)):
                 reply = self._request(Kind.POLL, self._poll_seq,
-                                      count=min(needed, info.chunk))
+                                      count=min(counter.words_needed, info.chunk))
                 self._poll_seq = (self._poll_seq + 1) & 0xFF
                 self.stats.polls += 1
                 self.stats.words_received += len(reply.words)
+                result.words.extend(reply.words)
                 for word in reply.words:
-                    result.words.append(word)
-                    if remaining_words:
-                        remaining_words -= 1
-                    else:
-                        remaining_words = protocol.parse_header(word)[2]
-                    if remaining_words == 0:
-                        remaining_responses -= 1
+                    counter.feed(word)
                 if reply.words:
                     progress = True
                 elif self.poll_interval:
@@ -317,7 +308,7 @@ class SerialTransport:
             elif now - last_progress > self.watchdog:
                 raise LinkError(
                     f"the accelerator behind {self.port} produced no response word for "
-                    f"{self.watchdog:g} s ({responses - remaining_responses} of {responses} "
+                    f"{self.watchdog:g} s ({responses - counter.remaining} of {responses} "
                     f"responses and {sent} of {len(words)} command words through): it hangs "
                     "or the command stream is malformed; call reset() (HELLO) before resending,"
                     " or raise watchdog= for long computations")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 
-__all__ = ["Exchange", "AmaranthTransport", "check_host_settings"]
+__all__ = ["Exchange", "ResponseCounter", "AmaranthTransport", "check_host_settings"]
 
 
 @dataclass
@@ -24,6 +24,31 @@ class Exchange:
     input_cycles: list[int] = field(default_factory=list)   # cycle each command word moved
     output_cycles: list[int] = field(default_factory=list)  # cycle each response word moved
     cycles: int = 0                                          # simulated cycles in all
+
+
+class ResponseCounter:
+    """Counts complete responses in a response word stream as its words arrive.
+
+    ``remaining``: responses not yet complete; ``payload_left``: payload words of the current
+    response still to come (0 when the next word is a header).
+    """
+
+    def __init__(self, responses: int):
+        self.remaining = responses
+        self.payload_left = 0
+
+    def feed(self, word: int) -> None:
+        if self.payload_left:
+            self.payload_left -= 1
+        else:
+            self.payload_left = protocol.parse_header(word)[2]
+        if self.payload_left == 0:
+            self.remaining -= 1
+
+    @property
+    def words_needed(self) -> int:
+        """Fewest words still to come: the current payload and a header per response left."""
+        return self.payload_left + self.remaining - (1 if self.payload_left else 0)
 
 
 def check_host_settings(config, stall_input: float, stall_output: float, timeout: int) -> None:
@@ -90,8 +115,8 @@ class AmaranthTransport:
 
         async def sink(ctx):
             cycle = idle = 0
-            remaining_responses, remaining_words = responses, 0
-            while remaining_responses:
+            counter = ResponseCounter(responses)
+            while counter.remaining:
                 ready = not (self.stall_output and rng_out.random() < self.stall_output)
                 ctx.set(dut.o.ready, ready)
                 _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
@@ -106,12 +131,7 @@ class AmaranthTransport:
                 word = int(payload)
                 result.words.append(word)
                 result.output_cycles.append(cycle)
-                if remaining_words:
-                    remaining_words -= 1
-                else:
-                    remaining_words = protocol.parse_header(word)[2]
-                if remaining_words == 0:
-                    remaining_responses -= 1
+                counter.feed(word)
             ctx.set(dut.o.ready, 0)
             result.cycles = cycle
 
