@@ -35,6 +35,7 @@ from amaranth.lib import io
 
 from .config import AccelConfig, ConfigError, check_config
 from .link import UartAccelerator
+from .uart import MIN_CLOCKS_PER_BIT
 
 __all__ = ["BOARDS", "Board", "BoardBuildError", "BoardTop", "board_config", "build_bitstream",
            "clocks_per_bit", "prepare_build"]
@@ -110,10 +111,11 @@ def clocks_per_bit(clock_hz: float, baudrate: int) -> int:
     if not isinstance(baudrate, int) or baudrate <= 0:
         raise ConfigError(f"baudrate must be a positive integer, not {baudrate!r}")
     divisor = round(clock_hz / baudrate)
-    if divisor < 4:
+    if divisor < MIN_CLOCKS_PER_BIT:
         raise ConfigError(
             f"baudrate {baudrate} is too fast for a {clock_hz / 1e6:g} MHz clock (the UART "
-            f"needs at least 4 clocks per bit); use at most {int(clock_hz // 4)}")
+            f"needs at least {MIN_CLOCKS_PER_BIT} clocks per bit); use at most "
+            f"{int(clock_hz // MIN_CLOCKS_PER_BIT)}")
     error = abs(clock_hz / divisor - baudrate) / baudrate
     if error > BAUD_TOLERANCE:
         raise ConfigError(

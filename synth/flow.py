@@ -63,6 +63,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reuse_accel.hw.board import DROP_ZERO_INIT
 from reuse_accel.hw.config import AccelConfig
 
 __all__ = [
@@ -376,7 +377,7 @@ def _yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
     dump_mems = "tee -q -o memories.il dump t:$mem_v2"
     lines = ["read_rtlil design.il"]
     if drop_zero_init:
-        lines.append("delete t:$meminit_v2")
+        lines.append(DROP_ZERO_INIT)
     if target == "generic":
         lines += [
             f"synth -flatten -top {top} -run :coarse",
