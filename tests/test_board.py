@@ -9,6 +9,7 @@ import pytest
 
 from reuse_accel.hw.board import (
     BOARDS,
+    BoardBuildError,
     board_config,
     build_bitstream,
     clocks_per_bit,
@@ -117,3 +118,19 @@ def test_serial_backend_needs_a_port():
     with pytest.raises(ValueError, match=r"^the serial backend needs port=\.\.\. "
                        r"\(e\.g\. /dev/ttyUSB0\)$"):
         make_transport("serial", AccelConfig(**TINY))
+
+
+def test_toolchain_failure_names_the_logs(tmp_path, monkeypatch):
+    import subprocess
+
+    from amaranth.build.run import BuildPlan
+
+    def fail(self, root, **kwargs):
+        raise subprocess.CalledProcessError(125, ["sh", "build_reuse_accel.sh"])
+
+    monkeypatch.setattr(BuildPlan, "execute_local", fail)
+    out = tmp_path / "out"
+    with pytest.raises(BoardBuildError, match=re.escape(
+            f"the icebreaker toolchain failed (exit code 125); Yosys's log is "
+            f"{out / 'reuse_accel.rpt'}, nextpnr's {out / 'reuse_accel.tim'}")):
+        build_bitstream(AccelConfig(**TINY), "icebreaker", out)
