@@ -24,7 +24,7 @@ bench: $(STAMP)
 	for bench in benches/bench_*.py; do $(BIN)/python $$bench || exit 1; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check hw sw sim synth tests benches data
+	$(BIN)/ruff check hw sw sim synth tests benches data tools
 
 verilog: $(STAMP)
 	$(BIN)/reuse-accel generate -o out/verilog

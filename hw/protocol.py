@@ -26,7 +26,7 @@ command                 code   payload
 STATUS                  0x01   none; answers with the status row (see :data:`STATUS_FIELDS`)
 SET_NET                 0x02   control row ``[layers]``; checks that the layers chain up
 SET_LAYER               0x03   control row ``[inputs, outputs, weight_base, flags]``;
-                               ``flags = shift | relu << 8``
+                               ``flags`` is a :class:`LayerFlags` (shift, relu, kind)
 SET_MODE                0x04   control row ``[flags]``; ``flags = baseline``
 LOAD_CENTROIDS          0x05   one row of K centroids
 LOAD_WEIGHTS            0x06   control row ``[start, rows]``, then ``rows`` rows of L weights
@@ -45,19 +45,21 @@ Any SET_* or LOAD_* command also marks the reuse state stale, so the next frame 
 scratch as after BEGIN_SEQUENCE; SET_LAYER and LOAD_* also require a new SET_NET before frames.
 """
 
-from __future__ import annotations
 
 import enum
 
 import numpy as np
+from amaranth.lib import data
+from amaranth.lib import enum as hdl_enum
 
 from .config import COUNTER_WIDTH, AccelConfig
 
 __all__ = [
-    "Opcode", "Error", "RESPONSE_ERROR", "RESPONSE_OK", "MAGIC", "VERSION", "STATUS_FIELDS",
-    "LAYER_COUNTERS", "header", "parse_header", "words_per_row", "pack_rows", "unpack_rows",
-    "counter_fields", "expected_length", "CONTROL_FIELDS", "MAX_LENGTH", "control_words",
-    "row_words", "frame_response_length",
+    "Opcode", "Error", "Header", "LayerFlags", "LayerKind", "RESPONSE_ERROR", "RESPONSE_OK",
+    "MAGIC", "VERSION", "STATUS_FIELDS", "LAYER_COUNTERS", "header", "parse_header",
+    "words_per_row", "pack_rows", "unpack_rows", "counter_fields", "expected_length",
+    "layer_flags", "CONTROL_FIELDS", "MAX_LENGTH", "control_words", "row_words",
+    "frame_response_length",
 ]
 
 MAGIC = 0x52414343  # "RACC"
@@ -76,6 +78,36 @@ class Opcode(enum.IntEnum):
     LOAD_BIASES = 0x07
     BEGIN_SEQUENCE = 0x08
     FRAME = 0x09
+
+
+class LayerKind(hdl_enum.Enum, shape=8):
+    """What a layer computes: which address generator turns its changed inputs into MAC work.
+    """
+
+    DENSE = 0
+
+
+class Header(data.Struct):
+    """The low 32 bits of a command or response header word."""
+
+    code: 8      # opcode of a command; ``opcode | RESPONSE_OK`` or RESPONSE_ERROR of a response
+    arg: 8       # layer of a command; the echoed layer or the error code of a response
+    length: 16   # payload words that follow
+
+
+class LayerFlags(data.Struct):
+    """The ``flags`` field of SET_LAYER (one 32-bit control field)."""
+
+    shift: 8     # fractional bits of the layer's weights, at most ``AccelConfig.max_shift``
+    relu: 1      # ReLU after the layer (identity otherwise)
+    reserved: 7  # zero
+    kind: LayerKind
+    unused: 8    # zero
+
+
+def layer_flags(shift: int, relu: bool, kind: LayerKind = LayerKind.DENSE) -> int:
+    """The SET_LAYER ``flags`` word."""
+    return LayerFlags.const({"shift": shift, "relu": int(relu), "kind": kind}).as_bits()
 
 
 class Error(enum.IntEnum):
@@ -133,14 +165,16 @@ def counter_fields(layers: int) -> int:
 
 
 def header(code: int, arg: int = 0, length: int = 0) -> int:
+    """A :class:`Header` word."""
     if not 0 <= length < 1 << 16:
         raise ValueError(f"payload length must be below 65536 words, not {length}")
-    return (code & 0xFF) | (arg & 0xFF) << 8 | length << 16
+    return Header.const({"code": code & 0xFF, "arg": arg & 0xFF, "length": length}).as_bits()
 
 
 def parse_header(word: int) -> tuple[int, int, int]:
-    """``(code, arg, length)`` of a header word."""
-    return word & 0xFF, (word >> 8) & 0xFF, (word >> 16) & 0xFFFF
+    """``(code, arg, length)`` of a header word (bits beyond the header are ignored)."""
+    fields = Header.from_bits(int(word) & 0xFFFF_FFFF)
+    return fields.code, fields.arg, fields.length
 
 
 def words_per_row(fields: int, field_width: int, stream_width: int) -> int:

@@ -33,7 +33,7 @@ from .comparator import InputComparator, address_widths
 from .config import COUNTER_WIDTH, AccelConfig, check_config
 from .iobuffer import IOBuffer
 from .mac import DeltaMacArray
-from .protocol import LAYER_COUNTERS
+from .protocol import LAYER_COUNTERS, LayerKind
 from .quantizer import CentroidQuantizer, popcount
 
 __all__ = ["ProcessingTile", "layer_descriptor_layout", "layer_counters_layout"]
@@ -49,6 +49,7 @@ def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "weight_base": unsigned(widths["weight_row"]),
         "shift": range(config.max_shift + 1),
         "relu": unsigned(1),
+        "kind": LayerKind,
     })
 
 

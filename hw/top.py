@@ -234,7 +234,12 @@ class Accelerator(wiring.Component):
                         m.d.sync += [layer_count.eq(count), net_valid.eq(1), reuse_valid.eq(0)]
                         accept()
                 with m.Case(Opcode.SET_LAYER):
-                    inputs, outputs, weight_base, flags = (control[n] for n in range(4))
+                    inputs, outputs, weight_base = (control[n] for n in range(3))
+                    flags = protocol.LayerFlags(control[3])
+                    kind = flags.kind.as_value()
+                    known_kind = Const(0)
+                    for member in protocol.LayerKind:
+                        known_kind = known_kind | (kind == member.value)
                     # The extent is computed on fields narrowed to their valid ranges: a field
                     # beyond its range fails the check anyway, and the product of two 32-bit
                     # fields would cost several DSP blocks and the longest path of the design.
@@ -248,7 +253,8 @@ class Accelerator(wiring.Component):
                         fail(Error.BAD_LAYER)
                     with m.Elif((inputs == 0) | (inputs > config.max_neurons) |
                                 (outputs == 0) | (outputs > config.max_neurons) |
-                                (flags[0:8] > config.max_shift) | (flags[9:] != 0) |
+                                (flags.shift > config.max_shift) | (flags.reserved != 0) |
+                                (flags.unused != 0) | ~known_kind |
                                 (weight_base >= config.weight_depth) |
                                 (extent > config.weight_depth)):
                         fail(Error.BAD_PARAMETER)
@@ -258,8 +264,9 @@ class Accelerator(wiring.Component):
                             descriptor.inputs.eq(inputs),
                             descriptor.outputs.eq(outputs),
                             descriptor.weight_base.eq(weight_base),
-                            descriptor.shift.eq(flags[0:8]),
-                            descriptor.relu.eq(flags[8]),
+                            descriptor.shift.eq(flags.shift),
+                            descriptor.relu.eq(flags.relu),
+                            descriptor.kind.eq(flags.kind),
                             configured.bit_select(layer_index, 1).eq(1),
                             net_valid.eq(0),
                             reuse_valid.eq(0),
@@ -303,11 +310,12 @@ class Accelerator(wiring.Component):
         with m.Switch(state):
             with m.Case(_State.HEADER):
                 with m.If(take):
+                    fields = protocol.Header(word[:32])
                     m.d.sync += [
-                        opcode.eq(word[0:8]),
-                        layer_arg.eq(word[8:16]),
-                        length.eq(word[16:32]),
-                        remaining.eq(word[16:32]),
+                        opcode.eq(fields.code),
+                        layer_arg.eq(fields.arg),
+                        length.eq(fields.length),
+                        remaining.eq(fields.length),
                         control_index.eq(0),
                         control.eq(0),
                         error.eq(0),
@@ -401,10 +409,11 @@ class Accelerator(wiring.Component):
                 with m.If(tile.done):
                     m.d.sync += [reuse_valid.eq(1), state.eq(_State.RESPOND_HEADER)]
             with m.Case(_State.RESPOND_HEADER):
-                m.d.comb += out_valid.eq(1)
+                response = Signal(protocol.Header)
+                m.d.comb += [out_valid.eq(1), out_word.eq(response)]
                 with m.If(error != 0):
-                    m.d.comb += out_word.eq(protocol.header(protocol.RESPONSE_ERROR) |
-                                            (error << 8))
+                    m.d.comb += [response.code.eq(protocol.RESPONSE_ERROR),
+                                 response.arg.eq(error)]
                 with m.Else():
                     with m.Switch(opcode):
                         with m.Case(Opcode.FRAME):
@@ -412,8 +421,9 @@ class Accelerator(wiring.Component):
                                 output_rows * act_words + counter_word_count)
                         with m.Case(Opcode.STATUS):
                             m.d.comb += response_length.eq(status_words)
-                    m.d.comb += out_word.eq(Cat(opcode | protocol.RESPONSE_OK, layer_arg,
-                                                response_length))
+                    m.d.comb += [response.code.eq(opcode | protocol.RESPONSE_OK),
+                                 response.arg.eq(layer_arg),
+                                 response.length.eq(response_length)]
                 with m.If(out_free):
                     m.d.sync += [
                         response_row.eq(0),

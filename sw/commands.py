@@ -97,7 +97,7 @@ class Batch:
         config = self.config
         W = config.stream_width
         for number, (layer, base) in enumerate(zip(layers, weight_bases(config, layers))):
-            flags = layer.shift | int(layer.relu) << 8
+            flags = protocol.layer_flags(layer.shift, layer.relu)
             self._command(Opcode.SET_LAYER, number,
                           self._control(layer.inputs, layer.outputs, base, flags))
             if config.reuse:

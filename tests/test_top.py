@@ -572,6 +572,12 @@ ERROR_CASES = {
     "set_layer_reserved_flag_bit_31": (
         Opcode.SET_LAYER, [header(Opcode.SET_LAYER, 0, 4)] + control(10, 9, 0, 6 | 1 << 31),
         Error.BAD_PARAMETER, rejected("SET_LAYER", "BAD_PARAMETER", PARAMETER)),
+    "set_layer_unknown_kind": (
+        Opcode.SET_LAYER, [header(Opcode.SET_LAYER, 0, 4)] + control(10, 9, 0, 6 | 7 << 16),
+        Error.BAD_PARAMETER, rejected("SET_LAYER", "BAD_PARAMETER", PARAMETER)),
+    "set_layer_unused_flag_byte": (
+        Opcode.SET_LAYER, [header(Opcode.SET_LAYER, 0, 4)] + control(10, 9, 0, 6 | 1 << 24),
+        Error.BAD_PARAMETER, rejected("SET_LAYER", "BAD_PARAMETER", PARAMETER)),
     "set_layer_weight_base_at_depth": (
         Opcode.SET_LAYER, [header(Opcode.SET_LAYER, 0, 4)] + control(1, 1, 512, 6),
         Error.BAD_PARAMETER, rejected("SET_LAYER", "BAD_PARAMETER", PARAMETER)),
