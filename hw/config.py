@@ -207,6 +207,38 @@ class AccelConfig:
         """Rows of L values holding ``neurons`` values."""
         return -(-neurons // self.lanes)
 
+    # -- address widths -----------------------------------------------------------------------
+
+    @property
+    def row_bits(self) -> int:
+        """Bits of a row number within a layer (rows of L values: inputs, outputs, sums)."""
+        return max(1, _ceil_log2(self.max_groups))
+
+    @property
+    def layer_bits(self) -> int:
+        """Bits of a layer number."""
+        return max(1, _ceil_log2(self.max_layers))
+
+    @property
+    def input_bits(self) -> int:
+        """Bits of an input number within a layer (a row number and a lane)."""
+        return self.row_bits + _ceil_log2(self.lanes)
+
+    @property
+    def neuron_count_bits(self) -> int:
+        """Bits of a count of inputs or outputs of a layer (up to ``max_neurons``)."""
+        return self.input_bits + 1
+
+    @property
+    def weight_row_bits(self) -> int:
+        """Bits of a weight-memory row address."""
+        return max(1, _ceil_log2(self.weight_depth))
+
+    @property
+    def group_count_bits(self) -> int:
+        """Bits of a count of rows of a layer (up to ``max_groups``)."""
+        return _ceil_log2(self.max_groups + 1)
+
     @property
     def words_per_counter_row(self) -> int:
         return self.stream_width // COUNTER_WIDTH

@@ -2,9 +2,12 @@
 
 Per layer it runs, overlapped in one pipeline::
 
-    I/O buffer (input bank) -> quantizer -> comparator -> delta MAC array
+    I/O buffer (input bank) -> quantizer -> change detector -> address generator of the layer's
+    kind -> delta MAC array
 
 then streams the layer's sums through the activation into the other bank and swaps the banks.
+Hardware generated without reuse has the input serializer in place of the quantizer and change
+detector; the tile chooses between them once, at generation.
 
 Contract
 --------
@@ -14,14 +17,14 @@ Contract
 - ``start``: the host has filled the input bank with layer 0's cluster indices (through
   ``fill``). ``done`` pulses when the last layer's outputs are in the input bank, where
   ``result_read`` reads them while the tile is idle.
-- Per layer the tile spends one setup cycle (centroid-table read, layer parameters latched), the
-  scan-and-MAC phase, and the readout; :mod:`reuse_accel.sim.timing` gives the exact cycle
-  count.
+- Per layer the tile spends :attr:`ProcessingTile.setup_latency` setup cycles (centroid-table
+  read, layer parameters latched), the scan-and-MAC phase, and the readout;
+  :mod:`reuse_accel.sim.timing` gives the exact cycle count.
 - Counters (per layer and per frame) are cleared at ``start`` and valid after ``done``.
 
-Without reuse (``AccelConfig.reuse`` false) the rows go from the I/O buffer straight to the
-comparator acting as the input serializer: no quantizer and no centroid tables; the input bank
-holds activations for every layer, layer 0's included, and every layer computes from scratch.
+Without reuse (``AccelConfig.reuse`` false) there are no quantizer and no centroid tables; the
+input bank holds activations for every layer, layer 0's included, and every layer computes from
+scratch.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
@@ -29,28 +32,18 @@ from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .comparator import InputComparator, address_widths
 from .config import COUNTER_WIDTH, AccelConfig, check_config
-from .iobuffer import IOBuffer
-from .mac import DeltaMacArray
-from .protocol import LAYER_COUNTERS, LayerKind
-from .quantizer import CentroidQuantizer, popcount
+from .core.change_detector import ChangeDetector
+from .core.iobuffer import IOBuffer
+from .core.mac import DeltaMacArray
+from .core.popcount import popcount
+from .core.quantizer import CentroidQuantizer
+from .core.register import StreamRegister
+from .core.serializer import InputSerializer
+from .layers import GENERATORS, layer_descriptor_layout
+from .protocol import LAYER_COUNTERS
 
 __all__ = ["ProcessingTile", "layer_descriptor_layout", "layer_counters_layout"]
-
-
-def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
-    """A layer as configured by SET_LAYER."""
-    widths = address_widths(config)
-    neurons = unsigned(widths["input"] + 1)
-    return data.StructLayout({
-        "inputs": neurons,
-        "outputs": neurons,
-        "weight_base": unsigned(widths["weight_row"]),
-        "shift": range(config.max_shift + 1),
-        "relu": unsigned(1),
-        "kind": LayerKind,
-    })
 
 
 def layer_counters_layout() -> data.StructLayout:
@@ -67,11 +60,18 @@ class _State(enum.Enum, shape=3):
 
 
 class ProcessingTile(wiring.Component):
-    """Layer sequencer around the quantizer, comparator, MAC array and I/O buffer."""
+    """Layer sequencer around the I/O buffer, quantizer, change detector, address generators
+    and MAC array."""
+
+    setup_latency = 1
+    """Cycles per layer before its first row is read: the centroid table read, the layer's
+    parameters latched."""
+
+    done_latency = 1
+    """Cycles per frame after the last layer: the done cycle."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        widths = address_widths(config)
         lanes = config.lanes
         act_row = data.ArrayLayout(signed(config.act_width), lanes)
         members = {
@@ -82,19 +82,19 @@ class ProcessingTile(wiring.Component):
             "done": Out(1),
             "frame_cycles": Out(COUNTER_WIDTH),
             "counters": Out(data.ArrayLayout(layer_counters_layout(), config.max_layers)),
-            "fill": Out(memory.WritePort.Signature(addr_width=widths["row"], shape=act_row)),
-            "result_read": Out(memory.ReadPort.Signature(addr_width=widths["row"],
+            "fill": Out(memory.WritePort.Signature(addr_width=config.row_bits, shape=act_row)),
+            "result_read": Out(memory.ReadPort.Signature(addr_width=config.row_bits,
                                                          shape=act_row)),
             "weight_write": Out(memory.WritePort.Signature(
-                addr_width=widths["weight_row"],
+                addr_width=config.weight_row_bits,
                 shape=data.ArrayLayout(signed(config.weight_width), lanes))),
             "bias_write": Out(memory.WritePort.Signature(
-                addr_width=widths["row"] + widths["layer"],
+                addr_width=config.row_bits + config.layer_bits,
                 shape=data.ArrayLayout(signed(config.bias_width), lanes))),
         }
         if config.reuse:
             members["centroid_write"] = Out(memory.WritePort.Signature(
-                addr_width=widths["layer"],
+                addr_width=config.layer_bits,
                 shape=data.ArrayLayout(signed(config.centroid_width), config.clusters)))
         super().__init__(members)
 
@@ -106,71 +106,96 @@ class ProcessingTile(wiring.Component):
         m = Module()
         config = self._config
         lanes = config.lanes
-        widths = address_widths(config)
         lane_bits = exact_log2(lanes)
 
         tag_layout = data.StructLayout({
-            "row": unsigned(widths["row"]),
+            "row": unsigned(config.row_bits),
             "lanes": unsigned(lanes),
             "last": unsigned(1),
         })
         m.submodules.buffer = buffer = IOBuffer(config)
-        m.submodules.comparator = comparator = InputComparator(config)
         m.submodules.mac = mac = DeltaMacArray(config)
         if config.reuse:
             m.submodules.quantizer = quantizer = CentroidQuantizer(config, tag_shape=tag_layout)
+            m.submodules.detector = detector = ChangeDetector(config)
             m.submodules.centroids = centroids = memory.Memory(
                 shape=data.ArrayLayout(signed(config.centroid_width), config.clusters),
-                depth=1 << widths["layer"], init=[])
+                depth=1 << config.layer_bits, init=[])
             centroid_read = centroids.read_port()
             wiring.connect(m, wiring.flipped(self.centroid_write), centroids.write_port())
+            changed = detector.o
+        else:
+            m.submodules.serializer = serializer = InputSerializer(
+                config, lane_shape=signed(config.act_width))
+            # The row leaves the block RAM's output through a register, as it does through the
+            # change detector's read stage with reuse: both builds fill alike.
+            m.submodules.row_register = row_register = StreamRegister(serializer.i.payload.shape())
+            wiring.connect(m, row_register.o, serializer.i)
+            changed = serializer.o
 
         wiring.connect(m, wiring.flipped(self.fill), buffer.fill)
         wiring.connect(m, wiring.flipped(self.weight_write), mac.weight_write)
         wiring.connect(m, wiring.flipped(self.bias_write), mac.bias_write)
-        wiring.connect(m, comparator.o, mac.items)
         wiring.connect(m, mac.act, buffer.write)
 
         state = Signal(_State)
-        layer = Signal(widths["layer"])
+        layer = Signal(config.layer_bits)
         from_scratch = Signal()
         descriptor = self.layers[layer]
+        kind = Signal.like(descriptor.kind)
 
         # The running layer's parameters, latched in SETUP.
-        in_rows = Signal(widths["groups"])
-        out_groups = Signal(widths["groups"])
-        outputs = Signal(widths["input"] + 1)
+        in_rows = Signal(config.group_count_bits)
+        out_rows = Signal(config.group_count_bits)
         last_lanes = Signal(lanes)
         last_output_lanes = Signal(lanes)
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
+
+        # Changed inputs go to the address generator of the layer's kind, and its MAC items to
+        # the array.
+        items_valid, changed_ready = Const(0), Const(0)
+        for layer_kind, generator_class in GENERATORS.items():
+            generator = generator_class(config)
+            m.submodules[f"{layer_kind.name.lower()}_generator"] = generator
+            selected = kind == layer_kind
+            m.d.comb += [
+                generator.descriptor.eq(descriptor),
+                generator.from_scratch.eq(from_scratch),
+                generator.start.eq((state == _State.SETUP) & (descriptor.kind == layer_kind)),
+                generator.i.valid.eq(changed.valid & selected),
+                generator.i.payload.eq(changed.payload),
+                generator.o.ready.eq(mac.items.ready & selected),
+            ]
+            with m.If(selected):
+                m.d.comb += mac.items.payload.eq(generator.o.payload)
+            items_valid = items_valid | (generator.o.valid & selected)
+            changed_ready = changed_ready | (generator.i.ready & selected)
+        m.d.comb += [mac.items.valid.eq(items_valid), changed.ready.eq(changed_ready)]
 
         if config.reuse:
             m.d.comb += [
                 centroid_read.addr.eq(layer),
                 centroid_read.en.eq(state == _State.SETUP),
                 quantizer.centroids.eq(centroid_read.data),
-                comparator.centroids.eq(centroid_read.data),
+                detector.centroids.eq(centroid_read.data),
                 quantizer.bypass.eq(layer == 0),
-                comparator.first.eq(from_scratch),
+                detector.first.eq(from_scratch),
+                detector.layer.eq(layer),
             ]
         m.d.comb += [
-            comparator.layer.eq(layer),
-            comparator.weight_base.eq(descriptor.weight_base),
-            comparator.groups.eq(out_groups),
             mac.layer.eq(layer),
-            mac.groups.eq(out_groups),
-            mac.from_scratch.eq(from_scratch),
+            mac.readout_rows.eq(out_rows),
             mac.shift.eq(shift),
             mac.relu.eq(relu),
         ]
 
-        # Row source: reads the input bank row by row into the quantizer.
-        source_row = Signal(widths["groups"])
+        # Row source: reads the input bank row by row into the quantizer (the serializer
+        # without reuse).
+        source_row = Signal(config.group_count_bits)
         read_valid = Signal()
         read_tag = Signal(tag_layout)
-        # The stage after the row source: the quantizer with reuse, the serializer without.
-        row_sink = quantizer.i if config.reuse else comparator.i
+        row_sink = quantizer.i if config.reuse else row_register.i
         read_advance = ~read_valid | row_sink.ready
         issue = (state == _State.SCAN) & (source_row < in_rows)
         with m.If(state == _State.SCAN):
@@ -199,21 +224,23 @@ class ProcessingTile(wiring.Component):
                 quantizer.i.valid.eq(read_valid),
                 quantizer.i.payload.values.eq(buffer.read.data),
                 quantizer.i.payload.tag.eq(read_tag),
-                comparator.i.valid.eq(quantizer.o.valid),
-                comparator.i.payload.indices.eq(quantizer.o.payload.indices),
-                comparator.i.payload.row.eq(quantizer.o.payload.tag.row),
-                comparator.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
-                comparator.i.payload.last.eq(quantizer.o.payload.tag.last),
-                quantizer.o.ready.eq(comparator.i.ready),
+                detector.i.valid.eq(quantizer.o.valid),
+                detector.i.payload.indices.eq(quantizer.o.payload.indices),
+                detector.i.payload.row.eq(quantizer.o.payload.tag.row),
+                detector.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
+                detector.i.payload.last.eq(quantizer.o.payload.tag.last),
+                quantizer.o.ready.eq(detector.i.ready),
             ]
+            scan_end = detector.done
         else:
             m.d.comb += [
-                comparator.i.valid.eq(read_valid),
-                comparator.i.payload.indices.eq(buffer.read.data),
-                comparator.i.payload.row.eq(read_tag.row),
-                comparator.i.payload.lanes.eq(read_tag.lanes),
-                comparator.i.payload.last.eq(read_tag.last),
+                row_register.i.valid.eq(read_valid),
+                row_register.i.payload.values.eq(buffer.read.data),
+                row_register.i.payload.mask.eq(read_tag.lanes),
+                row_register.i.payload.row.eq(read_tag.row),
+                row_register.i.payload.last.eq(read_tag.last),
             ]
+            scan_end = serializer.done
 
         # Counters.
         counters = self.counters[layer]
@@ -226,18 +253,19 @@ class ProcessingTile(wiring.Component):
                 outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes
                 m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
         with m.If(mac.act.en):
-            real = Mux(mac.act.addr == out_groups - 1, last_output_lanes, Const(-1, lanes))
+            real = Mux(mac.act.addr == out_rows - 1, last_output_lanes, Const(-1, lanes))
             m.d.sync += counters.saturated_outputs.eq(
                 counters.saturated_outputs + popcount(mac.saturated & real))
+        with m.If(changed.valid & changed.ready):
+            m.d.sync += counters.changed_inputs.eq(counters.changed_inputs + 1)
         with m.If(mac.items.valid & mac.items.ready):
             m.d.sync += [
-                counters.changed_inputs.eq(counters.changed_inputs + 1),
-                counters.weight_rows.eq(counters.weight_rows + out_groups),
-                counters.macs.eq(counters.macs + outputs),
+                counters.weight_rows.eq(counters.weight_rows + 1),
+                counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
             ]
 
         scan_done = Signal()
-        with m.If(comparator.done):
+        with m.If(scan_end):
             m.d.sync += scan_done.eq(1)
 
         with m.Switch(state):
@@ -258,9 +286,9 @@ class ProcessingTile(wiring.Component):
                                (Const(1, lanes + 1) << remainder) - 1)
 
                 m.d.sync += [
+                    kind.eq(descriptor.kind),
                     in_rows.eq((descriptor.inputs + lanes - 1) >> lane_bits),
-                    out_groups.eq((descriptor.outputs + lanes - 1) >> lane_bits),
-                    outputs.eq(descriptor.outputs),
+                    out_rows.eq((descriptor.outputs + lanes - 1) >> lane_bits),
                     last_lanes.eq(final_row_lanes(descriptor.inputs)),
                     last_output_lanes.eq(final_row_lanes(descriptor.outputs)),
                     shift.eq(descriptor.shift),
@@ -269,7 +297,6 @@ class ProcessingTile(wiring.Component):
                     scan_done.eq(0),
                     state.eq(_State.SCAN),
                 ]
-                m.d.comb += comparator.start.eq(1)
             with m.Case(_State.SCAN):
                 with m.If(scan_done & mac.idle):
                     m.d.comb += mac.readout_start.eq(1)

@@ -15,10 +15,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from . import protocol
-from .comparator import address_widths
 from .config import COUNTER_WIDTH, AccelConfig, check_config
+from .layers import layer_descriptor_layout
 from .protocol import Error, Opcode
-from .tile import ProcessingTile, layer_descriptor_layout
+from .tile import ProcessingTile
 
 __all__ = ["Accelerator", "generate_verilog"]
 
@@ -60,7 +60,6 @@ class Accelerator(wiring.Component):
         config = self._config
         W = config.stream_width
         lanes = config.lanes
-        widths = address_widths(config)
         per_word32 = W // COUNTER_WIDTH
 
         m.submodules.tile = tile = ProcessingTile(config)
@@ -148,9 +147,9 @@ class Accelerator(wiring.Component):
             m.d.sync += [self.o.valid.eq(out_valid), self.o.payload.eq(out_word)]
 
         response_length = Signal(16)
-        response_row = Signal(widths["groups"])
+        response_row = Signal(config.group_count_bits)
         response_word = Signal(range(max(act_words, 1) + 1))
-        response_rows = Signal(widths["groups"])
+        response_rows = Signal(config.group_count_bits)
         row_ready = Signal()
         field_word = Signal(16)
         field_words = Signal(16)
@@ -186,7 +185,7 @@ class Accelerator(wiring.Component):
             """One cycle: check the command against the hardware, apply SET_* commands."""
             lanes = config.lanes
             lane_bits = exact_log2(lanes)
-            layer_index = layer_arg[:address_widths(config)["layer"]]
+            layer_index = layer_arg[:config.layer_bits]
             m.d.sync += [row_word.eq(0), row_count.eq(0)]
 
             def accept(data_follows=False):
@@ -243,9 +242,9 @@ class Accelerator(wiring.Component):
                     # The extent is computed on fields narrowed to their valid ranges: a field
                     # beyond its range fails the check anyway, and the product of two 32-bit
                     # fields would cost several DSP blocks and the longest path of the design.
-                    neuron_bits = address_widths(config)["input"] + 1
+                    neuron_bits = config.neuron_count_bits
                     narrow_groups = (outputs[:neuron_bits] + lanes - 1) >> lane_bits
-                    extent = (weight_base[:address_widths(config)["weight_row"]] +
+                    extent = (weight_base[:config.weight_row_bits] +
                               inputs[:neuron_bits] * narrow_groups)
                     with m.If(length != control_words[Opcode.SET_LAYER]):
                         fail(Error.BAD_LENGTH)
@@ -376,8 +375,8 @@ class Accelerator(wiring.Component):
                         with m.Case(Opcode.LOAD_BIASES):
                             fields = payload_row(bias_words, config.bias_width, lanes)
                             m.d.comb += [
-                                tile.bias_write.addr.eq(Cat((start + row_count)[:widths["row"]],
-                                                            layer_arg[:widths["layer"]])),
+                                tile.bias_write.addr.eq(Cat((start + row_count)[:config.row_bits],
+                                                            layer_arg[:config.layer_bits])),
                                 tile.bias_write.en.eq(row_end),
                             ]
                             for lane, value in enumerate(fields):

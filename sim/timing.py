@@ -7,13 +7,14 @@ runs in three phases:
 
 1. **setup**, 1 cycle: read the layer's centroid table.
 2. **scan and MAC**, overlapped. Rows flow from the I/O buffer through the quantizer and the
-   comparator into the serializer, which holds row ``w`` for ``s_w = max(c_w, 1)`` cycles
+   change detector into the serializer, which holds row ``w`` for ``s_w = max(c_w, 1)`` cycles
    (``c_w`` changed inputs in the row; an unchanged row still takes one cycle). Changed input
    ``k`` therefore leaves the serializer ``u_k`` cycles after the first row arrives, with
-   ``u_k = sum(s_v for v < w_k) + (its rank among row w_k's changed inputs)``. The MAC array
-   takes ``G`` cycles per changed input and accepts the next one as soon as both are ready, so
-   the ``k``-th handshake happens ``sum(max(u_{j+1} - u_j, G) for j < k)`` cycles after the
-   first.
+   ``u_k = sum(s_v for v < w_k) + (its rank among row w_k's changed inputs)``. The layer
+   kind's address generator turns each changed input into ``G`` MAC items, one per cycle
+   (:func:`reuse_accel.hw.layers.dense.items_per_input`), and accepts the next input as soon as
+   both are ready, so the ``k``-th handshake happens ``sum(max(u_{j+1} - u_j, G) for j < k)``
+   cycles after the first.
 3. **readout**, ``G + 3`` cycles: the start cycle, then the sums through the activation into
    the other bank.
 
@@ -28,9 +29,9 @@ When every input changes (baseline mode, or the first frame), ``u_k = k`` and th
 (``G + 10`` for hardware generated without reuse, which has no quantizer stages).
 A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
 
-These constants are the pipeline depths of the gateware in :mod:`reuse_accel.hw`; the RTL tests
-check the formula against the hardware's own cycle counters and against cycles counted by the
-testbench.
+The constants below are composed from the latencies the gateware components state
+(:mod:`reuse_accel.hw.core`, :mod:`reuse_accel.hw.tile`); the RTL tests check the formula against
+the hardware's own cycle counters and against cycles counted by the testbench.
 """
 
 from __future__ import annotations
@@ -38,28 +39,38 @@ from __future__ import annotations
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.core.change_detector import ChangeDetector
+from reuse_accel.hw.core.iobuffer import IOBuffer
+from reuse_accel.hw.core.mac import DeltaMacArray
+from reuse_accel.hw.core.quantizer import CentroidQuantizer
+from reuse_accel.hw.core.register import StreamRegister
+from reuse_accel.hw.core.serializer import InputSerializer
+from reuse_accel.hw.layers import dense
+from reuse_accel.hw.tile import ProcessingTile
 
 __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD"]
 
-SETUP = 1
-"""Setup cycle: the centroid table read."""
-FILL = 5
-"""Cycles from the end of setup to the first row in the serializer: buffer read, two quantizer
-stages, the comparator's previous-index read and the serializer register."""
-FILL_WITHOUT_REUSE = 3
-"""The same without the quantizer (hardware generated without reuse)."""
-MAC_DRAIN = 3
-"""Cycles from the MAC's last issued row to its idle flag: multiply, add-and-write, idle."""
-READOUT = 3
-"""Readout cycles on top of one per output group: start, sum read, activation register."""
-FRAME_OVERHEAD = 1
+SETUP = ProcessingTile.setup_latency
+"""Setup cycles per layer: the centroid table read, the layer's parameters latched."""
+FILL = IOBuffer.read_latency + CentroidQuantizer.latency + ChangeDetector.latency
+"""Cycles from the end of setup to the first row in the serializer: the buffer read, the
+quantizer, and the change detector's previous-index read and serializer."""
+FILL_WITHOUT_REUSE = IOBuffer.read_latency + StreamRegister.latency + InputSerializer.latency
+"""The same without the quantizer and change detector (hardware generated without reuse): the
+buffer read, the row register and the serializer."""
+MAC_DRAIN = DeltaMacArray.latency
+"""Cycles from the last MAC item's handshake to the array's idle flag."""
+READOUT = DeltaMacArray.readout_latency
+"""Readout cycles on top of one per output row: the readout's row register, the sum read, the
+activation."""
+FRAME_OVERHEAD = ProcessingTile.done_latency
 """The tile's done cycle."""
 
 
 def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
     """Cycles of one layer, given the mask of its changed inputs."""
     lanes = config.lanes
-    groups = config.groups(outputs)
+    groups = dense.items_per_input(config, outputs)
     changed = np.asarray(changed, dtype=bool)
     rows = config.groups(len(changed))
     padded = np.zeros(rows * lanes, bool)

@@ -162,8 +162,8 @@ def _fingerprint(config: AccelConfig, tools_key: str) -> str:
     digest.update(repr(config).encode())
     digest.update(tools_key.encode())
     hw = Path(importlib.util.find_spec("reuse_accel.hw").origin).parent
-    for source in sorted(hw.glob("*.py")):
-        digest.update(source.name.encode())
+    for source in sorted(hw.rglob("*.py")):
+        digest.update(str(source.relative_to(hw)).encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
+from reuse_accel.hw.layers import dense
 from reuse_accel.hw.protocol import Error, Opcode
 from reuse_accel.sim.model import FixedLayer, FrameResult
 
@@ -105,11 +106,7 @@ class Batch:
                               protocol.pack_rows([layer.centroids], config.centroid_width, W))
             biases = _lane_rows(config, np.asarray(layer.biases))
             self._rows(Opcode.LOAD_BIASES, number, biases, config.bias_width, 0)
-            # Weight row (i, g) holds outputs g*L .. g*L+L-1 of input i.
-            groups = config.groups(layer.outputs)
-            padded = np.zeros((groups * config.lanes, layer.inputs), np.int64)
-            padded[:layer.outputs] = layer.weights
-            rows = padded.T.reshape(layer.inputs * groups, config.lanes)
+            rows = dense.weight_rows(config, layer.weights)
             self._rows(Opcode.LOAD_WEIGHTS, number, rows, config.weight_width, base)
         self._command(Opcode.SET_NET, payload=self._control(len(layers)))
 

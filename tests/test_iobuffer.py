@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.iobuffer import IOBuffer
+from reuse_accel.hw.core.iobuffer import IOBuffer
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=64)

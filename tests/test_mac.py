@@ -8,16 +8,16 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reuse_accel.hw.comparator import address_widths
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.mac import DeltaMacArray
+from reuse_accel.hw.core.mac import DeltaMacArray
 from reuse_accel.sim.model import activate
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=128)
 L = CONFIG.lanes
-ROW_BITS = address_widths(CONFIG)["row"]
-MAC_DRAIN = 3  # last issued row -> idle (multiply, add-and-write, idle)
+ROW_BITS = CONFIG.row_bits
+MAC_DRAIN = 3  # last item's handshake -> idle (multiply, add-and-write, idle)
+READOUT_LATENCY = 3  # readout start -> first row written (row register, sum read, activation)
 
 
 def reference_activation(acc, shift, relu, config=CONFIG):
@@ -89,19 +89,22 @@ class Bench:
                         cycle += 1
                     ctx.set(port.en, 0)
                 elif kind == "items":
+                    # Each changed input becomes ``groups`` MAC items, rows weight_row + g and
+                    # sum rows g; the first input of a from-scratch pass starts from the biases.
                     ctx.set(dut.layer, op["layer"])
-                    ctx.set(dut.groups, op["groups"])
-                    ctx.set(dut.from_scratch, op["from_scratch"])
+                    mac_items = [
+                        {"weight_row": weight_row + group, "sum_row": group, "delta": delta,
+                         "init": op["from_scratch"] and number == 0, "real_lanes": L}
+                        for number, delta, weight_row in op["items"]
+                        for group in range(op["groups"])]
                     sent, holding = 0, False
                     while True:
-                        holding = sent < len(op["items"]) and (holding or op["offer"](cycle))
+                        holding = sent < len(mac_items) and (holding or op["offer"](cycle))
                         ctx.set(dut.items.valid, holding)
                         if holding:
-                            number, delta, weight_row = op["items"][sent]
-                            ctx.set(dut.items.payload, {"input": number, "delta": delta,
-                                                        "weight_row": weight_row})
+                            ctx.set(dut.items.payload, mac_items[sent])
                         idle = ctx.get(dut.idle)
-                        if sent == len(op["items"]) and idle:
+                        if sent == len(mac_items) and idle:
                             op["idle_at"] = cycle
                             break
                         if sent and not idle:
@@ -117,7 +120,7 @@ class Bench:
                     ctx.set(dut.items.valid, 0)
                 else:
                     ctx.set(dut.layer, op["layer"])
-                    ctx.set(dut.groups, op["groups"])
+                    ctx.set(dut.readout_rows, op["groups"])
                     ctx.set(dut.shift, op["shift"])
                     ctx.set(dut.relu, op["relu"])
                     op["start"] = cycle
@@ -146,8 +149,8 @@ def check_readout(record, sums):
     """Rows 0..G-1 written at start+3 .. start+G+2, readout_done on the last, values exact."""
     start, groups = record["start"], record["groups"]
     assert [(cycle, addr) for cycle, addr, _ in record["writes"]] == [
-        (start + 3 + group, group) for group in range(groups)]
-    assert record["done"] == [start + groups + 2]
+        (start + READOUT_LATENCY + group, group) for group in range(groups)]
+    assert record["done"] == [start + READOUT_LATENCY + groups - 1]
     for (_, group, values) in record["writes"]:
         acc = sums[(record["layer"], group)]
         expected = [reference_activation(a, record["shift"], record["relu"]) for a in acc]
@@ -157,13 +160,12 @@ def check_readout(record, sums):
 
 
 def check_items_timing(record):
-    """Every item accepted back to back, one per ``groups`` cycles; idle MAC_DRAIN after."""
-    groups, handshakes = record["groups"], record["handshakes"]
-    assert len(handshakes) == len(record["items"])
-    assert [b - a for a, b in zip(handshakes, handshakes[1:])] == [groups] * (
-        len(handshakes) - 1)
-    last = handshakes[-1]
-    assert record["idle_at"] == last + groups + MAC_DRAIN
+    """Every item accepted in the cycle it is offered, back to back; idle MAC_DRAIN cycles
+    after the last, and not before."""
+    handshakes = record["handshakes"]
+    assert len(handshakes) == len(record["items"]) * record["groups"]
+    assert handshakes == list(range(handshakes[0], handshakes[0] + len(handshakes)))
+    assert record["idle_at"] == handshakes[-1] + MAC_DRAIN
     assert record["idle_low"] == list(range(handshakes[0] + 1, record["idle_at"]))
 
 
@@ -423,7 +425,7 @@ def test_random_delta_sequences_match_reference(scenario):
                 readouts.append((bench.readout(layer, groups, shift, relu), dict(ref.sums)))
     bench.run()
     for record in records:
-        assert len(record["handshakes"]) == len(record["items"])
+        assert len(record["handshakes"]) == len(record["items"]) * record["groups"]
         if gaps == 0:
             check_items_timing(record)
     for readout, sums in readouts:

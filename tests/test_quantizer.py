@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.quantizer import CentroidQuantizer
+from reuse_accel.hw.core.quantizer import CentroidQuantizer
 from reuse_accel.sim.model import quantize
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,

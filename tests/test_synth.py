@@ -135,8 +135,8 @@ def test_no_reuse_build_is_smaller(reports, target):
         assert plain.transistors < reuse.transistors
     # Without reuse there are no centroid tables and no previous-index memory.
     names = {m.name.removeprefix("accel.") for m in plain.memories}
-    assert "tile.comparator.previous" not in names
-    assert "tile.comparator.previous" in {m.name.removeprefix("accel.") for m in reuse.memories}
+    assert "tile.detector.previous" not in names
+    assert "tile.detector.previous" in {m.name.removeprefix("accel.") for m in reuse.memories}
 
 
 @needs_reuse_option

@@ -817,14 +817,17 @@ def test_property_rtl_matches_golden_model(case):
 
 
 @pytest.mark.parametrize("component", [
-    "hw.top.Accelerator", "hw.tile.ProcessingTile", "hw.quantizer.CentroidQuantizer",
-    "hw.comparator.InputComparator", "hw.mac.DeltaMacArray", "hw.iobuffer.IOBuffer",
+    "hw.top.Accelerator", "hw.tile.ProcessingTile", "hw.core.quantizer.CentroidQuantizer",
+    "hw.core.change_detector.ChangeDetector", "hw.core.serializer.InputSerializer",
+    "hw.core.mac.DeltaMacArray", "hw.core.iobuffer.IOBuffer", "hw.core.activation.Activation",
+    "hw.layers.dense.DenseAddressGenerator",
 ])
 def test_components_reject_a_config_that_is_not_an_accel_config(component):
     import importlib
     module, name = component.rsplit(".", 1)
     cls = getattr(importlib.import_module(f"reuse_accel.{module}"), name)
-    extra = {"tag_shape": 1} if name == "CentroidQuantizer" else {}
+    extra = {"CentroidQuantizer": {"tag_shape": 1},
+             "InputSerializer": {"lane_shape": 8}}.get(name, {})
     message = "config must be an AccelConfig, not {'lanes': 4}"
     with pytest.raises(TypeError, match=re.escape(message)):
         cls({"lanes": 4}, **extra)

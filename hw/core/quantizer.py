@@ -9,8 +9,9 @@ Contract
   first row enters until the last row leaves (the thresholds are registered).
 - ``bypass``: the values already are cluster indices (layer 0, quantized by the host); they pass
   through unchanged and nothing counts as outside.
-- Latency 2 cycles, throughput one row (L values) per cycle; a two-stage pipeline in the
-  ``lib.stream`` style, stalling without loss when ``o.ready`` is low.
+- Latency :attr:`CentroidQuantizer.latency` (2 cycles), throughput one row (L values) per
+  cycle; a two-stage pipeline in the ``lib.stream`` style, stalling without loss when
+  ``o.ready`` is low.
 
 Rule
 ----
@@ -24,18 +25,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, check_config
+from ..config import AccelConfig, check_config
+from .popcount import popcount
 
-__all__ = ["CentroidQuantizer", "popcount"]
-
-
-def popcount(bits):
-    """Number of set bits of a value, as a balanced adder tree (log depth)."""
-    terms = [bits[n] for n in range(len(bits))]
-    while len(terms) > 1:
-        paired = [terms[n] + terms[n + 1] for n in range(0, len(terms) - 1, 2)]
-        terms = paired + terms[len(paired) * 2:]
-    return terms[0]
+__all__ = ["CentroidQuantizer"]
 
 
 class CentroidQuantizer(wiring.Component):
@@ -47,6 +40,9 @@ class CentroidQuantizer(wiring.Component):
     tag_shape : shape-like
         Shape of the tag carried alongside each row.
     """
+
+    latency = 2
+    """Cycles from a row's acceptance to its indices on ``o``."""
 
     def __init__(self, config: AccelConfig, *, tag_shape):
         self._config = check_config(config)

@@ -17,8 +17,7 @@ from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .comparator import address_widths
-from .config import AccelConfig, check_config
+from ..config import AccelConfig, check_config
 
 __all__ = ["IOBuffer"]
 
@@ -26,9 +25,12 @@ __all__ = ["IOBuffer"]
 class IOBuffer(wiring.Component):
     """Ping-pong activation buffer with a bank-select toggle."""
 
+    read_latency = 1
+    """Cycles from a read's address to its data."""
+
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        row_width = address_widths(config)["row"]
+        row_width = config.row_bits
         row_shape = data.ArrayLayout(signed(config.act_width), config.lanes)
         super().__init__({
             "read": Out(memory.ReadPort.Signature(addr_width=row_width, shape=row_shape)),
@@ -44,7 +46,7 @@ class IOBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        row_width = address_widths(config)["row"]
+        row_width = config.row_bits
         m.submodules.banks = banks = memory.Memory(
             shape=data.ArrayLayout(signed(config.act_width), config.lanes),
             depth=2 << row_width, init=[])

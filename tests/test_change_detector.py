@@ -1,4 +1,4 @@
-"""InputComparator: changed inputs, deltas, weight rows, per-layer memory, serializer timing."""
+"""ChangeDetector: changed inputs, deltas, per-layer memory, serializer timing."""
 
 import random
 from dataclasses import dataclass, field
@@ -7,8 +7,8 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reuse_accel.hw.comparator import InputComparator
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.core.change_detector import ChangeDetector
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=256)
@@ -18,19 +18,17 @@ FULL = (1 << L) - 1
 
 @dataclass
 class Pass:
-    """One pass of a layer through the comparator: its settings and its rows."""
+    """One pass of a layer through the change detector: its settings and its rows."""
 
     layer: int
     first: bool
     centroids: list
     rows: list            # lists of L indices
     inputs: int           # real inputs: the last row's lanes beyond it are masked out
-    weight_base: int = 0
-    groups: int = 1
     # filled in by the simulation
     row_cycles: list = field(default_factory=list)
     offers: list = field(default_factory=list)     # first cycle each item was offered
-    items: list = field(default_factory=list)      # (cycle, input, delta, weight_row)
+    items: list = field(default_factory=list)      # (cycle, input, delta)
     done_cycles: list = field(default_factory=list)
 
     def lane_mask(self, row):
@@ -41,7 +39,7 @@ class Pass:
 def simulate(config, passes, *, ready=None, settle=4):
     """Run the passes back to back in one simulation (start pulse, rows, wait for done)."""
     ready = ready or (lambda cycle: True)
-    dut = InputComparator(config)
+    dut = ChangeDetector(config)
 
     async def bench(ctx):
         cycle = 0
@@ -49,14 +47,10 @@ def simulate(config, passes, *, ready=None, settle=4):
             ctx.set(dut.layer, job.layer)
             ctx.set(dut.first, job.first)
             ctx.set(dut.centroids, job.centroids)
-            ctx.set(dut.weight_base, job.weight_base)
-            ctx.set(dut.groups, job.groups)
-            ctx.set(dut.start, 1)
             ctx.set(dut.i.valid, 0)
             ctx.set(dut.o.ready, 0)
             await ctx.tick()
             cycle += 1
-            ctx.set(dut.start, 0)
             sent = 0
             after_done = 0
             offered = False
@@ -79,7 +73,7 @@ def simulate(config, passes, *, ready=None, settle=4):
                     job.offers.append(cycle)
                     offered = True
                 if o_valid and o_ready:
-                    job.items.append((cycle, item.input, item.delta, item.weight_row))
+                    job.items.append((cycle, item.input, item.delta))
                     offered = False
                 if done:
                     job.done_cycles.append(cycle)
@@ -110,7 +104,7 @@ def reference(passes):
                     continue
                 if job.first or indices[lane] != old[lane]:
                     delta = c[indices[lane]] - (0 if job.first else c[old[lane]])
-                    items.append((number, delta, job.weight_base + number * job.groups))
+                    items.append((number, delta))
             previous[(job.layer, row)] = list(indices)
         expected.append(items)
     return expected
@@ -171,10 +165,9 @@ def random_rows(rng, inputs):
 def test_first_pass_emits_every_real_input():
     centroids = [-512, -100, -3, 0, 7, 90, 300, 511]
     rows = [[0, 1, 2, 3], [4, 5, 6, 7], [7, 3, 0, 5]]
-    job = Pass(layer=0, first=True, centroids=centroids, rows=rows, inputs=10,
-               weight_base=17, groups=3)
+    job = Pass(layer=0, first=True, centroids=centroids, rows=rows, inputs=10)
     simulate(CONFIG, [job])
-    expected = [(n, centroids[rows[n // L][n % L]], 17 + 3 * n) for n in range(10)]
+    expected = [(n, centroids[rows[n // L][n % L]]) for n in range(10)]
     assert [item[1:] for item in job.items] == expected
     check_timing_ready(job, expected)
     # 10 inputs in rows of 4, 4 and 2 (lanes 2 and 3 of row 2 masked): serializer 4+4+2
@@ -185,13 +178,13 @@ def test_second_pass_emits_only_changes_with_centroid_differences():
     centroids = [-500, -40, -7, 0, 5, 60, 200, 511]
     frame1 = [[0, 1, 2, 3], [4, 5, 6, 7], [1, 1, 1, 1], [2, 2, 2, 2]]
     frame2 = [[0, 7, 2, 3], [4, 5, 6, 7], [1, 0, 1, 6], [2, 2, 2, 2]]
-    jobs = [Pass(layer=1, first=True, centroids=centroids, rows=frame1, inputs=16, groups=2),
-            Pass(layer=1, first=False, centroids=centroids, rows=frame2, inputs=16, groups=2)]
+    jobs = [Pass(layer=1, first=True, centroids=centroids, rows=frame1, inputs=16),
+            Pass(layer=1, first=False, centroids=centroids, rows=frame2, inputs=16)]
     simulate(CONFIG, jobs)
     assert [item[1:] for item in jobs[1].items] == [
-        (1, 511 - (-40), 1 * 2),
-        (9, -500 - (-40), 9 * 2),
-        (11, 200 - (-40), 11 * 2),
+        (1, 511 - (-40)),
+        (9, -500 - (-40)),
+        (11, 200 - (-40)),
     ]
     for job, expected in zip(jobs, reference(jobs)):
         check_timing_ready(job, expected)
@@ -226,16 +219,15 @@ def test_previous_indices_are_kept_per_layer():
     layer0 = [[0, 1, 2, 3], [4, 5, 6, 7]]
     layer1 = [[7, 6, 5, 4], [3, 2, 1, 0]]
     jobs = [
-        Pass(layer=0, first=True, centroids=c0, rows=layer0, inputs=8, groups=1),
-        Pass(layer=1, first=True, centroids=c1, rows=layer1, inputs=8, groups=2),
+        Pass(layer=0, first=True, centroids=c0, rows=layer0, inputs=8),
+        Pass(layer=1, first=True, centroids=c1, rows=layer1, inputs=8),
         # second frame: layer 0 repeats its own indices (not layer 1's), layer 1 changes one
-        Pass(layer=0, first=False, centroids=c0, rows=layer0, inputs=8, groups=1),
-        Pass(layer=1, first=False, centroids=c1,
-             rows=[[7, 6, 5, 4], [3, 2, 1, 7]], inputs=8, groups=2, weight_base=100),
+        Pass(layer=0, first=False, centroids=c0, rows=layer0, inputs=8),
+        Pass(layer=1, first=False, centroids=c1, rows=[[7, 6, 5, 4], [3, 2, 1, 7]], inputs=8),
     ]
     simulate(CONFIG, jobs)
     assert jobs[2].items == []
-    assert [item[1:] for item in jobs[3].items] == [(7, c1[7] - c1[0], 100 + 7 * 2)]
+    assert [item[1:] for item in jobs[3].items] == [(7, c1[7] - c1[0])]
 
 
 def test_first_overrides_history():
@@ -244,7 +236,7 @@ def test_first_overrides_history():
     jobs = [Pass(layer=0, first=True, centroids=centroids, rows=rows, inputs=4),
             Pass(layer=0, first=True, centroids=centroids, rows=rows, inputs=4)]
     simulate(CONFIG, jobs)
-    assert [item[1:] for item in jobs[1].items] == [(n, -3, n) for n in range(4)]
+    assert [item[1:] for item in jobs[1].items] == [(n, -3) for n in range(4)]
 
 
 def test_extreme_deltas():
@@ -266,8 +258,6 @@ def scenarios(draw):
     seed = draw(st.integers(0, 2 ** 32 - 1))
     rng = random.Random(seed)
     sizes = [draw(st.integers(1, CONFIG.max_neurons)) for _ in range(2)]
-    groups = [draw(st.integers(1, CONFIG.max_groups)) for _ in range(2)]
-    bases = [draw(st.integers(0, 255 - 16 * g)) for g in groups]
     change = draw(st.sampled_from([0.0, 0.2, 0.6]))
     centroids = [random_centroids(rng) for _ in range(2)]
     previous = [random_rows(rng, size) for size in sizes]
@@ -281,8 +271,7 @@ def scenarios(draw):
                 rows = previous[layer]
             previous[layer] = rows
             jobs.append(Pass(layer=layer, first=frame == 0, centroids=centroids[layer],
-                             rows=rows, inputs=sizes[layer], weight_base=bases[layer],
-                             groups=groups[layer]))
+                             rows=rows, inputs=sizes[layer]))
     ready_rate = draw(st.sampled_from([1.0, 0.7, 0.3]))
     return jobs, ready_rate, seed
 

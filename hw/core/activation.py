@@ -1,0 +1,66 @@
+"""Activation: a row of L sums to a row of L activations.
+
+Contract
+--------
+- ``acc``: L accumulators at the product scale; ``shift``: the layer's weight fractional bits;
+  ``relu``: ReLU (identity otherwise).
+- ``o``: ``saturate(act((sum + 2**(shift-1)) >> shift))`` per lane (no rounding term when
+  ``shift`` is 0), saturated to ``act_width`` bits; ``saturated``: the lanes that were clamped
+  to the activation range (ReLU zeroing a negative sum is not clamping).
+- Latency :attr:`Activation.latency` (1): the outputs are registered; an ``acc`` row in one
+  cycle is on ``o`` in the next. Throughput one row per cycle.
+
+The golden model's :func:`reuse_accel.sim.model.activate` is the same function.
+"""
+
+from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import AccelConfig, check_config
+
+__all__ = ["Activation"]
+
+
+class Activation(wiring.Component):
+    """Round, shift, ReLU or identity, and saturate, on L lanes."""
+
+    latency = 1
+    """Cycles from ``acc`` to ``o``."""
+
+    def __init__(self, config: AccelConfig):
+        self._config = check_config(config)
+        lanes = config.lanes
+        super().__init__({
+            "acc": In(data.ArrayLayout(signed(config.acc_width), lanes)),
+            "shift": In(range(config.max_shift + 1)),
+            "relu": In(1),
+            "o": Out(data.ArrayLayout(signed(config.act_width), lanes)),
+            "saturated": Out(lanes),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        rounding = (Const(1, config.max_shift + 1) << self.shift) >> 1
+        for lane in range(config.lanes):
+            rounded = Signal(signed(config.acc_width + 1), name=f"rounded{lane}")
+            shifted = Signal(signed(config.acc_width + 1), name=f"shifted{lane}")
+            m.d.comb += [
+                rounded.eq(self.acc[lane] + rounding),
+                shifted.eq(rounded >> self.shift),
+            ]
+            m.d.sync += self.saturated[lane].eq(0)
+            with m.If(self.relu & (shifted < 0)):
+                m.d.sync += self.o[lane].eq(0)
+            with m.Elif(shifted > config.act_max):
+                m.d.sync += [self.o[lane].eq(config.act_max), self.saturated[lane].eq(1)]
+            with m.Elif(shifted < config.act_min):
+                m.d.sync += [self.o[lane].eq(config.act_min), self.saturated[lane].eq(1)]
+            with m.Else():
+                m.d.sync += self.o[lane].eq(shifted)
+        return m

@@ -1,0 +1,38 @@
+"""The payloads of the streams at the layer-kind seam.
+
+``changed input``: what the change detector (or, without reuse, the serializer) hands to a
+layer kind's address generator. ``MAC item``: what an address generator hands to the delta MAC
+array, one per weight row to apply.
+"""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+from ..config import AccelConfig
+
+__all__ = ["changed_input_layout", "mac_item_layout"]
+
+
+def changed_input_layout(config: AccelConfig) -> data.StructLayout:
+    """One changed input of a layer: its number and the value to multiply the weights by
+    (``centroid[new] - centroid[old]`` with reuse, the activation itself without)."""
+    return data.StructLayout({
+        "input": unsigned(config.input_bits),
+        "delta": signed(config.delta_width),
+    })
+
+
+def mac_item_layout(config: AccelConfig) -> data.StructLayout:
+    """One row of MAC work: ``sums[sum_row] += weights[weight_row] * delta`` on L lanes.
+
+    ``init``: the sum row starts from the layer's biases (its first update in a frame computed
+    from scratch). ``real_lanes``: how many of the L lanes are real outputs (the rest is
+    padding), for the multiply-accumulate counter.
+    """
+    return data.StructLayout({
+        "weight_row": unsigned(config.weight_row_bits),
+        "sum_row": unsigned(config.row_bits),
+        "delta": signed(config.delta_width),
+        "init": unsigned(1),
+        "real_lanes": range(config.lanes + 1),
+    })

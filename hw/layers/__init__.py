@@ -1,0 +1,35 @@
+"""Layer kinds: what each kind adds to the shared datapath.
+
+A layer kind is a descriptor (the fields SET_LAYER configures) and an *address generator* that
+sits between the change detector (or, without reuse, the serializer) and the delta MAC array.
+It turns every changed input ``(input, delta)`` into the MAC items ``(weight_row, sum_row,
+delta)`` that input must update, and states its cost: the items per changed input. The MAC
+array and the change detector know nothing of layer shapes.
+
+Kinds: :mod:`.dense` (fully connected).
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from ..config import AccelConfig
+from ..protocol import LayerKind
+from .dense import DenseAddressGenerator
+
+__all__ = ["GENERATORS", "layer_descriptor_layout"]
+
+GENERATORS = {LayerKind.DENSE: DenseAddressGenerator}
+"""The address generator of every layer kind."""
+
+
+def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
+    """A layer as configured by SET_LAYER: the fields every kind has."""
+    neurons = unsigned(config.neuron_count_bits)
+    return data.StructLayout({
+        "inputs": neurons,
+        "outputs": neurons,
+        "weight_base": unsigned(config.weight_row_bits),
+        "shift": range(config.max_shift + 1),
+        "relu": unsigned(1),
+        "kind": LayerKind,
+    })

@@ -1,0 +1,137 @@
+"""Dense (fully connected) layers: the address generator and the weight layout it reads.
+
+Weight layout
+-------------
+A dense layer of ``inputs`` inputs and ``outputs`` outputs has ``G = ceil(outputs / L)`` output
+groups. Its weights take ``inputs * G`` rows of L weights from ``weight_base``, group-major:
+row ``weight_base + g * inputs + i`` holds the weights from input ``i`` to outputs ``g*L ..
+g*L + L - 1`` (zero beyond ``outputs``). :func:`weight_rows` builds it on the host.
+
+Address generator
+-----------------
+For each changed input ``i`` it issues ``G`` MAC items, one per cycle: weight row
+``weight_base + g * inputs + i`` and sum row ``g``, for ``g = 0 .. G-1`` (the first address is
+an addition and each next one adds the stride ``inputs``: no multiplier). The first changed
+input of a layer computed from scratch starts every sum row from the biases (in that mode every
+input counts as changed, so input 0 comes first and touches every sum row).
+
+- ``i``: changed inputs; ``o``: MAC items; the next input is accepted in the cycle the current
+  one issues its last item, so the MAC array sees one item every cycle while inputs wait.
+- ``start``: latches the layer's parameters from ``descriptor`` (held stable while the layer
+  runs) and ``from_scratch``.
+- Latency :attr:`DenseAddressGenerator.latency` (1); cost :func:`items_per_input` items per
+  changed input.
+"""
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..config import AccelConfig, check_config
+from ..core.layouts import changed_input_layout, mac_item_layout
+
+__all__ = ["DenseAddressGenerator", "items_per_input", "weight_rows"]
+
+
+def items_per_input(config: AccelConfig, outputs: int) -> int:
+    """MAC items (cycles of the MAC array) per changed input of a dense layer."""
+    return config.groups(outputs)
+
+
+def weight_rows(config: AccelConfig, weights: np.ndarray) -> np.ndarray:
+    """The ``(inputs * G, L)`` weight rows of a dense layer's ``(outputs, inputs)`` weights, in
+    the order the address generator reads them."""
+    weights = np.asarray(weights, dtype=np.int64)
+    outputs, inputs = weights.shape
+    groups = config.groups(outputs)
+    padded = np.zeros((groups * config.lanes, inputs), np.int64)
+    padded[:outputs] = weights
+    return padded.reshape(groups, config.lanes, inputs).transpose(0, 2, 1).reshape(
+        groups * inputs, config.lanes)
+
+
+class DenseAddressGenerator(wiring.Component):
+    """Changed inputs of a dense layer -> MAC items, one per output group."""
+
+    latency = 1
+    """Cycles from an input's handshake to its first item on ``o``."""
+
+    def __init__(self, config: AccelConfig):
+        from . import layer_descriptor_layout
+
+        self._config = check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(changed_input_layout(config))),
+            "o": Out(stream.Signature(mac_item_layout(config))),
+            "descriptor": In(layer_descriptor_layout(config)),
+            "from_scratch": In(1),
+            "start": In(1),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        lanes = config.lanes
+        lane_bits = exact_log2(lanes)
+
+        # The layer's parameters, latched at start.
+        base = Signal(config.weight_row_bits)
+        stride = Signal(config.neuron_count_bits)
+        groups = Signal(config.group_count_bits)
+        last_lanes = Signal(range(lanes + 1))
+        from_scratch = Signal()
+        first = Signal()          # no input of the layer accepted yet
+
+        # The input being applied, one item per cycle.
+        valid = Signal()
+        row = Signal(config.weight_row_bits)
+        group = Signal(config.row_bits)
+        delta = Signal.like(self.i.payload.delta)
+        init = Signal()
+        last = Signal()           # group == groups - 1, registered: it drives i.ready
+
+        m.d.comb += [
+            self.o.valid.eq(valid),
+            self.o.payload.weight_row.eq(row),
+            self.o.payload.sum_row.eq(group),
+            self.o.payload.delta.eq(delta),
+            self.o.payload.init.eq(init),
+            self.o.payload.real_lanes.eq(Mux(last, last_lanes, lanes)),
+            self.i.ready.eq(~valid | (last & self.o.ready)),
+        ]
+
+        with m.If(self.start):
+            outputs = self.descriptor.outputs
+            remainder = outputs[:lane_bits] if lane_bits else 0
+            m.d.sync += [
+                base.eq(self.descriptor.weight_base),
+                stride.eq(self.descriptor.inputs),
+                groups.eq((outputs + lanes - 1) >> lane_bits),
+                last_lanes.eq(Mux(remainder == 0, lanes, remainder)),
+                from_scratch.eq(self.from_scratch),
+                first.eq(1),
+                valid.eq(0),
+            ]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [
+                valid.eq(1),
+                row.eq(base + self.i.payload.input),
+                group.eq(0),
+                last.eq(groups == 1),
+                delta.eq(self.i.payload.delta),
+                init.eq(from_scratch & first),
+                first.eq(0),
+            ]
+        with m.Elif(valid & self.o.ready):
+            with m.If(last):
+                m.d.sync += valid.eq(0)
+            with m.Else():
+                m.d.sync += [row.eq(row + stride), group.eq(group + 1),
+                             last.eq(group + 2 == groups)]
+        return m
