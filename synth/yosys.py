@@ -24,8 +24,6 @@ import json
 import re
 from pathlib import Path
 
-from reuse_accel.hw.board import DROP_ZERO_INIT
-
 from .devices import DSP_CELLS
 from .report import MemoryMapping, Multiplier
 from .tools import ToolError, run_tool, tool_failed
@@ -35,6 +33,11 @@ __all__ = [
     "dumped_cells", "dumped_memories", "dumped_multipliers", "memory_mappings", "cmos_transistors",
     "stat_cells", "dsp_by_signal",
 ]
+
+DROP_ZERO_INIT = "delete t:$meminit_v2"
+"""Yosys command run after reading the design (here and in the board builds): Amaranth writes
+every memory's (all-zero) initial contents; the gateware writes each memory before reading it,
+and Yosys maps a memory with initial contents neither to iCE40 SPRAM nor to ASIC SRAM."""
 
 # memory_libmap cell names -> what the memory became.
 MAPPED_KIND = {
