@@ -2,7 +2,7 @@
 
 :class:`PtySimulation` builds :class:`~reuse_accel.hw.link.UartAccelerator` with Verilator (or
 Icarus) through cocotb, once per configuration and link parameters (cached like
-:class:`~reuse_accel.sw.cocotb_transport.CocotbTransport` builds, under ``build/rtl`` or
+:class:`~reuse_accel.sw.cocotb_transport.CocotbTransport` builds, in the per-user cache or
 ``$REUSE_ACCEL_BUILD``), starts the simulation in a subprocess running the bench of
 :mod:`.pty_bench`, waits for the pty it opens and yields the pty's path; any serial program,
 :class:`~reuse_accel.sw.serial_link.SerialTransport` included, then talks to the simulated
@@ -23,7 +23,6 @@ By hand::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
@@ -44,6 +43,7 @@ from .cocotb_transport import (
     SimulationError,
     _tail,
     _tool_environment,
+    build_key,
     verilator_ports,
 )
 from .pty_bench import JOB_ENV
@@ -104,7 +104,7 @@ class UartBuild(CocotbTransport):
                            fifo_depth=fifo_depth, idle_bytes=idle_bytes)
         self.link_options = {"clocks_per_bit": clocks_per_bit, "chunk": chunk,
                              "fifo_depth": fifo_depth, "idle_bytes": idle_bytes}
-        key = hashlib.sha256(f"{config!r} {self._build_key()}".encode()).hexdigest()[:12]
+        key = build_key(config, extra=self._build_key())
         self.directory = self.directory.parent / f"uart-{simulator}-{key}"
 
     def _build_key(self) -> str:
