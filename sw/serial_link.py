@@ -1,7 +1,7 @@
 """Word transport over a serial line to a :class:`~reuse_accel.hw.link.UartAccelerator`.
 
 :class:`SerialTransport` has the interface of
-:class:`~reuse_accel.sw.transports.AmaranthTransport`: ``exchange(words, responses)`` sends the
+:class:`~reuse_accel.sim.amaranth.AmaranthTransport`: ``exchange(words, responses)`` sends the
 command words and returns an :class:`~reuse_accel.sw.transports.Exchange` holding the words of
 ``responses`` responses (counted by :class:`~reuse_accel.sw.transports.ResponseCounter`, as in
 every transport). A real line has no cycle counts: ``input_cycles``/``output_cycles`` stay empty.

@@ -12,6 +12,6 @@ def rtl_build_root() -> Path:
     """Root of the simulator builds, as every transport finds it: ``$REUSE_ACCEL_BUILD`` or
     ``rtl`` in the per-user cache directory, kept between sessions (a build is reused while the
     config and the gateware are unchanged)."""
-    from reuse_accel.sw.cocotb_transport import build_root
+    from reuse_accel.sim.cocotb.transport import build_root
 
     return build_root()

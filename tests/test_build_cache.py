@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.sw.cocotb_transport import BUILD_ENV, CocotbTransport, build_key, build_root
+from reuse_accel.sim.cocotb.transport import BUILD_ENV, CocotbTransport, build_key, build_root
 
 SMALL = AccelConfig(lanes=2, clusters=4, max_neurons=16, weight_depth=64, max_layers=2)
 

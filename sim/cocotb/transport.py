@@ -1,7 +1,7 @@
 """Word transport through the generated Verilog in an external simulator, driven by cocotb.
 
 :class:`CocotbTransport` has the interface and the cycle semantics of
-:class:`~reuse_accel.sw.transports.AmaranthTransport`: ``exchange(words, responses)`` returns
+:class:`~reuse_accel.sim.amaranth.AmaranthTransport`: ``exchange(words, responses)`` returns
 an :class:`~reuse_accel.sw.transports.Exchange` whose ``input_cycles``/``output_cycles`` count
 rising clock edges from the start of the run (the first edge after reset is cycle 1), so runs
 compare cycle for cycle across backends.
@@ -17,7 +17,7 @@ sources, so copies of the project in different places never share (and rebuild) 
 The simulator build (``cocotb_tools.runner``) runs only when the gateware changed: a stamp
 records a fingerprint of the config, the gateware sources and the tool versions, and the hash
 of the generated Verilog. Every :meth:`CocotbTransport.exchange` then
-re-runs the built simulation with a fresh job file (see :mod:`reuse_accel.sw.cocotb_bench`);
+re-runs the built simulation with a fresh job file (see :mod:`reuse_accel.sim.cocotb.bench`);
 the simulator's output goes to a log file, whose path every error names.
 """
 
@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reuse_accel.hw.config import AccelConfig
-
-from .transports import Exchange, check_host_settings
+from reuse_accel.sw.transports import Exchange, check_host_settings
 
 __all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "BUILD_ENV", "build_root",
            "build_key", "verilator_root", "verilator_ports"]
@@ -47,7 +46,7 @@ __all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "BUILD_ENV", "bui
 SIMULATORS = ("verilator", "icarus")
 BUILD_ENV = "REUSE_ACCEL_BUILD"
 TOPLEVEL = "reuse_accel"
-BENCH_MODULE = "reuse_accel.sw.cocotb_bench"
+BENCH_MODULE = "reuse_accel.sim.cocotb.bench"
 TIMESCALE = ("1ns", "1ps")
 
 # Verilator: no lint stops on Amaranth's output. The runner makes every signal public and
@@ -166,8 +165,8 @@ def _fingerprint(config: AccelConfig, tools_key: str) -> str:
     digest.update(repr(config).encode())
     digest.update(tools_key.encode())
     hw = Path(importlib.util.find_spec("reuse_accel.hw").origin).parent
-    for source in sorted(hw.glob("*.py")):
-        digest.update(source.name.encode())
+    for source in sorted(hw.rglob("*.py")):     # subpackages included
+        digest.update(source.relative_to(hw).as_posix().encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
@@ -413,7 +412,7 @@ class CocotbTransport:
         """Run the built simulation; a description of the failure, or None."""
         from cocotb_tools.check_results import get_results
 
-        from .cocotb_bench import JOB_ENV
+        from .bench import JOB_ENV
 
         runner = self._runner()
         plusargs = []
