@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.sim.cocotb.transport import BUILD_ENV, CocotbTransport, build_key, build_root
+from reuse_accel.sim.cocotb.transport import (
+    BUILD_ENV,
+    CocotbTransport,
+    build_key,
+    build_root,
+    sources_digest,
+)
 
 SMALL = AccelConfig(lanes=2, clusters=4, max_neurons=16, weight_depth=64, max_layers=2)
 
@@ -59,3 +65,19 @@ def test_key_follows_configuration_and_top():
 def test_session_fixture_uses_the_same_root(rtl_build_root):
     assert rtl_build_root == build_root()
     assert isinstance(rtl_build_root, Path)
+
+
+def test_sources_digest_covers_subpackages(tmp_path):
+    """A build is redone when any gateware source changes, in a subpackage too."""
+    (tmp_path / "core").mkdir()
+    (tmp_path / "top.py").write_text("A = 1\n")
+    (tmp_path / "core" / "mac.py").write_text("B = 1\n")
+    (tmp_path / "notes.txt").write_text("not a source\n")
+    before = sources_digest(tmp_path)
+    (tmp_path / "notes.txt").write_text("still not a source\n")
+    assert sources_digest(tmp_path) == before
+    (tmp_path / "core" / "mac.py").write_text("B = 2\n")
+    changed = sources_digest(tmp_path)
+    assert changed != before
+    (tmp_path / "core" / "mac.py").rename(tmp_path / "core" / "adder.py")
+    assert sources_digest(tmp_path) not in (before, changed)

@@ -41,7 +41,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sw.transports import Exchange, check_host_settings
 
 __all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "BUILD_ENV", "build_root",
-           "build_key", "verilator_root", "verilator_ports"]
+           "build_key", "sources_digest", "verilator_root", "verilator_ports"]
 
 SIMULATORS = ("verilator", "icarus")
 BUILD_ENV = "REUSE_ACCEL_BUILD"
@@ -158,16 +158,26 @@ def _tools_key(simulator: str, waves: bool, ports: str = VERILATOR_PORTS) -> str
     return digest.hexdigest()
 
 
+def _gateware_dir() -> Path:
+    return Path(importlib.util.find_spec("reuse_accel.hw").origin).parent.resolve()
+
+
+def sources_digest(root: Path) -> str:
+    """Hash of the Python sources under ``root``, subpackages included, with their paths."""
+    digest = hashlib.sha256()
+    for source in sorted(root.rglob("*.py")):
+        digest.update(source.relative_to(root).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def _fingerprint(config: AccelConfig, tools_key: str) -> str:
     """Hash of everything a build depends on, short of generating the Verilog: the config,
     the tools and the gateware sources."""
     digest = hashlib.sha256()
     digest.update(repr(config).encode())
     digest.update(tools_key.encode())
-    hw = Path(importlib.util.find_spec("reuse_accel.hw").origin).parent
-    for source in sorted(hw.rglob("*.py")):     # subpackages included
-        digest.update(source.relative_to(hw).as_posix().encode())
-        digest.update(source.read_bytes())
+    digest.update(sources_digest(_gateware_dir()).encode())
     return digest.hexdigest()
 
 
@@ -186,8 +196,7 @@ def build_key(config: AccelConfig, *, top: str = TOPLEVEL, extra: str = "") -> s
     """Short hash naming a build directory: the configuration, the top module's name, anything
     else the generated Verilog depends on (``extra``) and the location of the gateware sources
     (one directory per installed copy of the project)."""
-    hw = Path(importlib.util.find_spec("reuse_accel.hw").origin).parent.resolve()
-    text = f"{config!r} top={top} {extra} {hw}"
+    text = f"{config!r} top={top} {extra} {_gateware_dir()}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
