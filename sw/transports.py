@@ -1,19 +1,26 @@
-"""Word transports: how a batch of command words reaches an accelerator and comes back.
+"""The word transport interface: how a batch of command words reaches an accelerator and comes
+back.
 
-Every transport takes the command words and the number of responses to wait for, and returns
-an :class:`Exchange`: the response words and, for simulated hardware, the cycle of every
-transfer (used to check the cycle model end to end).
+A transport has ``exchange(words, responses)``: it sends the command words, waits for
+``responses`` complete responses and returns an :class:`Exchange`, the response words and, for
+simulated hardware, the cycle of every transfer (used to check the cycle model end to end).
+:class:`ResponseCounter` counts responses as their words arrive; :func:`check_host_settings`
+validates the settings every simulated transport shares.
+
+The transports: :class:`~reuse_accel.sw.serial_link.SerialTransport` (a board on a serial port)
+here in ``sw``; the simulator harnesses :class:`~reuse_accel.sim.amaranth.AmaranthTransport`
+and :class:`~reuse_accel.sim.cocotb.transport.CocotbTransport` in ``sim``, which import this
+module (it imports nothing of ``sim``).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 
-__all__ = ["Exchange", "ResponseCounter", "AmaranthTransport", "check_host_settings"]
+__all__ = ["Exchange", "ResponseCounter", "check_host_settings"]
 
 
 @dataclass
@@ -60,88 +67,3 @@ def check_host_settings(config, stall_input: float, stall_output: float, timeout
             raise ValueError(f"{name} must be in [0, 1), not {value!r}")
     if not isinstance(timeout, int) or timeout < 1:
         raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
-
-
-class AmaranthTransport:
-    """Runs the accelerator in Amaranth's Python simulator (no external tools).
-
-    Parameters
-    ----------
-    config : AccelConfig
-    stall_input, stall_output : float
-        Probability of the host withholding ``valid`` (input) or ``ready`` (output) in a
-        cycle: random backpressure, seeded by ``seed``.
-    timeout : int
-        Cycles without a transfer after which the run stops with an error.
-    vcd : str, optional
-        Write a waveform to this file.
-    """
-
-    def __init__(self, config: AccelConfig, *, stall_input=0.0, stall_output=0.0, seed=0,
-                 timeout=100_000, vcd=None):
-        check_host_settings(config, stall_input, stall_output, timeout)
-        self.config = config
-        self.stall_input = stall_input
-        self.stall_output = stall_output
-        self.seed = seed
-        self.timeout = timeout
-        self.vcd = vcd
-
-    def exchange(self, words: list[int], responses: int) -> Exchange:
-        from amaranth.sim import Simulator
-
-        from reuse_accel.hw.top import Accelerator
-
-        dut = Accelerator(self.config)
-        result = Exchange(words=[])
-        rng_in = random.Random(self.seed)
-        rng_out = random.Random(self.seed + 1)
-        async def source(ctx):
-            cycle = 0
-            for word in words:
-                while self.stall_input and rng_in.random() < self.stall_input:
-                    ctx.set(dut.i.valid, 0)
-                    await ctx.tick()
-                    cycle += 1
-                ctx.set(dut.i.payload, word)
-                ctx.set(dut.i.valid, 1)
-                while True:
-                    _, _, ready = await ctx.tick().sample(dut.i.ready)
-                    cycle += 1
-                    if ready:
-                        break
-                result.input_cycles.append(cycle)
-            ctx.set(dut.i.valid, 0)
-
-        async def sink(ctx):
-            cycle = idle = 0
-            counter = ResponseCounter(responses)
-            while counter.remaining:
-                ready = not (self.stall_output and rng_out.random() < self.stall_output)
-                ctx.set(dut.o.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-                cycle += 1
-                idle += 1
-                if idle > self.timeout:
-                    raise TimeoutError(
-                        f"no response word for {self.timeout} cycles: the accelerator hangs")
-                if not (ready and valid):
-                    continue
-                idle = 0
-                word = int(payload)
-                result.words.append(word)
-                result.output_cycles.append(cycle)
-                counter.feed(word)
-            ctx.set(dut.o.ready, 0)
-            result.cycles = cycle
-
-        sim = Simulator(dut)
-        sim.add_clock(1e-8)
-        sim.add_testbench(source, background=True)
-        sim.add_testbench(sink)
-        if self.vcd:
-            with sim.write_vcd(self.vcd):
-                sim.run()
-        else:
-            sim.run()
-        return result

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from reuse_accel.hw.config import AccelConfig, ConfigError
 
-from .flow import DEFAULT_CLOCK_MHZ, TARGETS, SynthInputError, ToolError, no_reuse, synthesize
+from .devices import DEFAULT_CLOCK_MHZ, TARGETS, SynthInputError
+from .flow import no_reuse, synthesize
 from .sdc import generate_sdc
+from .tools import ToolError
 
 __all__ = ["register", "cmd_synth"]
 

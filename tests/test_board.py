@@ -1,22 +1,25 @@
-"""Board tops (:mod:`reuse_accel.hw.board`) and ``reuse-accel build``: UART timing, the board
+"""Board tops (:mod:`reuse_accel.hw.board`), their bitstream build
+(:mod:`reuse_accel.synth.bitstream`) and ``reuse-accel build``: UART timing, the board
 configurations, and a real iCEBreaker bitstream built with the pip-installed toolchain."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
-from reuse_accel.hw.board import (
-    BOARDS,
+from reuse_accel.hw.board import BOARDS, clocks_per_bit
+from reuse_accel.hw.config import AccelConfig, ConfigError
+from reuse_accel.sw.cli import main
+from reuse_accel.synth.bitstream import (
+    BOARD_BUILDS,
     BoardBuildError,
     board_config,
     build_bitstream,
-    clocks_per_bit,
     prepare_build,
 )
-from reuse_accel.hw.config import AccelConfig, ConfigError
-from reuse_accel.sw.cli import main
 
 TINY = {"lanes": 2, "clusters": 4, "act_width": 8, "act_frac": 4, "weight_width": 4,
         "centroid_width": 8, "max_layers": 2, "max_neurons": 16, "weight_depth": 64}
@@ -51,7 +54,7 @@ def test_board_configurations():
     assert board_config("ulx3s") == AccelConfig()
     with pytest.raises(ConfigError, match=r"^board must be one of icebreaker, ulx3s, not 'x'$"):
         board_config("x")
-    assert sorted(BOARDS) == ["icebreaker", "ulx3s"]
+    assert sorted(BOARDS) == sorted(BOARD_BUILDS) == ["icebreaker", "ulx3s"]
 
 
 def test_build_rejects_an_unknown_board(capsys):
@@ -101,7 +104,6 @@ def test_ulx3s_build_plan_uses_the_board_pins():
 
 def test_missing_toolchain_names_the_package(tmp_path, monkeypatch):
     import shutil
-    import sys
 
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
     monkeypatch.setattr(shutil, "which", lambda program: None)
@@ -121,8 +123,6 @@ def test_serial_backend_needs_a_port():
 
 
 def test_toolchain_failure_names_the_logs(tmp_path, monkeypatch):
-    import subprocess
-
     from amaranth.build.run import BuildPlan
 
     def fail(self, root, **kwargs):
@@ -134,3 +134,17 @@ def test_toolchain_failure_names_the_logs(tmp_path, monkeypatch):
             f"the icebreaker toolchain failed (exit code 125); Yosys's log is "
             f"{out / 'reuse_accel.rpt'}, nextpnr's {out / 'reuse_accel.tim'}")):
         build_bitstream(AccelConfig(**TINY), "icebreaker", out)
+
+
+def test_gateware_imports_neither_the_flows_nor_the_host():
+    """``hw`` is gateware only: importing all of it loads no ``synth`` or ``sw`` module (the
+    bitstream build lives in ``synth``, which imports ``hw``, never the other way round)."""
+    code = ("import importlib, pkgutil, sys\n"
+            "import reuse_accel.hw as hw\n"
+            "for module in pkgutil.walk_packages(hw.__path__, 'reuse_accel.hw.'):\n"
+            "    importlib.import_module(module.name)\n"
+            "print(' '.join(sorted(name for name in sys.modules\n"
+            "                      if name.startswith(('reuse_accel.synth', 'reuse_accel.sw')))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""

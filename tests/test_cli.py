@@ -243,7 +243,7 @@ def test_demo_rejects_a_frame_count_that_is_not_positive(capsys, value):
 
 def test_a_missing_simulator_is_a_clean_error(model_files, capsys, monkeypatch):
     model, frames = model_files[:2]
-    monkeypatch.setattr("reuse_accel.sw.cocotb_transport.shutil.which", lambda name: None)
+    monkeypatch.setattr("reuse_accel.sim.cocotb.transport.shutil.which", lambda name: None)
     code, stdout, stderr = cli(capsys, "run", model, frames, "--backend", "icarus")
     assert (code, stdout) == (3, "")
     assert stderr == (
@@ -327,7 +327,7 @@ def test_run_on_a_serial_port_matches_the_golden_model(tmp_path, capsys, model_f
                                                        rtl_build_root):
     """``run --port`` against the UART top simulated behind a pseudo-terminal: the same
     report as the golden backend, plus the link statistics."""
-    from reuse_accel.sw.pty_sim import PtySimulation
+    from reuse_accel.sim.pty import PtySimulation
 
     model, frames_path, _ = model_files
     values = dict(SMALL, max_neurons=8, weight_depth=64, max_layers=2)

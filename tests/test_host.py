@@ -528,6 +528,6 @@ def test_transports_reject_bad_host_settings(transport, options, error, message)
 
 
 def test_transports_need_an_accel_config():
-    from reuse_accel.sw.transports import AmaranthTransport
+    from reuse_accel.sim.amaranth import AmaranthTransport
     with pytest.raises(TypeError, match=re.escape("config must be an AccelConfig, not 8")):
         AmaranthTransport(8)

@@ -157,7 +157,7 @@ def test_reuse_field_must_be_a_bool_and_round_trips_through_toml(tmp_path):
 
 @pytest.mark.rtl
 def test_dense_frames_on_verilator_match_model(rtl_build_root):
-    from reuse_accel.sw.cocotb_transport import CocotbTransport
+    from reuse_accel.sim.cocotb.transport import CocotbTransport
     from reuse_accel.sw.commands import split_responses
 
     sizes = [22, 13, 11, 6]

@@ -35,12 +35,13 @@ from networks import random_network, similar_frames
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.protocol import Opcode
+from reuse_accel.sim.amaranth import AmaranthTransport
+from reuse_accel.sim.cocotb import transport as cocotb_transport
+from reuse_accel.sim.cocotb.bench import payload_length
+from reuse_accel.sim.cocotb.transport import CocotbTransport, SimulationError
 from reuse_accel.sim.model import FrameResult, GoldenModel
-from reuse_accel.sw import cocotb_transport
-from reuse_accel.sw.cocotb_bench import payload_length
-from reuse_accel.sw.cocotb_transport import CocotbTransport, SimulationError
 from reuse_accel.sw.commands import Batch, DeviceError, split_responses
-from reuse_accel.sw.transports import AmaranthTransport, Exchange
+from reuse_accel.sw.transports import Exchange
 
 pytestmark = pytest.mark.rtl
 

@@ -16,8 +16,8 @@ from networks import random_network, similar_frames
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import FrameResult, GoldenModel
+from reuse_accel.sim.pty import Fault, PtySimulation
 from reuse_accel.sw.commands import Batch, split_responses
-from reuse_accel.sw.pty_sim import Fault, PtySimulation
 from reuse_accel.sw.serial_link import LinkError, SerialTransport
 
 pytestmark = pytest.mark.rtl

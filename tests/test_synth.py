@@ -16,18 +16,11 @@ import pytest
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.synth import command
-from reuse_accel.synth.flow import (
-    DEFAULT_CLOCK_MHZ,
-    DEVICES,
-    SynthInputError,
-    ToolError,
-    board_clock_pin,
-    has_reuse_option,
-    no_reuse,
-    reuse_overhead,
-    synthesize,
-)
+from reuse_accel.synth.devices import DEFAULT_CLOCK_MHZ, DEVICES, SynthInputError, board_clock_pin
+from reuse_accel.synth.flow import has_reuse_option, no_reuse, synthesize
+from reuse_accel.synth.report import reuse_overhead
 from reuse_accel.synth.sdc import generate_sdc
+from reuse_accel.synth.tools import ToolError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,9 +22,9 @@ from networks import random_network, similar_frames
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.protocol import Error, Opcode
+from reuse_accel.sim.amaranth import AmaranthTransport
 from reuse_accel.sim.model import FrameResult, GoldenModel
 from reuse_accel.sw.commands import Batch, DeviceError, split_responses
-from reuse_accel.sw.transports import AmaranthTransport
 
 CONFIG = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
 

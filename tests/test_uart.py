@@ -1,6 +1,6 @@
 """The UART PHY (:mod:`reuse_accel.hw.uart`) and the link gateware (:class:`Link`) in Amaranth's
-simulator: waveforms bit for bit, reply bytes against the frame encoder of
-:mod:`reuse_accel.hw.link`, and cycle counts where the contract states them.
+simulator: waveforms bit for bit, reply bytes against the host's frame codec
+(:mod:`reuse_accel.sw.link_codec`), and cycle counts where the contract states them.
 """
 
 from __future__ import annotations
@@ -17,16 +17,9 @@ from amaranth.sim import Simulator
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.link import (
-    Kind,
-    Link,
-    UartAccelerator,
-    decode_frame,
-    encode_reply,
-    encode_request,
-    generate_uart_verilog,
-)
+from reuse_accel.hw.link import Kind, Link, UartAccelerator, generate_uart_verilog
 from reuse_accel.hw.uart import UartRx, UartTx
+from reuse_accel.sw.link_codec import decode_frame, encode_reply, encode_request
 
 WORD_BYTES = 4
 

@@ -2,7 +2,7 @@
 
 :class:`PtySimulation` builds :class:`~reuse_accel.hw.link.UartAccelerator` with Verilator (or
 Icarus) through cocotb, once per configuration and link parameters (cached like
-:class:`~reuse_accel.sw.cocotb_transport.CocotbTransport` builds, under ``build/rtl`` or
+:class:`~reuse_accel.sim.cocotb.transport.CocotbTransport` builds, in the per-user cache or
 ``$REUSE_ACCEL_BUILD``), starts the simulation in a subprocess running the bench of
 :mod:`.pty_bench`, waits for the pty it opens and yields the pty's path; any serial program,
 :class:`~reuse_accel.sw.serial_link.SerialTransport` included, then talks to the simulated
@@ -16,14 +16,13 @@ of the reply up to a pause of two byte times).
 
 By hand::
 
-    python -m reuse_accel.sw.pty_sim --clocks-per-bit 8     # prints the pty path; Ctrl-C ends
-    python -m reuse_accel.sw.pty_sim --config hw.toml --fault to_host:40:flip:0x04
+    python -m reuse_accel.sim.pty --clocks-per-bit 8     # prints the pty path; Ctrl-C ends
+    python -m reuse_accel.sim.pty --config hw.toml --fault to_host:40:flip:0x04
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
@@ -37,20 +36,21 @@ from pathlib import Path
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.link import check_link_options
 
-from .cocotb_transport import (
+from .cocotb.transport import (
     TIMESCALE,
     TOPLEVEL,
     CocotbTransport,
     SimulationError,
     _tail,
     _tool_environment,
+    build_key,
     verilator_ports,
 )
 from .pty_bench import JOB_ENV
 
 __all__ = ["Fault", "PtySimulation", "UartBuild"]
 
-BENCH_MODULE = "reuse_accel.sw.pty_bench"
+BENCH_MODULE = "reuse_accel.sim.pty_bench"
 DIRECTIONS = ("to_device", "to_host")
 IDLE_BYTES = 8          # the bench never pauses mid-request for more than ~2 byte times
 ACTIONS = ("drop", "flip", "truncate")
@@ -104,7 +104,7 @@ class UartBuild(CocotbTransport):
                            fifo_depth=fifo_depth, idle_bytes=idle_bytes)
         self.link_options = {"clocks_per_bit": clocks_per_bit, "chunk": chunk,
                              "fifo_depth": fifo_depth, "idle_bytes": idle_bytes}
-        key = hashlib.sha256(f"{config!r} {self._build_key()}".encode()).hexdigest()[:12]
+        key = build_key(config, extra=self._build_key())
         self.directory = self.directory.parent / f"uart-{simulator}-{key}"
 
     def _build_key(self) -> str:
@@ -178,7 +178,7 @@ class PtySimulation:
         job_path.write_text(json.dumps(job))
         with open(self.directory / "launcher.log", "wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "reuse_accel.sw.pty_sim", "--serve", str(job_path)],
+                [sys.executable, "-m", "reuse_accel.sim.pty", "--serve", str(job_path)],
                 stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         pty_file = Path(job["pty_file"])
@@ -259,7 +259,7 @@ def _serve(job_path: str) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reuse_accel.sw.pty_sim",
+        prog="python -m reuse_accel.sim.pty",
         description="Simulate the UART-wrapped accelerator behind a pseudo-terminal.")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--config", help="hardware config (TOML); default AccelConfig()")

