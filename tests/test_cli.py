@@ -15,7 +15,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
 from reuse_accel.sw.cli import main
 from reuse_accel.sw.compiler import compile_model
-from reuse_accel.sw.network import FloatNetwork
+from reuse_accel.sw.network import Network
 
 SMALL = {"lanes": 4, "clusters": 8, "max_neurons": 32, "weight_depth": 512, "max_layers": 3}
 
@@ -123,7 +123,7 @@ def test_run_writes_a_report_consistent_with_the_golden_model(tmp_path, capsys, 
 
     # The same model and frames straight through the golden model.
     config = AccelConfig(**SMALL)
-    network = FloatNetwork.load(model)
+    network = Network.load(model)
     layers = compile_model(network, config, frames).layers
     centroids = layers[0].centroids
     fixed = np.rint(frames * 2 ** config.act_frac).astype(np.int64)
@@ -195,8 +195,9 @@ def test_run_rejects_a_model_that_does_not_fit(tmp_path, capsys, model_files):
                                "--config", config_path)
     assert (code, stdout) == (2, "")
     assert stderr == ("reuse-accel: error: layer 0 has 5 inputs but the hardware holds at "
-                      "most 4 per layer (max_neurons); generate hardware with "
-                      "max_neurons >= 5\n")
+                      "most 4 per layer (max_neurons); raise max_neurons to 5 or more in the "
+                      f"[accelerator] table of {str(config_path)!r}, or drop --config to size "
+                      "the hardware for the model\n")
 
 
 def test_run_rejects_missing_files(tmp_path, capsys, model_files):
@@ -241,15 +242,20 @@ def test_demo_rejects_a_frame_count_that_is_not_positive(capsys, value):
         capsys.readouterr().err
 
 
-def test_a_missing_simulator_is_a_clean_error(model_files, capsys, monkeypatch):
+@pytest.mark.parametrize("command", [["run", "MODEL", "FRAMES"], ["demo", "--frames", "2"]])
+def test_a_missing_icarus_is_a_usage_error(model_files, tmp_path, capsys, monkeypatch,
+                                           command):
+    """Without iverilog on PATH (an empty PATH here), --backend icarus stops before anything
+    runs, with the CLI's fix."""
     model, frames = model_files[:2]
-    monkeypatch.setattr("reuse_accel.sw.cocotb_transport.shutil.which", lambda name: None)
-    code, stdout, stderr = cli(capsys, "run", model, frames, "--backend", "icarus")
-    assert (code, stdout) == (3, "")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    argv = [{"MODEL": model, "FRAMES": frames}.get(arg, arg) for arg in command]
+    code, stdout, stderr = cli(capsys, *argv, "--backend", "icarus")
+    assert (code, stdout) == (2, "")
     assert stderr == (
-        "reuse-accel: hardware error: Icarus Verilog (iverilog) is not on PATH; install it "
-        "with `apt-get install iverilog` (cocotb needs version 11 or later) or use "
-        "simulator='verilator'\n")
+        "reuse-accel: error: --backend icarus needs Icarus Verilog (iverilog), which is not on "
+        "PATH: install it (apt-get install iverilog; version 11 or later) or use --backend "
+        "verilator\n")
 
 
 def test_labels_of_the_wrong_length_are_rejected(model_files, tmp_path, capsys):
