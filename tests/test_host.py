@@ -7,6 +7,7 @@ dense-layer formula), not read back from the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -19,9 +20,14 @@ from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.protocol import LayerKind, Opcode
 from reuse_accel.sim.model import FrameResult, GoldenModel
-from reuse_accel.sw.commands import Batch
-from reuse_accel.sw.compiler import ModelFitError, compile_model
-from reuse_accel.sw.driver import Driver
+from reuse_accel.sw.commands import Batch, ProtocolError, split_responses
+from reuse_accel.sw.compiler import ModelFitError, check_fits, compile_model, size_config
+from reuse_accel.sw.driver import (
+    BoardMismatchError,
+    Driver,
+    config_from_status,
+    read_board_config,
+)
 from reuse_accel.sw.network import InputError, Network, check_frames
 from reuse_accel.sw.report import build_report
 
@@ -422,6 +428,19 @@ def test_report_fields_follow_their_definitions(tiny_model):
         assert frame["cycles"] == reuse.frames[t].cycles
     assert report["config"]["lanes"] == 4 and report["config"]["clusters"] == 16
 
+    # Weight rows per layer and frame: changed inputs x output groups with reuse, every input
+    # without; the ideal speedup is the ratio of their sums.
+    assert [layer["kind"] for layer in report["layers"]] == ["dense", "dense"]
+    rows = np.array([[int(changed[n][t]) * groups[n] for n in range(len(layers))]
+                     for t in range(count)])
+    assert [frame["weight_rows"] for frame in report["frames"]] == rows.tolist()
+    dense_rows = [i * g for i, g in zip(inputs, groups)]
+    assert [frame["baseline_weight_rows"] for frame in report["frames"]] == [dense_rows] * count
+    assert summary["ideal_speedup"] == pytest.approx(count * sum(dense_rows) / rows.sum())
+    assert summary["reuse_efficiency"] == pytest.approx(
+        summary["speedup"] / summary["ideal_speedup"])
+    np.testing.assert_allclose(report["reference_outputs"], reference, rtol=1e-12)
+
 
 # -- property ---------------------------------------------------------------------------------
 
@@ -543,3 +562,172 @@ def test_transports_need_an_accel_config():
     from reuse_accel.sw.transports import AmaranthTransport
     with pytest.raises(TypeError, match=re.escape("config must be an AccelConfig, not 8")):
         AmaranthTransport(8)
+
+
+# -- the SET_LAYER flags ------------------------------------------------------------------------
+
+def test_set_layer_flags_carry_shift_activation_and_kind(tiny_model):
+    _, compiled, _ = tiny_model
+    batch = Batch(RTL_CONFIG)
+    batch.load(compiled.layers)
+    flags = [control for opcode, _, control in split_commands(batch.words)
+             if opcode == Opcode.SET_LAYER]
+    words = [word for word in split_commands_words(batch.words, Opcode.SET_LAYER)]
+    assert len(flags) == len(words) == 2
+    for layer, payload in zip(compiled.layers, words):
+        decoded = protocol.LayerFlags.from_bits(payload[3])
+        assert (decoded.shift, decoded.relu, decoded.kind) == \
+            (layer.shift, int(layer.relu), LayerKind.DENSE)
+        assert payload[3] == layer.shift | int(layer.relu) << 8 | 0 << 16
+
+
+def split_commands_words(words, opcode):
+    """The payload words of every command with this opcode."""
+    position = 0
+    while position < len(words):
+        code, _, length = protocol.parse_header(words[position])
+        if code == opcode:
+            yield words[position + 1:position + 1 + length]
+        position += 1 + length
+
+
+# -- hardware sized for the model -------------------------------------------------------------
+
+def test_size_config_raises_only_the_capacities_the_model_needs():
+    # The speech demo's 440-128-128-11 fits the defaults: nothing changes.
+    assert size_config(network_of([440, 128, 128, 11])) == AccelConfig()
+    # 600 inputs: max_neurons 600; 600 x ceil(700/8) + 700 x ceil(20/8) = 52800 + 2100 rows.
+    sized = size_config(network_of([600, 700, 20]))
+    assert sized == AccelConfig(max_neurons=700, weight_depth=54900)
+    # Six small layers: max_layers 6 only.
+    assert size_config(network_of([3, 3, 3, 3, 3, 3, 3])) == AccelConfig(max_layers=6)
+    # Another base keeps its other parameters and is never lowered.
+    base = AccelConfig(lanes=4, clusters=8, max_neurons=32, weight_depth=512, max_layers=3,
+                       reuse=False)
+    assert size_config(network_of([5, 40, 3]), base) == dataclasses.replace(base,
+                                                                            max_neurons=40)
+    # 30 x ceil(30/4) + 30 x ceil(3/4) = 240 + 30 rows
+    assert size_config(network_of([30, 30, 3]), dataclasses.replace(base, weight_depth=200)) \
+        == dataclasses.replace(base, weight_depth=270)
+    assert size_config(network_of([5, 4]), base) == base
+
+
+def test_size_config_says_when_no_hardware_holds_the_model():
+    network = Network.from_weights([np.zeros((2, 70000))], [np.zeros(2)])
+    with pytest.raises(InputError, match="^" + re.escape(
+            "the model needs max_neurons = 70000, weight_depth = 70000, which is not a valid "
+            "configuration: max_neurons must be between 1 and 65535, not 70000") + "$"):
+        size_config(network)
+
+
+def test_fit_errors_name_the_parameter_and_the_value():
+    config = AccelConfig(lanes=4, max_neurons=8, weight_depth=512, max_layers=3)
+    with pytest.raises(ModelFitError) as error:
+        check_fits(config, network_of([5, 9, 2]), hardware="the board")
+    assert (error.value.parameter, error.value.required) == ("max_neurons", 9)
+    assert error.value.problem == ("layer 0 has 9 outputs but the board holds at most 8 per "
+                                   "layer (max_neurons)")
+
+
+# -- the board's configuration from STATUS ----------------------------------------------------
+
+@pytest.mark.parametrize("config", [
+    RTL_CONFIG,
+    AccelConfig(lanes=2, clusters=8, act_width=12, act_frac=5, weight_width=6,
+                centroid_width=14, max_layers=2, max_neurons=20, weight_depth=100,
+                stream_width=64, reuse=False),
+], ids=["reuse", "no-reuse"])
+def test_board_configuration_is_read_from_status(config):
+    """STATUS of the gateware in Amaranth's simulator gives back exactly its AccelConfig."""
+    from reuse_accel.sw.transports import AmaranthTransport
+    transport = AmaranthTransport(AccelConfig(stream_width=config.stream_width))
+    transport.config = config            # the gateware simulated is the board's
+    assert read_board_config(transport) == config
+
+
+def test_status_of_something_else_is_a_protocol_error():
+    status = dict.fromkeys(protocol.STATUS_FIELDS, 0)
+    with pytest.raises(ProtocolError, match="^" + re.escape(
+            "the STATUS response has magic 0x00000000, not 0x52414343: the device is not a "
+            "reuse-accel accelerator") + "$"):
+        config_from_status(status)
+    status.update(magic=protocol.MAGIC, version=protocol.VERSION + 1)
+    with pytest.raises(ProtocolError, match=re.escape(
+            f"the accelerator speaks protocol version {protocol.VERSION + 1}, this host version "
+            f"{protocol.VERSION}")):
+        config_from_status(status)
+    status.update(version=protocol.VERSION, lanes=3, clusters=16, act_width=16, act_frac=8,
+                  weight_width=8, centroid_width=16, max_layers=2, max_neurons=8,
+                  weight_depth=64, stream_width=32)
+    with pytest.raises(ProtocolError, match="^" + re.escape(
+            "the accelerator reports parameters that are not a valid configuration: lanes "
+            "must be a power of two, not 3") + "$"):
+        config_from_status(status)
+
+
+class BoardOnAmaranth:
+    """A stand-in for a serial transport: the accelerator of ``board`` in Amaranth's
+    simulator, under a name like a port's."""
+
+    def __init__(self, board: AccelConfig):
+        from reuse_accel.sw.transports import AmaranthTransport
+        self.port = "/dev/ttyFAKE0"
+        self.config = AccelConfig(stream_width=board.stream_width)
+        self._board = AmaranthTransport(board)
+        self.exchanges = 0
+
+    def exchange(self, words, responses):
+        self.exchanges += 1
+        return self._board.exchange(words, responses)
+
+
+def test_serial_driver_refuses_a_board_of_another_configuration(tiny_model):
+    _, compiled, frames = tiny_model
+    board = dataclasses.replace(RTL_CONFIG, lanes=8, max_neurons=16)
+    transport = BoardOnAmaranth(board)
+    driver = Driver(compiled, backend="serial", transport=transport)
+    with pytest.raises(BoardMismatchError, match="^" + re.escape(
+            "the accelerator on /dev/ttyFAKE0 was built with lanes = 8 (not 4), max_neurons = "
+            "16 (not 32): compile the model for the board's configuration "
+            "(read_board_config)") + "$"):
+        driver.run(frames)
+    assert transport.exchanges == 1          # STATUS only: nothing was loaded
+
+
+def test_serial_driver_runs_on_a_board_of_its_configuration(tiny_model):
+    _, compiled, frames = tiny_model
+    transport = BoardOnAmaranth(RTL_CONFIG)
+    got, _ = Driver(compiled, backend="serial", transport=transport).run(frames,
+                                                                         baseline_too=False)
+    want, _ = Driver(compiled).run(frames, baseline_too=False)
+    for t, (result, expected) in enumerate(zip(got.frames, want.frames)):
+        assert_results_equal(result, expected, f"frame {t}")
+    assert transport.exchanges == 2 and transport.config == RTL_CONFIG
+
+
+# -- the Amaranth transport's timeout ------------------------------------------------------------
+
+def test_amaranth_timeout_counts_transfers_in_both_directions():
+    """A LOAD_WEIGHTS payload of 258 words takes longer than the 100-cycle timeout without a
+    response word: still progress, since the accelerator accepts a word every cycle."""
+    from reuse_accel.sw.transports import AmaranthTransport
+    layers = random_network(RTL_CONFIG, [32, 32], np.random.default_rng(9))
+    batch = Batch(RTL_CONFIG)
+    batch.load(layers)
+    longest = max(length for _, length, _ in split_commands(batch.words))
+    assert longest == 2 + 32 * 8 > 100      # control row [start, rows], then the rows
+    exchange = AmaranthTransport(RTL_CONFIG, timeout=100).exchange(batch.words,
+                                                                   len(batch.expected))
+    assert batch.decode(split_responses(exchange.words, len(batch.expected))) == \
+        [None] * len(batch.expected)
+
+
+def test_amaranth_timeout_reports_a_hang():
+    """A header that promises more payload than comes: nothing moves either way. (The
+    STATUS before it is answered: a header and 14 fields.)"""
+    from reuse_accel.sw.transports import AmaranthTransport
+    words = [protocol.header(Opcode.STATUS), protocol.header(Opcode.SET_MODE, 0, 3), 0]
+    with pytest.raises(TimeoutError, match="^" + re.escape(
+            "no response word for 50 cycles: the accelerator hangs (no command word moved "
+            "either; 3 of 3 command words and 15 response words through)") + "$"):
+        AmaranthTransport(RTL_CONFIG, timeout=50).exchange(words, 2)
