@@ -615,3 +615,67 @@ def test_help_states_the_default_backend(capsys, argv, default):
         main(argv)
     assert exit_info.value.code == 0
     assert default in " ".join(capsys.readouterr().out.split())
+
+
+# -- ONNX models ----------------------------------------------------------------------------------
+
+def test_run_an_onnx_model(tmp_path, capsys):
+    """The classic PyTorch export on (T, 2, 3, 4) frames: outputs as the golden model computes
+    them, the float reference as onnxruntime does."""
+    import onnxruntime
+
+    model = Path(__file__).parent / "data" / "mlp_classic.onnx"
+    frames = np.random.default_rng(5).normal(0, 1, (4, 2, 3, 4)).astype(np.float32)
+    frames_path = tmp_path / "frames.npy"
+    np.save(frames_path, frames)
+    report_path = tmp_path / "r.json"
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--json", report_path)
+    assert (code, stderr) == (0, "")
+    assert stdout.startswith("accelerator: 8 lanes, 16 clusters, max_layers 4, max_neurons "
+                             "512, weight_depth 32768 (sized for the model)\n")
+    report = json.loads(report_path.read_text())
+    network = Network.load(model)
+    compiled = compile_model(network, AccelConfig(), frames)
+    indices, _ = compiled.quantize_frames(frames)
+    golden = GoldenModel(AccelConfig(), compiled.layers).run(indices)
+    np.testing.assert_array_equal(
+        report["outputs"], np.stack([result.outputs for result in golden]) / 256)
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(report["reference_outputs"],
+                               session.run(None, {"x": frames})[0], rtol=1e-5)
+    assert [layer["kind"] for layer in report["layers"]] == ["dense", "dense"]
+    assert [(layer["inputs"], layer["outputs"]) for layer in report["layers"]] == \
+        [(24, 10), (10, 5)]
+
+
+def test_onnx_frames_of_the_wrong_shape(tmp_path, capsys):
+    model = Path(__file__).parent / "data" / "mlp_dynamo.onnx"
+    frames_path = tmp_path / "flat.npy"
+    np.save(frames_path, np.zeros((4, 24)))
+    code, stdout, stderr = cli(capsys, "run", model, frames_path)
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: frames in {str(frames_path)!r} must have shape "
+                      "(T, 2, 3, 4) with T >= 1 for a model whose input frame is (2, 3, 4), "
+                      "not (4, 24)\n")
+
+
+def test_run_rejects_an_unsupported_onnx_model_before_running(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    model = tmp_path / "sigmoid.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    frames_path = tmp_path / "frames.npy"
+    np.save(frames_path, np.zeros((2, 3)))
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--json", tmp_path / "r.json")
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "reuse-accel: error: unsupported ONNX op Sigmoid (Sigmoid node 'squash'); supported "
+        "ops are Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape (Add only as the "
+        "bias of a MatMul or Gemm, Reshape only to (N, features)); constant subgraphs are "
+        "folded\n")
+    assert not (tmp_path / "r.json").exists()
