@@ -10,6 +10,8 @@ The graph must compute one chain of dense layers from one input:
   flattened in C order;
 - ``Identity`` and ``Dropout`` (inference: identity).
 
+Local functions (as some exporters write blocks of a model) are inlined first.
+
 The graph input is ``(N, *input_shape)``, ``N`` the batch dimension (symbolic, or 1); the
 network runs one frame of ``input_shape`` at a time, so wherever the graph reads the batch size
 (``Shape``) it is 1. Initializers and constant subgraphs (``Constant``, ``Shape`` of a computed
@@ -29,6 +31,10 @@ from math import prod
 from pathlib import Path
 
 import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import inliner, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from .network import InputError, Layer, Network, check_real
 
@@ -82,9 +88,6 @@ class _Value:
 
 def load_onnx(path: str | Path) -> Network:
     """Read ``MODEL.onnx`` and convert it (see the module docstring)."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     path = Path(path)
     name = f"model file {str(path)!r}"
     if path.is_dir():
@@ -104,11 +107,8 @@ def load_onnx(path: str | Path) -> Network:
 
 def network_from_onnx(model) -> Network:
     """Convert an :class:`onnx.ModelProto` (see the module docstring)."""
-    import onnx
-    from onnx import numpy_helper
-
     if model.functions:
-        model = onnx.inliner.inline_local_functions(model)
+        model = inliner.inline_local_functions(model)
     graph = model.graph
     opset = next((entry.version for entry in model.opset_import
                   if entry.domain in ("", "ai.onnx")), None)
@@ -168,8 +168,6 @@ def network_from_onnx(model) -> Network:
 
 def _input_shape(value) -> tuple[int, ...]:
     """The graph input's shape without its batch dimension."""
-    import onnx
-
     name = repr(value.name)
     if not value.type.HasField("tensor_type"):
         raise InputError(f"the model input {name} is not a tensor")
@@ -201,8 +199,6 @@ def _input_shape(value) -> tuple[int, ...]:
 
 def _fold(node, label: str, constants: dict, opset: int | None) -> None:
     """Evaluate a node whose inputs are all constant and keep its outputs as constants."""
-    from onnx.reference import ReferenceEvaluator
-
     opsets = {"": opset} if opset is not None else None
     feeds = {name: constants[name] for name in node.input if name}
     try:
@@ -224,7 +220,6 @@ def _shape_of(node, value: _Value) -> np.ndarray:
 
 
 def _attributes(node) -> dict:
-    import onnx
     return {attribute.name: onnx.helper.get_attribute_value(attribute)
             for attribute in node.attribute}
 
