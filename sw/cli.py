@@ -183,10 +183,10 @@ def _waves_options(backend: str, waves: str | None) -> dict:
 
 def _run(network: Network, frames: np.ndarray, config: AccelConfig, backend: str, *,
          calibration: np.ndarray, labels=None, waves: str | None = None, transport=None,
-         options: dict | None = None, port: str | None = None,
-         baudrate: int | None = None) -> tuple[dict, Driver]:
-    options = dict(options or {})
-    options.update(_waves_options(backend, waves))
+         port: str | None = None, baudrate: int | None = None) -> tuple[dict, Driver]:
+    """Compile, run with and without reuse, and build the report. ``transport``: the board's
+    (serial backend), already asked for its configuration."""
+    options = _waves_options(backend, waves)
     if waves:
         Path(waves).mkdir(parents=True, exist_ok=True)
     compiled = compile_model(network, config, calibration)
