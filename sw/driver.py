@@ -43,7 +43,7 @@ from .commands import Batch, ProtocolError, split_responses
 from .compiler import CompiledModel
 
 __all__ = ["BACKENDS", "BoardMismatchError", "Driver", "Run", "config_from_status",
-           "make_transport", "read_board_config"]
+           "describe_difference", "make_transport", "read_board_config"]
 
 BACKENDS = ("golden", "amaranth", "verilator", "icarus", "serial")
 

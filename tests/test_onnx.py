@@ -422,6 +422,14 @@ ERRORS = {
     "no batch": (model([gemm()], W0, input_shape=(6,)),
                  "the model input 'x' has shape (6,); the accelerator needs a batch dimension "
                  "first, (N, features...)"),
+    "input without a shape": (model([gemm()], W0, inputs=[
+                                  helper.make_tensor_value_info("x", TensorProto.FLOAT, None)]),
+                              "the model input 'x' has no shape; export it with a fixed input "
+                              "shape (N, ...)"),
+    "input not a tensor": (model([gemm()], W0, inputs=[
+                               helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT,
+                                                                      None)]),
+                           "the model input 'x' is not a tensor"),
     "integer input": (model([gemm()], W0, input_type=TensorProto.INT64),
                       "the model input 'x' holds INT64; the accelerator takes real-valued "
                       "(float) frames"),
@@ -442,6 +450,15 @@ def test_import_errors_name_the_problem(tmp_path, name):
         Network.load(path)
 
 
+def test_sparse_initializers_are_refused(tmp_path):
+    proto = model([gemm()], W0[1:])
+    proto.graph.sparse_initializer.append(helper.make_sparse_tensor(
+        init("w0", np.array([1.0], np.float32)), init("w0_indices", np.array([3])), [5, 6]))
+    with pytest.raises(InputError, match="^" + re.escape(
+            "the model has sparse initializers; export it with dense weights") + "$"):
+        Network.load(save(tmp_path, proto))
+
+
 def test_the_supported_ops_are_those_the_message_lists():
     assert SUPPORTED.startswith("supported ops are " + ", ".join(SUPPORTED_OPS) + " (")
 
@@ -456,6 +473,12 @@ def test_files_that_are_not_onnx_models(tmp_path):
     with pytest.raises(InputError, match="^" + re.escape(
             f"model file {str(folder)!r} is a directory, not an ONNX model") + "$"):
         Network.load(folder)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="^" + re.escape(
+            f"model file {str(empty)!r} is not an ONNX model (it holds no graph); export it "
+            "with torch.onnx.export") + "$"):
+        Network.load(empty)
     text = tmp_path / "text.onnx"
     text.write_text("this is not a model\n")
     with pytest.raises(InputError, match="^" + re.escape(
