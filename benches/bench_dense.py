@@ -15,7 +15,7 @@ import numpy as np
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sw.compiler import compile_model
 from reuse_accel.sw.driver import Driver
-from reuse_accel.sw.network import FloatNetwork
+from reuse_accel.sw.network import Network
 
 SIZES = [440, 256, 256, 16]
 TARGET = 0.90
@@ -29,7 +29,7 @@ def main() -> int:
 
     config = AccelConfig()
     rng = np.random.default_rng(0)
-    network = FloatNetwork(
+    network = Network.from_weights(
         [rng.normal(0, 1 / np.sqrt(i), (o, i)) for i, o in zip(SIZES[:-1], SIZES[1:])],
         [rng.normal(0, 0.1, o) for o in SIZES[1:]])
     frames = rng.normal(0, 1, (args.frames, SIZES[0]))

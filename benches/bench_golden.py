@@ -16,7 +16,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
 from reuse_accel.sw.cli import demo_data
 from reuse_accel.sw.compiler import compile_model
-from reuse_accel.sw.network import FloatNetwork
+from reuse_accel.sw.network import Network
 
 SIZES = [440, 1024, 1024, 1024, 1024, 1000]
 TARGET = 100.0
@@ -29,10 +29,10 @@ def main() -> int:
 
     config = AccelConfig(max_layers=8, max_neurons=1024, weight_depth=1 << 20)
     rng = np.random.default_rng(0)
-    network = FloatNetwork(
+    network = Network.from_weights(
         [rng.normal(0, 1 / np.sqrt(i), (o, i)) for i, o in zip(SIZES[:-1], SIZES[1:])],
         [rng.normal(0, 0.1, o) for o in SIZES[1:]])
-    parameters = sum(w.size + b.size for w, b in zip(network.weights, network.biases))
+    parameters = sum(layer.weight.size + layer.bias.size for layer in network.layers)
     speech = demo_data()["frames"]
     frames = np.resize(speech, (args.frames, speech.shape[1]))
     compiled = compile_model(network, config, frames[:200])

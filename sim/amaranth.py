@@ -28,7 +28,8 @@ class AmaranthTransport:
         Probability of the host withholding ``valid`` (input) or ``ready`` (output) in a
         cycle: random backpressure, seeded by ``seed``.
     timeout : int
-        Cycles without a transfer after which the run stops with an error.
+        Cycles without a transfer in either direction (no command word accepted and no
+        response word received) after which the run stops with a :class:`TimeoutError`.
     vcd : str, optional
         Write a waveform to this file.
     """
@@ -52,6 +53,10 @@ class AmaranthTransport:
         result = Exchange(words=[])
         rng_in = random.Random(self.seed)
         rng_out = random.Random(self.seed + 1)
+        # Cycle of the last transfer in either direction: a long command payload that the
+        # accelerator keeps accepting is progress, not a hang.
+        last_transfer = [0]
+
         async def source(ctx):
             cycle = 0
             for word in words:
@@ -67,27 +72,29 @@ class AmaranthTransport:
                     if ready:
                         break
                 result.input_cycles.append(cycle)
+                last_transfer[0] = max(last_transfer[0], cycle)
             ctx.set(dut.i.valid, 0)
 
         async def sink(ctx):
-            cycle = idle = 0
+            cycle = 0
             counter = ResponseCounter(responses)
             while counter.remaining:
                 ready = not (self.stall_output and rng_out.random() < self.stall_output)
                 ctx.set(dut.o.ready, ready)
                 _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
                 cycle += 1
-                idle += 1
-                if idle > self.timeout:
+                if ready and valid:
+                    word = int(payload)
+                    result.words.append(word)
+                    result.output_cycles.append(cycle)
+                    last_transfer[0] = cycle
+                    counter.feed(word)
+                elif cycle - last_transfer[0] > self.timeout:
                     raise TimeoutError(
-                        f"no response word for {self.timeout} cycles: the accelerator hangs")
-                if not (ready and valid):
-                    continue
-                idle = 0
-                word = int(payload)
-                result.words.append(word)
-                result.output_cycles.append(cycle)
-                counter.feed(word)
+                        f"no response word for {self.timeout} cycles: the accelerator hangs "
+                        f"(no command word moved either; {len(result.input_cycles)} of "
+                        f"{len(words)} command words and {len(result.words)} response words "
+                        f"through)")
             ctx.set(dut.o.ready, 0)
             result.cycles = cycle
 

@@ -1,10 +1,23 @@
-"""Command line: ``reuse-accel generate | run | demo | synth | build``."""
+"""Command line: ``reuse-accel generate | run | demo | synth | build``.
+
+Every problem a user can fix (a file that is missing or of the wrong kind, a model the hardware
+cannot hold, an output path that cannot be written) is an error message and exit code 2, found
+before any long run starts; a failure of the hardware or of a simulator is exit code 3.
+
+Hardware sizing: without ``--config``, ``run`` and ``demo`` on the simulation backends and
+``generate --model`` start from ``AccelConfig()`` and raise each capacity (``max_layers``,
+``max_neurons``, ``weight_depth``) to the smallest value that holds the model. With
+``--config`` the file's parameters are used as they are. With ``--port`` the board's own
+parameters are read from it (STATUS).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
+import os
 import shutil
 import sys
 import time
@@ -21,22 +34,110 @@ from reuse_accel.synth import command as synth_command
 from reuse_accel.synth.bitstream import BoardBuildError, board_config, build_bitstream
 
 from .commands import DeviceError, ProtocolError
-from .compiler import compile_model
-from .driver import BACKENDS, Driver
-from .network import FloatNetwork, InputError, load_frames, load_labels
-from .report import build_report, format_summary
+from .compiler import ModelFitError, check_fits, compile_model, size_config
+from .driver import (
+    BACKENDS,
+    BoardMismatchError,
+    Driver,
+    describe_difference,
+    make_transport,
+    read_board_config,
+)
+from .network import InputError, Network, load_frames, load_labels
+from .report import build_report, format_summary, out_of_range_warnings
 from .serial_link import LinkError
 
 __all__ = ["main", "demo_data"]
 
 DEFAULT_BAUD = 1_000_000
+SIMULATION_BACKENDS = tuple(backend for backend in BACKENDS if backend != "serial")
+DEFAULT_BACKEND = {"run": "golden", "demo": "verilator"}
+
+
+# -- configurations ---------------------------------------------------------------------------
+
+def _config_file(path: str) -> AccelConfig:
+    """A configuration file, with errors for paths that are not TOML text files."""
+    name = f"configuration file {str(path)!r}"
+    if Path(path).is_dir():
+        raise ConfigError(f"{name} is a directory, not a TOML file")
+    try:
+        return AccelConfig.from_toml(path)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name} is a binary file, not a TOML text file with an "
+                          "[accelerator] table") from None
+    except OSError as error:
+        raise ConfigError(f"{name} cannot be read: {error.strerror}") from None
 
 
 def _config(args) -> AccelConfig:
-    config = AccelConfig.from_toml(args.config) if args.config else AccelConfig()
+    """The ``--config`` file (or the defaults), with ``--no-reuse`` applied."""
+    config = _config_file(args.config) if args.config else AccelConfig()
     if getattr(args, "no_reuse", False):
         config = dataclasses.replace(config, reuse=False)
     return config
+
+
+def _model_config(args, network: Network) -> AccelConfig:
+    """The hardware to run ``network`` on: the ``--config`` file, which must hold it, or the
+    defaults raised to hold it."""
+    if not args.config:
+        reuse = not getattr(args, "no_reuse", False)
+        return size_config(network, AccelConfig(reuse=reuse))
+    config = _config(args)
+    try:
+        check_fits(config, network)
+    except ModelFitError as error:
+        raise InputError(
+            f"{error.problem}; raise {error.parameter} to {error.required} or more in the "
+            f"[accelerator] table of {str(args.config)!r}, or drop --config to size the "
+            "hardware for the model") from None
+    return config
+
+
+def describe_config(config: AccelConfig) -> str:
+    """One line: the parameters that say what the generated accelerator is."""
+    return (f"{config.lanes} lanes, {config.clusters} clusters, max_layers "
+            f"{config.max_layers}, max_neurons {config.max_neurons}, weight_depth "
+            f"{config.weight_depth}{'' if config.reuse else ', without reuse'}")
+
+
+# -- output paths, checked before anything runs -----------------------------------------------
+
+def _check_output_file(option: str, path: str | None) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {str(path)!r} is a directory; give a file name, e.g. "
+                         f"{str(path / 'report.json')!r}")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"{option} {str(path)!r}: the directory {str(parent)!r} does not "
+                         "exist; create it first or choose another path")
+    if not parent.is_dir():
+        raise InputError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{option} {str(path)!r}: the directory {str(parent)!r} is not "
+                         "writable")
+
+
+def _check_output_dir(option: str, path: str | None) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {str(path)!r} is a file, not a directory; give a "
+                         "directory (it is created if it does not exist)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{option} {str(path)!r} cannot be created: {str(existing)!r} is a "
+                         "file")
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"{option} {str(path)!r}: the directory {str(existing)!r} is not "
+                         "writable")
 
 
 def _write_design(config: AccelConfig, out: Path, verilog: str | None = None) -> Path:
@@ -47,38 +148,53 @@ def _write_design(config: AccelConfig, out: Path, verilog: str | None = None) ->
     return verilog_path
 
 
+# -- generate ---------------------------------------------------------------------------------
+
 def cmd_generate(args) -> int:
-    config = _config(args)
+    _check_output_dir("-o", args.output)
+    if args.model:
+        config = _model_config(args, Network.load(args.model))
+    else:
+        config = _config(args)
     path = _write_design(config, Path(args.output))
+    if args.model:
+        print(f"accelerator: {describe_config(config)}")
     print(f"wrote {path} and {Path(args.output) / 'config.toml'}")
     return 0
 
 
-def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend: str, *,
-         calibration: np.ndarray, labels=None, waves: str | None = None,
-         port: str | None = None, baudrate: int | None = None,
-         link_timeout: float | None = None) -> tuple[dict, Driver]:
-    options = {}
-    if port:
-        if backend not in ("golden", "serial"):
-            raise InputError(f"--port runs on a board; it cannot be combined with --backend "
-                             f"{backend}")
-        backend = "serial"
-        options = {"port": port, "baudrate": baudrate}
-        if link_timeout is not None:
-            options["timeout"] = link_timeout
-    elif backend == "serial":
-        raise InputError("the serial backend needs --port (e.g. --port /dev/ttyUSB0)")
+# -- run and demo -----------------------------------------------------------------------------
+
+def _check_simulator(backend: str) -> None:
+    if backend == "icarus" and shutil.which("iverilog") is None:
+        raise InputError("--backend icarus needs Icarus Verilog (iverilog), which is not on "
+                         "PATH: install it (apt-get install iverilog; version 11 or later) or "
+                         "use --backend verilator")
+
+
+def _waves_options(backend: str, waves: str | None) -> dict:
+    if not waves:
+        return {}
+    if backend not in ("amaranth", "verilator", "icarus"):
+        raise InputError("--waves needs an RTL backend (amaranth, verilator or icarus)")
+    if backend == "amaranth":
+        return {"vcd": str(Path(waves) / "reuse_accel.vcd")}
+    return {"waves": True}
+
+
+def _run(network: Network, frames: np.ndarray, config: AccelConfig, backend: str, *,
+         calibration: np.ndarray, labels=None, waves: str | None = None, transport=None,
+         port: str | None = None, baudrate: int | None = None) -> tuple[dict, Driver]:
+    """Compile, run with and without reuse, and build the report. ``transport``: the board's
+    (serial backend), already asked for its configuration."""
+    options = _waves_options(backend, waves)
     if waves:
-        if backend == "golden":
-            raise InputError("--waves needs an RTL backend (amaranth, verilator or icarus)")
         Path(waves).mkdir(parents=True, exist_ok=True)
-        if backend == "amaranth":
-            options["vcd"] = str(Path(waves) / "reuse_accel.vcd")
-        else:
-            options["waves"] = True
     compiled = compile_model(network, config, calibration)
-    driver = Driver(compiled, backend=backend, **options)
+    if transport is not None:
+        driver = Driver(compiled, backend=backend, transport=transport)
+    else:
+        driver = Driver(compiled, backend=backend, **options)
     build_seconds = driver.prepare()
     started = time.perf_counter()
     reuse, baseline = driver.run(frames)
@@ -103,16 +219,64 @@ def _run(network: FloatNetwork, frames: np.ndarray, config: AccelConfig, backend
     return report, driver
 
 
+def _board(args, network: Network):
+    """The serial transport to ``--port`` and the configuration the board reports."""
+    provisional = _config_file(args.config) if args.config else AccelConfig()
+    options = {"port": args.port, "baudrate": args.baud}
+    if args.link_timeout is not None:
+        options["timeout"] = args.link_timeout
+    transport = make_transport("serial", provisional, **options)
+    config = read_board_config(transport)
+    transport.config = config
+    if args.config and config != provisional:
+        raise InputError(
+            f"--config {str(args.config)!r} does not match the accelerator on {args.port}, "
+            f"which was built with {describe_difference(provisional, config)}; drop --config: "
+            "a board's configuration is read from the board")
+    try:
+        check_fits(config, network, hardware=f"the accelerator on {args.port}")
+    except ModelFitError as error:
+        raise InputError(
+            f"{error.problem}; build a bitstream whose configuration has {error.parameter} "
+            f">= {error.required} (reuse-accel build --config CONFIG.toml)") from None
+    return transport, config
+
+
 def cmd_run(args) -> int:
-    config = _config(args)
-    network = FloatNetwork.load(args.model)
-    frames = load_frames(args.frames, network.inputs)
-    calibration = load_frames(args.calibration, network.inputs) if args.calibration else frames
+    _check_output_file("--json", args.json)
+    _check_output_dir("--waves", args.waves)
+    backend = args.backend
+    if args.port:
+        if backend not in ("golden", "serial"):
+            raise InputError(f"--port runs on a board; it cannot be combined with --backend "
+                             f"{backend}")
+        backend = "serial"
+    elif backend == "serial":
+        raise InputError("the serial backend needs --port (e.g. --port /dev/ttyUSB0)")
+    _check_simulator(backend)
+    _waves_options(backend, args.waves)
+    network = Network.load(args.model)
+    frames = load_frames(args.frames, network.input_shape)
+    calibration = load_frames(args.calibration, network.input_shape) if args.calibration \
+        else frames
     labels = load_labels(args.labels, len(frames)) if args.labels else None
-    report, _ = _run(network, frames, config, args.backend, calibration=calibration,
-                     labels=labels, waves=args.waves, port=args.port, baudrate=args.baud,
-                     link_timeout=args.link_timeout)
+    transport = None
+    if backend == "serial":
+        transport, config = _board(args, network)
+        source = f"read from the board on {args.port}"
+    else:
+        config = _model_config(args, network)
+        source = f"from {args.config}" if args.config else "sized for the model"
+    print(f"accelerator: {describe_config(config)} ({source})")
+    report, _ = _run(network, frames, config, backend, calibration=calibration,
+                     labels=labels, waves=args.waves, transport=transport, port=args.port,
+                     baudrate=args.baud)
     print(format_summary(report))
+    if args.calibration:
+        # Calibrated on the frames themselves, layer 0 cannot fall outside, and a hidden
+        # layer only by fixed-point rounding at the range ends: nothing to recalibrate.
+        for warning in out_of_range_warnings(report):
+            print(f"reuse-accel: warning: {warning}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"report written to {args.json}")
@@ -124,7 +288,7 @@ def demo_data() -> dict:
     folder = resources.files("reuse_accel.data")
     with resources.as_file(folder) as path:
         return {
-            "model": FloatNetwork.load(path / "speech_mlp.npz"),
+            "model": Network.load(path / "speech_mlp.npz"),
             "frames": np.load(path / "speech_frames.npy"),
             "labels": np.load(path / "speech_labels.npy"),
             "calibration": np.load(path / "speech_calibration.npy"),
@@ -133,9 +297,13 @@ def demo_data() -> dict:
 
 
 def cmd_demo(args) -> int:
-    config = _config(args)
     out = Path(args.out)
+    _check_output_dir("--out", args.out)
+    _check_output_dir("--waves", args.waves)
+    _check_simulator(args.backend)
+    _waves_options(args.backend, args.waves)
     data = demo_data()
+    config = _model_config(args, data["model"])
     meta = data["meta"]
     frames = data["frames"][:args.frames] if args.frames else data["frames"]
     labels = data["labels"][:len(frames)]
@@ -146,8 +314,7 @@ def cmd_demo(args) -> int:
                           calibration=data["calibration"], labels=labels, waves=args.waves)
     built = getattr(driver.transport, "verilog_path", None)
     verilog_path = _write_design(config, out, built.read_text() if built else None)
-    print(f"accelerator: {config.lanes} lanes, {config.clusters} clusters; Verilog in "
-          f"{verilog_path}")
+    print(f"accelerator: {describe_config(config)}; Verilog in {verilog_path}")
     print(format_summary(report))
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=1))
@@ -155,18 +322,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# -- build ------------------------------------------------------------------------------------
+
 def cmd_build(args) -> int:
-    config = AccelConfig.from_toml(args.config) if args.config else board_config(args.board)
     out = Path(args.out or f"out/{args.board}")
+    _check_output_dir("--out", str(out))
+    config = _config_file(args.config) if args.config else board_config(args.board)
     started = time.perf_counter()
     bitstream = build_bitstream(config, args.board, out, baudrate=args.baud)
     (out / "config.toml").write_text(config.to_toml())
     print(f"bitstream for {args.board} written to {bitstream} "
           f"({time.perf_counter() - started:.0f} s); UART at {args.baud} baud, 8N1")
-    print(f"run a model on it: reuse-accel run MODEL.npz FRAMES.npy --config "
-          f"{out / 'config.toml'} --port /dev/ttyUSB0 --baud {args.baud}")
+    print(f"run a model on it: reuse-accel run MODEL.npz FRAMES.npy --port /dev/ttyUSB0 "
+          f"--baud {args.baud}")
     return 0
 
+
+# -- arguments --------------------------------------------------------------------------------
 
 def _seconds(text: str) -> float:
     try:
@@ -188,31 +360,68 @@ def _positive(text: str) -> int:
     return value
 
 
+def _demo_backend(text: str) -> str:
+    if text == "serial":
+        raise argparse.ArgumentTypeError(
+            "demo runs on a simulator (golden, amaranth, verilator or icarus) and has no "
+            "--port; to run a model on a board use: reuse-accel run MODEL FRAMES.npy --port "
+            "PORT")
+    if text not in SIMULATION_BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(SIMULATION_BACKENDS)}, not {text!r}")
+    return text
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("reuse-accel")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reuse-accel",
         description="Generate, simulate and drive a DNN accelerator that reuses computation "
-                    "across consecutive inputs.")
+                    "across consecutive inputs.",
+        epilog=f"Default backends: run {DEFAULT_BACKEND['run']} (the golden model), demo "
+               f"{DEFAULT_BACKEND['demo']}.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate = commands.add_parser("generate", help="write the Verilog and resolved config")
+    generate = commands.add_parser(
+        "generate", help="write the Verilog and resolved config",
+        description="Write the accelerator's Verilog and its resolved configuration. With "
+                    "--model and without --config, the default configuration with its "
+                    "capacities raised to hold the model.")
     generate.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
+    generate.add_argument("--model", help="size the hardware for this model (.npz or .onnx)")
     generate.add_argument("-o", "--output", required=True, help="output directory")
     generate.add_argument("--no-reuse", action="store_true",
                           help="leave out the reuse logic (a dense accelerator, for comparison)")
     generate.set_defaults(handler=cmd_generate)
 
-    run = commands.add_parser("run", help="run a float MLP on a sequence of frames")
-    run.add_argument("model", help="MODEL.npz with float arrays w0, b0, w1, b1, ...")
-    run.add_argument("frames", help="FRAMES.npy, float array of shape (T, inputs)")
-    run.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
-    run.add_argument("--backend", choices=BACKENDS, default="golden")
+    run = commands.add_parser(
+        "run", help=f"run a float model on a sequence of frames (default backend: "
+                    f"{DEFAULT_BACKEND['run']})",
+        description="Run a float model on a sequence of frames, with and without reuse, and "
+                    "report outputs, reuse and cycles. Without --config the hardware is sized "
+                    "for the model; with --port it is the board's.")
+    run.add_argument("model", help="MODEL.npz with float arrays w0, b0, w1, b1, ..., or "
+                                   "MODEL.onnx (exported by torch.onnx.export)")
+    run.add_argument("frames", help="FRAMES.npy, real array of shape (T, inputs) for an .npz "
+                                    "model, (T, *input shape without the batch) for ONNX")
+    run.add_argument("--config", help="hardware configuration (TOML, [accelerator]); "
+                                      "default: sized for the model")
+    run.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND["run"],
+                     help="where to run (default: %(default)s)")
     run.add_argument("--json", help="write the full report to this file")
     run.add_argument("--calibration", help="frames to calibrate centroid tables on "
                                            "(default: FRAMES)")
     run.add_argument("--labels", help="per-frame class labels (.npy) to report accuracy")
     run.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")
-    run.add_argument("--port", help="run on a board on this serial port (e.g. /dev/ttyUSB0)")
+    run.add_argument("--port", help="run on a board on this serial port (e.g. /dev/ttyUSB0); "
+                                    "its configuration is read from the board")
     run.add_argument("--baud", type=_positive, default=DEFAULT_BAUD,
                      help=f"serial rate of --port (default {DEFAULT_BAUD})")
     run.add_argument("--link-timeout", type=_seconds, metavar="SECONDS",
@@ -220,9 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 0.1; more for a simulated board)")
     run.set_defaults(handler=cmd_run)
 
-    demo = commands.add_parser("demo", help="run the shipped speech demo on the RTL")
-    demo.add_argument("--config", help="hardware configuration (TOML, [accelerator])")
-    demo.add_argument("--backend", choices=BACKENDS, default="verilator")
+    demo = commands.add_parser(
+        "demo", help=f"run the shipped speech demo (default backend: "
+                     f"{DEFAULT_BACKEND['demo']})",
+        description="Run the shipped speech demo and write the design and a report.")
+    demo.add_argument("--config", help="hardware configuration (TOML, [accelerator]); "
+                                       "default: sized for the model")
+    demo.add_argument("--backend", type=_demo_backend, default=DEFAULT_BACKEND["demo"],
+                      metavar="{" + ",".join(SIMULATION_BACKENDS) + "}",
+                      help="simulator to run on (default: %(default)s)")
     demo.add_argument("--out", default="out/demo", help="output directory")
     demo.add_argument("--frames", type=_positive, help="use only the first N frames")
     demo.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")
@@ -250,7 +465,7 @@ def main(argv=None) -> int:
         print(f"reuse-accel: error: {error}", file=sys.stderr)
         return 2
     except (DeviceError, ProtocolError, TimeoutError, SimulationError, LinkError,
-            BoardBuildError) as error:
+            BoardBuildError, BoardMismatchError) as error:
         print(f"reuse-accel: hardware error: {error}", file=sys.stderr)
         return 3
 

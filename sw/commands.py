@@ -13,10 +13,11 @@ import numpy as np
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
 from reuse_accel.hw.layers import dense
-from reuse_accel.hw.protocol import Error, Opcode
+from reuse_accel.hw.protocol import Error, LayerKind, Opcode
 from reuse_accel.sim.model import FixedLayer, FrameResult
 
-__all__ = ["Batch", "DeviceError", "ProtocolError", "split_responses", "weight_bases"]
+__all__ = ["Batch", "DeviceError", "ProtocolError", "layer_weight_rows", "split_responses",
+           "weight_bases"]
 
 class DeviceError(RuntimeError):
     """The accelerator answered a command with an error response."""
@@ -43,12 +44,20 @@ class ProtocolError(RuntimeError):
     """The response stream does not follow the protocol (a broken link or a hardware bug)."""
 
 
+def layer_weight_rows(config: AccelConfig, layer) -> int:
+    """Weight-memory rows of L weights that a layer (anything with ``kind``, ``inputs`` and
+    ``outputs``) takes: for a dense layer, one per input and output group."""
+    if layer.kind is not LayerKind.DENSE:
+        raise ValueError(f"no weight layout for layer kind {layer.kind!r}")
+    return layer.inputs * config.groups(layer.outputs)
+
+
 def weight_bases(config: AccelConfig, layers: list[FixedLayer]) -> list[int]:
     """Weight-memory row where each layer's weights start (layers packed back to back)."""
     bases, row = [], 0
     for layer in layers:
         bases.append(row)
-        row += layer.inputs * config.groups(layer.outputs)
+        row += layer_weight_rows(config, layer)
     return bases
 
 
@@ -94,11 +103,12 @@ class Batch:
         self._command(Opcode.BEGIN_SEQUENCE)
 
     def load(self, layers: list[FixedLayer]) -> None:
-        """Every command that loads a network, ending with SET_NET."""
+        """Every command that loads a network, ending with SET_NET. Each SET_LAYER's flags
+        carry the layer's shift, activation and kind."""
         config = self.config
         W = config.stream_width
         for number, (layer, base) in enumerate(zip(layers, weight_bases(config, layers))):
-            flags = protocol.layer_flags(layer.shift, layer.relu)
+            flags = protocol.layer_flags(layer.shift, layer.relu, layer.kind)
             self._command(Opcode.SET_LAYER, number,
                           self._control(layer.inputs, layer.outputs, base, flags))
             if config.reuse:

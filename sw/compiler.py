@@ -12,30 +12,49 @@
   the hardware quantizer, and sent as cluster indices.
 - Hardware generated without reuse (``AccelConfig.reuse`` false) has no centroid tables: the
   layers get empty tables and layer 0 is sent as fixed-point activations.
+- Capacity: :func:`check_fits` says which capacity (``max_layers``, ``max_neurons``,
+  ``weight_depth``) a model exceeds and the smallest value that holds it; :func:`size_config`
+  raises a configuration's capacities to hold a model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.sim.model import FixedLayer, quantize
 
-from .network import FloatNetwork, InputError, check_frames
+from .commands import layer_weight_rows
+from .network import InputError, Network, check_frames
 
-__all__ = ["CompiledModel", "compile_model", "ModelFitError"]
+__all__ = ["CompiledModel", "ModelFitError", "capacities", "check_fits", "compile_model",
+           "size_config"]
+
+CAPACITIES = ("max_layers", "max_neurons", "weight_depth")
+"""The :class:`AccelConfig` parameters that say how large a model the hardware holds."""
 
 
 class ModelFitError(InputError):
-    """The model does not fit the generated hardware; the message names the limit."""
+    """The model does not fit the generated hardware.
+
+    ``problem`` says what does not fit, ``parameter`` names the capacity to raise and
+    ``required`` the smallest value that holds the model; the message adds the fix.
+    """
+
+    def __init__(self, problem: str, parameter: str, required: int):
+        self.problem = problem
+        self.parameter = parameter
+        self.required = required
+        super().__init__(f"{problem}; generate hardware with {parameter} >= {required}")
 
 
 @dataclass
 class CompiledModel:
     config: AccelConfig
-    network: FloatNetwork
+    network: Network
     layers: list[FixedLayer]
     ranges: list[tuple[float, float]]
     saturated_weights: int
@@ -54,12 +73,13 @@ class CompiledModel:
         return np.clip(fixed, config.act_min, config.act_max).astype(np.int64), saturated
 
     def quantize_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Layer-0 inputs of each frame as the hardware takes them, and per frame the number of
-        inputs outside the calibrated range (including any that saturated the activation
-        format). The inputs are cluster indices, or for hardware generated without reuse the
-        fixed-point activations (and the count is of saturated inputs only)."""
-        frames = check_frames(frames, self.layers[0].inputs)
-        fixed, saturated = self.to_fixed(frames)
+        """Layer-0 inputs of each (T, *input_shape) frame as the hardware takes them, (T,
+        inputs), and per frame the number of inputs outside the calibrated range (including
+        any that saturated the activation format). The inputs are cluster indices, or for
+        hardware generated without reuse the fixed-point activations (and the count is of
+        saturated inputs only)."""
+        frames = check_frames(frames, self.network.input_shape)
+        fixed, saturated = self.to_fixed(frames.reshape(len(frames), self.network.inputs))
         if not self.config.reuse:
             return fixed, saturated.sum(axis=1)
         indices, outside = quantize(fixed, self.layers[0].centroids)
@@ -69,26 +89,53 @@ class CompiledModel:
         return np.asarray(outputs, np.float64) / self.scale
 
 
-def check_fits(config: AccelConfig, sizes: list[int]) -> None:
-    """Raise :class:`ModelFitError` if a network of these layer sizes cannot be loaded."""
-    layers = len(sizes) - 1
+def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
+    """The smallest value of each capacity parameter (:data:`CAPACITIES`) that holds
+    ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes)."""
+    return {
+        "max_layers": len(network.layers),
+        "max_neurons": max(max(layer.inputs, layer.outputs) for layer in network.layers),
+        "weight_depth": sum(layer_weight_rows(config, layer) for layer in network.layers),
+    }
+
+
+def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardware") -> None:
+    """Raise :class:`ModelFitError` if ``network`` cannot be loaded into this hardware
+    (``hardware`` names it in the message)."""
+    layers = len(network.layers)
     if layers > config.max_layers:
         raise ModelFitError(
-            f"the model has {layers} layers but the hardware holds at most {config.max_layers} "
-            f"(max_layers); generate hardware with max_layers >= {layers}")
-    for number, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
-        for what, count in (("inputs", inputs), ("outputs", outputs)):
+            f"the model has {layers} layers but {hardware} holds at most {config.max_layers} "
+            "(max_layers)", "max_layers", layers)
+    for number, layer in enumerate(network.layers):
+        for what, count in (("inputs", layer.inputs), ("outputs", layer.outputs)):
             if count > config.max_neurons:
                 raise ModelFitError(
-                    f"layer {number} has {count} {what} but the hardware holds at most "
-                    f"{config.max_neurons} per layer (max_neurons); generate hardware with "
-                    f"max_neurons >= {count}")
-    rows = sum(i * config.groups(o) for i, o in zip(sizes[:-1], sizes[1:]))
+                    f"layer {number} has {count} {what} but {hardware} holds at most "
+                    f"{config.max_neurons} per layer (max_neurons)", "max_neurons", count)
+    rows = sum(layer_weight_rows(config, layer) for layer in network.layers)
     if rows > config.weight_depth:
         raise ModelFitError(
-            f"the model needs {rows} weight-memory rows of {config.lanes} weights but the "
-            f"hardware has {config.weight_depth} (weight_depth); generate hardware with "
-            f"weight_depth >= {rows}")
+            f"the model needs {rows} weight-memory rows of {config.lanes} weights but "
+            f"{hardware} has {config.weight_depth} (weight_depth)", "weight_depth", rows)
+
+
+def size_config(network: Network, base: AccelConfig | None = None) -> AccelConfig:
+    """``base`` (default: ``AccelConfig()``) with each capacity raised, where the model needs
+    it, to the smallest value that holds ``network``; capacities are never lowered.
+
+    Raises :class:`InputError` if no valid configuration holds the model.
+    """
+    base = AccelConfig() if base is None else base
+    needed = capacities(network, base)
+    raised = {name: max(getattr(base, name), needed[name]) for name in CAPACITIES}
+    try:
+        return dataclasses.replace(base, **raised)
+    except ConfigError as error:
+        wanted = ", ".join(f"{name} = {value}" for name, value in raised.items()
+                           if value != getattr(base, name))
+        raise InputError(f"the model needs {wanted}, which is not a valid configuration: "
+                         f"{error}") from None
 
 
 def _layer_shift(config: AccelConfig, weight: np.ndarray, bias: np.ndarray) -> int:
@@ -116,15 +163,17 @@ def _linear_centroids(config: AccelConfig, low: float, high: float) -> np.ndarra
     return levels
 
 
-def compile_model(network: FloatNetwork, config: AccelConfig,
+def compile_model(network: Network, config: AccelConfig,
                   calibration: np.ndarray) -> CompiledModel:
-    """Fixed-point layers and linear centroid tables calibrated on ``calibration`` frames."""
-    check_fits(config, network.sizes)
-    calibration = check_frames(calibration, network.inputs, source="calibration frames")
+    """Fixed-point layers and linear centroid tables calibrated on ``calibration`` frames,
+    (T, *input_shape)."""
+    check_fits(config, network)
+    calibration = check_frames(calibration, network.input_shape, source="calibration frames")
     layer_inputs = network.layer_inputs(calibration)
     layers, ranges = [], []
     saturated_weights = saturated_biases = 0
-    for number, (weight, bias) in enumerate(zip(network.weights, network.biases)):
+    for number, layer in enumerate(network.layers):
+        weight, bias = layer.weight, layer.bias
         shift = _layer_shift(config, weight, bias)
         fixed_weight = np.rint(weight * (1 << shift))
         saturated_weights += int(((fixed_weight < config.weight_min) |
@@ -142,7 +191,8 @@ def compile_model(network: FloatNetwork, config: AccelConfig,
             centroids=(_linear_centroids(config, low, high) if config.reuse
                        else np.zeros(0, np.int64)),
             shift=shift,
-            relu=number < len(network.weights) - 1,
+            relu=layer.relu,
+            kind=layer.kind,
         ))
     return CompiledModel(config=config, network=network, layers=layers, ranges=ranges,
                          saturated_weights=saturated_weights, saturated_biases=saturated_biases)

@@ -13,28 +13,37 @@ Every RTL backend speaks the command protocol through a transport; the golden ba
 same sequence of operations on :class:`~reuse_accel.sim.model.GoldenModel`. All return the same
 :class:`~reuse_accel.sim.model.FrameResult` per frame, so results compare one to one.
 
+A board runs on the configuration its bitstream was built with: :func:`read_board_config`
+asks it (STATUS), and the serial backend checks, before it loads anything, that the compiled
+model was compiled for exactly that configuration.
+
 Example
 -------
->>> network = FloatNetwork.load("model.npz")
->>> compiled = compile_model(network, AccelConfig(), calibration=frames)
->>> run = Driver(compiled, backend="verilator").run(frames)
+>>> network = Network.load("model.onnx")            # or "model.npz"
+>>> config = size_config(network)                   # AccelConfig() raised to hold the model
+>>> compiled = compile_model(network, config, calibration=frames)
+>>> run, baseline = Driver(compiled, backend="verilator").run(frames)
 >>> run.outputs          # (T, outputs) floats as the accelerator computed them
 >>> run.frames[3].changed_inputs
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from reuse_accel.hw import protocol
+from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.sim.model import FrameResult, GoldenModel
 
-from .commands import Batch, split_responses
+from .commands import Batch, ProtocolError, split_responses
 from .compiler import CompiledModel
 
-__all__ = ["BACKENDS", "Driver", "Run", "make_transport"]
+__all__ = ["BACKENDS", "BoardMismatchError", "Driver", "Run", "config_from_status",
+           "describe_difference", "make_transport", "read_board_config"]
 
 BACKENDS = ("golden", "amaranth", "verilator", "icarus", "serial")
 
@@ -56,12 +65,56 @@ def make_transport(backend: str, config, **options):
         f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
 
 
+class BoardMismatchError(RuntimeError):
+    """The model was compiled for another configuration than the board's."""
+
+
+def config_from_status(status: dict) -> AccelConfig:
+    """The :class:`AccelConfig` an accelerator was generated with, from its decoded STATUS
+    response (:data:`reuse_accel.hw.protocol.STATUS_FIELDS`; flag bit 3 says reuse)."""
+    if status.get("magic") != protocol.MAGIC:
+        raise ProtocolError(
+            f"the STATUS response has magic {status.get('magic', 0):#010x}, not "
+            f"{protocol.MAGIC:#010x}: the device is not a reuse-accel accelerator")
+    if status.get("version") != protocol.VERSION:
+        raise ProtocolError(
+            f"the accelerator speaks protocol version {status.get('version')}, this host "
+            f"version {protocol.VERSION}: rebuild the bitstream with this version")
+    names = [field.name for field in dataclasses.fields(AccelConfig) if field.name != "reuse"]
+    try:
+        return AccelConfig(**{name: status[name] for name in names},
+                           reuse=bool(status["flags"] & protocol.STATUS_FLAG_REUSE_BUILD))
+    except ConfigError as error:
+        raise ProtocolError(f"the accelerator reports parameters that are not a valid "
+                            f"configuration: {error}") from None
+
+
+def read_board_config(transport) -> AccelConfig:
+    """Ask the accelerator behind ``transport`` for its configuration (one STATUS command).
+    The transport's own ``config`` need only have the right ``stream_width``."""
+    batch = Batch(transport.config)
+    batch.status()
+    exchange = transport.exchange(batch.words, 1)
+    return config_from_status(batch.decode(split_responses(exchange.words, 1))[0])
+
+
+def describe_difference(want: AccelConfig, have: AccelConfig) -> str:
+    """``name = a (not b)`` for every parameter in which ``have`` differs from ``want``, values
+    written as in a configuration file."""
+    def text(value) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return ", ".join(f"{field.name} = {text(getattr(have, field.name))} (not "
+                     f"{text(getattr(want, field.name))})"
+                     for field in dataclasses.fields(AccelConfig)
+                     if getattr(want, field.name) != getattr(have, field.name))
+
+
 @dataclass
 class Run:
     """Results of one pass over a sequence of frames."""
 
     compiled: CompiledModel
-    inputs: np.ndarray              # (T, inputs) float frames
+    inputs: np.ndarray              # (T, *input_shape) float frames
     frames: list[FrameResult]
     baseline: bool
 
@@ -83,22 +136,44 @@ class Driver:
     compiled : CompiledModel
     backend : str
         One of :data:`BACKENDS`.
+    transport : optional
+        A transport already made for this backend (e.g. the one :func:`read_board_config`
+        used); otherwise the driver makes one.
     transport_options
         Passed to the RTL backend's transport (e.g. ``stall_input`` for random backpressure).
     """
 
-    def __init__(self, compiled: CompiledModel, backend: str = "golden", **transport_options):
+    def __init__(self, compiled: CompiledModel, backend: str = "golden", *, transport=None,
+                 **transport_options):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        if backend == "golden" and transport_options:
+        if backend == "golden" and (transport_options or transport is not None):
             raise ValueError(
-                f"the golden backend has no transport; options {sorted(transport_options)} "
-                "apply to RTL backends only")
+                f"the golden backend has no transport; options "
+                f"{sorted(transport_options) or ['transport']} apply to RTL backends only")
+        if transport is not None and transport_options:
+            raise ValueError("give either a transport or options to make one, not both")
         self.compiled = compiled
         self.backend = backend
-        self.transport = None if backend == "golden" else \
-            make_transport(backend, compiled.config, **transport_options)
+        if transport is None and backend != "golden":
+            transport = make_transport(backend, compiled.config, **transport_options)
+        self.transport = transport
         self.last_exchange = None
+        self._board_checked = False
+
+    def check_board(self) -> AccelConfig:
+        """Serial backend: read the board's configuration (STATUS) and check that the model
+        was compiled for it; :class:`BoardMismatchError` names the differences."""
+        board = read_board_config(self.transport)
+        if board != self.compiled.config:
+            port = getattr(self.transport, "port", "the serial port")
+            raise BoardMismatchError(
+                f"the accelerator on {port} was built with "
+                f"{describe_difference(self.compiled.config, board)}: compile the model for "
+                "the board's configuration (read_board_config)")
+        self.transport.config = board
+        self._board_checked = True
+        return board
 
     def prepare(self) -> float:
         """Build the backend's simulator if it needs one; returns the seconds it took."""
@@ -110,7 +185,7 @@ class Driver:
         return time.perf_counter() - started
 
     def run(self, frames: np.ndarray, *, baseline_too: bool = True) -> tuple[Run, Run | None]:
-        """Run ``frames`` (T, inputs floats) as one sequence with reuse, and if
+        """Run ``frames`` ((T, *input_shape) floats) as one sequence with reuse, and if
         ``baseline_too`` again in baseline mode (every input counted as changed).
 
         Hardware generated without reuse runs once, in baseline mode; that run stands for both.
@@ -147,6 +222,8 @@ class Driver:
                 model.begin_sequence()
                 results.append(model.run(indices))
             return results
+        if self.backend == "serial" and not self._board_checked:
+            self.check_board()
         batch = Batch(self.compiled.config)
         batch.load(layers)
         for mode in modes:

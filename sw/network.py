@@ -1,50 +1,173 @@
-"""Float networks as users bring them: ``MODEL.npz`` with ``w0, b0, w1, b1, ...``.
+"""The float network: one description of a model, whichever file it came from.
 
-``w{i}`` has shape (outputs, inputs) as in a PyTorch ``Linear``; ReLU sits between layers and
-the last layer is linear. :class:`FloatNetwork` is also the float reference that accuracy is
-measured against.
+A :class:`Network` is the shape of one input frame (without the batch dimension) and an ordered
+list of :class:`Layer` s, each of a kind (:class:`~reuse_accel.hw.protocol.LayerKind`; dense
+for now) with its float weights, bias and activation (``relu`` or ``identity``). It is the float
+reference that accuracy is measured against (:meth:`Network.forward`) and what the compiler
+calibrates on (:meth:`Network.layer_inputs`). A dense layer takes the input frame flattened in C
+order, as ``torch.flatten`` and ONNX ``Flatten`` do.
+
+Loaders
+-------
+- ``MODEL.npz`` (:meth:`Network.load_npz`): arrays ``w0, b0, w1, b1, ...``; ``w{i}`` has shape
+  (outputs, inputs) as in a PyTorch ``Linear``; ReLU sits between layers and the last layer is
+  linear; the input is a vector of ``w0``'s inputs.
+- ``MODEL.onnx`` (:func:`reuse_accel.sw.onnx_import.load_onnx`): a model exported by
+  ``torch.onnx.export``.
+
+:meth:`Network.load` picks the loader from the file name. Every problem with a file raises
+:class:`InputError`, whose message names the problem and the fix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from math import prod
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FloatNetwork", "InputError", "load_frames", "load_labels", "check_frames"]
+from reuse_accel.hw.protocol import LayerKind
+
+__all__ = ["ACTIVATIONS", "InputError", "Layer", "Network", "check_frames", "check_real",
+           "load_frames", "load_labels"]
+
+ACTIVATIONS = ("relu", "identity")
+"""What may follow a layer."""
 
 
 class InputError(ValueError):
     """A model or frame file the accelerator cannot take; the message says what to fix."""
 
 
-@dataclass
-class FloatNetwork:
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
+def check_real(array, name: str) -> np.ndarray:
+    """``array`` as float64 if it holds real numbers (integers or floats, not bool, complex,
+    strings or objects); :class:`InputError` otherwise."""
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise InputError(f"{name} must hold real numbers, not {array.dtype}")
+    return array.astype(np.float64)
+
+
+@dataclass(eq=False)
+class Layer:
+    """One float layer.
+
+    Parameters
+    ----------
+    weight : ndarray
+        A dense layer's weights, (outputs, inputs) like a PyTorch ``Linear``.
+    bias : ndarray
+        (outputs,).
+    activation : str
+        ``"relu"`` or ``"identity"``, applied to the layer's output.
+    kind : LayerKind
+        What the layer computes.
+    names : (str, str)
+        How the weight and the bias are called where they came from (``("w0", "b0")``, or the
+        ONNX node), for error messages.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    activation: str = "identity"
+    kind: LayerKind = LayerKind.DENSE
+    names: tuple[str, str] = ("the weight", "the bias")
 
     def __post_init__(self):
-        if not self.weights:
-            raise InputError("the model has no layers: it needs at least w0 and b0")
-        for number, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            if weight.ndim != 2:
-                raise InputError(
-                    f"w{number} must be a 2-D (outputs, inputs) array, not shape {weight.shape}")
-            if bias.shape != (weight.shape[0],):
-                raise InputError(
-                    f"b{number} must have shape ({weight.shape[0]},) to match w{number} "
-                    f"{weight.shape}, not {bias.shape}")
-            for name, array in ((f"w{number}", weight), (f"b{number}", bias)):
-                if not np.all(np.isfinite(array)):
-                    raise InputError(f"{name} contains NaN or infinite values")
-            if number and weight.shape[1] != self.weights[number - 1].shape[0]:
-                raise InputError(
-                    f"w{number} takes {weight.shape[1]} inputs but layer {number - 1} has "
-                    f"{self.weights[number - 1].shape[0]} outputs")
+        weight_name, bias_name = self.names
+        if self.kind is not LayerKind.DENSE:
+            raise InputError(f"layer kind {self.kind!r} is not supported")
+        if self.activation not in ACTIVATIONS:
+            raise InputError(f"the activation must be one of {', '.join(ACTIVATIONS)}, not "
+                             f"{self.activation!r}")
+        self.weight = check_real(self.weight, weight_name)
+        self.bias = check_real(self.bias, bias_name)
+        if self.weight.ndim != 2:
+            raise InputError(f"{weight_name} must be a 2-D (outputs, inputs) array, not shape "
+                             f"{self.weight.shape}")
+        if self.bias.shape != (self.weight.shape[0],):
+            raise InputError(
+                f"{bias_name} must have shape ({self.weight.shape[0]},) to match "
+                f"{weight_name} {self.weight.shape}, not {self.bias.shape}")
+        for name, array in ((weight_name, self.weight), (bias_name, self.bias)):
+            if not np.all(np.isfinite(array)):
+                raise InputError(f"{name} contains NaN or infinite values")
+
+    @property
+    def inputs(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def outputs(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def relu(self) -> bool:
+        return self.activation == "relu"
+
+    def forward(self, values: np.ndarray) -> np.ndarray:
+        """The layer's outputs for (T, inputs) ``values``."""
+        out = values @ self.weight.T + self.bias
+        return np.maximum(out, 0.0) if self.relu else out
+
+
+@dataclass(eq=False)
+class Network:
+    """A float network: the input frame's shape and the layers that follow one another.
+
+    ``input_shape`` excludes the batch dimension; the first layer takes its
+    ``prod(input_shape)`` values flattened in C order.
+    """
+
+    input_shape: tuple[int, ...]
+    layers: list[Layer] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(size) for size in self.input_shape)
+        self.layers = list(self.layers)
+        if not self.input_shape or min(self.input_shape) < 1:
+            raise InputError(f"the input shape must hold positive sizes, not "
+                             f"{self.input_shape}")
+        if not self.layers:
+            raise InputError("the model has no layers")
+        if self.layers[0].inputs != self.inputs:
+            raise InputError(
+                f"{self.layers[0].names[0]} takes {self.layers[0].inputs} inputs but the "
+                f"input shape {self.input_shape} holds {self.inputs} values")
+        for number in range(1, len(self.layers)):
+            layer, before = self.layers[number], self.layers[number - 1]
+            if layer.inputs != before.outputs:
+                raise InputError(f"{layer.names[0]} takes {layer.inputs} inputs but layer "
+                                 f"{number - 1} has {before.outputs} outputs")
+
+    # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> FloatNetwork:
+    def from_weights(cls, weights, biases) -> Network:
+        """The ``.npz`` form: dense layers ``w{i}, b{i}``, ReLU between them, the last linear.
+        """
+        if not len(weights):
+            raise InputError("the model has no layers: it needs at least w0 and b0")
+        count = len(weights)
+        layers = [Layer(weight, bias, "relu" if number < count - 1 else "identity",
+                        names=(f"w{number}", f"b{number}"))
+                  for number, (weight, bias) in enumerate(zip(weights, biases))]
+        weight = layers[0].weight
+        return cls((weight.shape[1],), layers)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Network:
+        """A model file: ``.onnx`` through the ONNX importer, anything else as ``.npz``."""
+        path = Path(path)
+        if path.suffix.lower() == ".onnx":
+            from .onnx_import import load_onnx
+            return load_onnx(path)
+        return cls.load_npz(path)
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> Network:
+        """``MODEL.npz`` with ``w0, b0, w1, b1, ...`` (see the module docstring)."""
         path = Path(path)
         archive = _np_load(path, "model", ".npz archive")
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -58,8 +181,8 @@ class FloatNetwork:
                 number = len(weights)
                 if f"b{number}" not in names:
                     raise InputError(f"model file {str(path)!r} has w{number} but no b{number}")
-                weights.append(cls._floats(archive, f"w{number}"))
-                biases.append(cls._floats(archive, f"b{number}"))
+                weights.append(check_real(archive[f"w{number}"], f"w{number}"))
+                biases.append(check_real(archive[f"b{number}"], f"b{number}"))
             extra = sorted(names - {f"{kind}{n}" for n in range(len(weights)) for kind in "wb"})
             if not weights:
                 raise InputError(
@@ -68,63 +191,85 @@ class FloatNetwork:
                 raise InputError(
                     f"model file {str(path)!r} has unexpected arrays {', '.join(extra)}: "
                     f"expected w0..w{len(weights) - 1} and b0..b{len(weights) - 1} only")
-        return cls(weights, biases)
+        return cls.from_weights(weights, biases)
 
-    @staticmethod
-    def _floats(archive, name: str) -> np.ndarray:
-        array = archive[name]
-        if not np.issubdtype(array.dtype, np.floating):
-            raise InputError(f"{name} must hold floats, not {array.dtype}")
-        return array.astype(np.float64)
-
-    def save(self, path: str | Path) -> None:
+    def save_npz(self, path: str | Path) -> None:
+        """Write the ``.npz`` form (float32); the network must have that form."""
+        last = len(self.layers) - 1
+        if len(self.input_shape) != 1 or any(
+                layer.activation != ("relu" if number < last else "identity")
+                for number, layer in enumerate(self.layers)):
+            raise InputError("only a network of dense layers on a vector input with ReLU "
+                             "between them and a linear last layer has an .npz form")
         arrays = {}
-        for number, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            arrays[f"w{number}"] = weight.astype(np.float32)
-            arrays[f"b{number}"] = bias.astype(np.float32)
+        for number, layer in enumerate(self.layers):
+            arrays[f"w{number}"] = layer.weight.astype(np.float32)
+            arrays[f"b{number}"] = layer.bias.astype(np.float32)
         np.savez(path, **arrays)
 
-    @property
-    def sizes(self) -> list[int]:
-        return [self.weights[0].shape[1]] + [weight.shape[0] for weight in self.weights]
+    # -- shapes -----------------------------------------------------------------------------
 
     @property
     def inputs(self) -> int:
-        return self.sizes[0]
+        """Values in one input frame."""
+        return prod(self.input_shape)
+
+    @property
+    def outputs(self) -> int:
+        return self.layers[-1].outputs
+
+    @property
+    def sizes(self) -> list[int]:
+        """Inputs of the first layer, then every layer's outputs."""
+        return [self.layers[0].inputs] + [layer.outputs for layer in self.layers]
+
+    # -- the float reference ----------------------------------------------------------------
 
     def layer_inputs(self, frames: np.ndarray) -> list[np.ndarray]:
-        """The input of every layer for each frame, and the network output last."""
-        values = [np.asarray(frames, dtype=np.float64)]
-        for number, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            out = values[-1] @ weight.T + bias
-            if number < len(self.weights) - 1:
-                out = np.maximum(out, 0.0)
-            values.append(out)
+        """The input of every layer for each frame, (T, inputs) each, and the network output
+        last. ``frames`` is (T, *input_shape)."""
+        frames = np.asarray(frames, dtype=np.float64)
+        values = [frames.reshape(len(frames), self.inputs)]
+        for layer in self.layers:
+            values.append(layer.forward(values[-1]))
         return values
 
     def forward(self, frames: np.ndarray) -> np.ndarray:
+        """(T, outputs) float outputs of (T, *input_shape) frames."""
         return self.layer_inputs(frames)[-1]
 
 
-def check_frames(frames: np.ndarray, inputs: int, source: str = "frames") -> np.ndarray:
-    """Validate a (T, inputs) float array of frames."""
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return f"(T, {', '.join(str(size) for size in shape)})"
+
+
+def check_frames(frames: np.ndarray, input_shape, source: str = "frames") -> np.ndarray:
+    """Validate (T, *input_shape) frames of real numbers; returns them as float64.
+
+    ``input_shape`` is a tuple, or an int for a vector input.
+    """
+    shape = (input_shape,) if isinstance(input_shape, int | np.integer) else tuple(input_shape)
     frames = np.asarray(frames)
     if not np.issubdtype(frames.dtype, np.number) or np.iscomplexobj(frames):
         raise InputError(f"{source} must hold real numbers, not {frames.dtype}")
-    if frames.ndim != 2 or frames.shape[1] != inputs or frames.shape[0] == 0:
+    if frames.ndim < 1 or frames.shape[1:] != shape or frames.shape[0] == 0:
+        model = (f"a model with {shape[0]} inputs" if len(shape) == 1
+                 else f"a model whose input frame is {shape}")
         raise InputError(
-            f"{source} must have shape (T, {inputs}) with T >= 1 for a model with {inputs} "
-            f"inputs, not {frames.shape}")
+            f"{source} must have shape {_shape_text(shape)} with T >= 1 for {model}, not "
+            f"{frames.shape}")
     bad = ~np.isfinite(frames)
     if bad.any():
-        t, i = np.argwhere(bad)[0]
+        t, *position = np.argwhere(bad)[0]
+        where = position[0] if len(position) == 1 else tuple(int(p) for p in position)
         raise InputError(
             f"{source} contain {int(bad.sum())} NaN or infinite values (first at frame {t}, "
-            f"input {i}); clean or impute them before running")
+            f"input {where}); clean or impute them before running")
     return frames.astype(np.float64)
 
 
-def load_frames(path: str | Path, inputs: int) -> np.ndarray:
+def load_frames(path: str | Path, input_shape) -> np.ndarray:
+    """(T, *input_shape) frames from a ``.npy`` file (see :func:`check_frames`)."""
     path = Path(path)
     frames = _np_load(path, "frames", ".npy array")
     if not isinstance(frames, np.ndarray):
@@ -132,7 +277,7 @@ def load_frames(path: str | Path, inputs: int) -> np.ndarray:
         raise InputError(
             f"frames file {str(path)!r} is an .npz archive; save the (T, inputs) array "
             "with numpy.save")
-    return check_frames(frames, inputs, source=f"frames in {str(path)!r}")
+    return check_frames(frames, input_shape, source=f"frames in {str(path)!r}")
 
 
 def load_labels(path: str | Path, frames: int) -> np.ndarray:
@@ -147,11 +292,51 @@ def load_labels(path: str | Path, frames: int) -> np.ndarray:
     return labels
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
 def _np_load(path: Path, what: str, kind: str):
     """``np.load`` with the errors a user can act on."""
+    name = f"{what} file {str(path)!r}"
+    if path.is_dir():
+        raise InputError(f"{name} is a directory, not a NumPy {kind}")
+    try:
+        with open(path, "rb") as file:
+            start = file.read(4096)
+    except FileNotFoundError:
+        raise InputError(f"{name} does not exist") from None
+    except OSError as error:
+        raise InputError(f"{name} cannot be read: {error.strerror}") from None
+    save = "numpy.savez" if kind.endswith("archive") else "numpy.save"
+    if not start:
+        raise InputError(f"{name} is empty, not a NumPy {kind}")
+    if not start.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
+        if _is_text(start):
+            raise InputError(f"{name} is a text file, not a NumPy {kind}; read the text with "
+                             f"numpy.loadtxt and write the array with {save}")
+        raise InputError(f"{name} is not a NumPy {kind} (it lacks the NumPy or zip header); "
+                         f"write the array with {save}")
     try:
         return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{what} file {str(path)!r} does not exist") from None
-    except (ValueError, OSError) as error:
-        raise InputError(f"{what} file {str(path)!r} is not a NumPy {kind}: {error}") from None
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise InputError(f"{name} holds Python objects (pickled data), not numbers; "
+                             f"write a numeric array with {save}") from None
+        raise InputError(f"{name} is not a NumPy {kind}: {error}") from None
+    except (OSError, EOFError) as error:
+        raise InputError(f"{name} is not a NumPy {kind}: {error}") from None
+
+
+def _is_text(start: bytes) -> bool:
+    """Whether a file's first bytes look like text (UTF-8 without control characters other
+    than whitespace)."""
+    try:
+        text = start.decode("utf-8")
+    except UnicodeDecodeError:
+        # The 4096-byte window may cut a multi-byte character in two.
+        try:
+            text = start[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(char.isprintable() or char in "\t\n\r\f\v" for char in text)

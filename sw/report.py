@@ -6,9 +6,17 @@ Definitions
   frame's, over all frames after the first.
 - **Computation reuse**: the share of multiply-accumulates avoided, over all frames, against
   the same frames in baseline mode.
-- **Ideal speedup**: dense lane-cycles over changed lane-cycles, summed over layers and frames
-  (``sum(inputs * groups) / sum(changed * groups)``); ``reuse_efficiency`` is the measured
+- **Ideal speedup**: the MAC array's weight-row cycles without reuse over those with reuse,
+  summed over layers and frames, from the hardware's counters:
+  ``sum(frames[].baseline_weight_rows) / sum(frames[].weight_rows)`` (for dense layers,
+  ``sum(inputs * groups) / sum(changed * groups)``); ``reuse_efficiency`` is the measured
   speedup over it.
+
+Besides the summary, the report holds the configuration the hardware was generated with
+(``config``), per layer its kind, sizes and totals (``layers``), per frame the counters
+(``frames``: cycles, changed inputs, weight rows with and without reuse, out-of-range inputs,
+saturated outputs, each per layer), the accelerator's ``outputs`` and the float network's
+``reference_outputs`` (T x outputs each).
 """
 
 from __future__ import annotations
@@ -17,7 +25,10 @@ import numpy as np
 
 from .driver import Run
 
-__all__ = ["build_report", "format_summary"]
+__all__ = ["OUT_OF_RANGE_WARNING", "build_report", "format_summary", "out_of_range_warnings"]
+
+OUT_OF_RANGE_WARNING = 0.01
+"""Share of a layer's inputs outside the calibrated range above which a run warns."""
 
 
 def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
@@ -27,9 +38,10 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     layers = compiled.layers
     count = len(reuse.frames)
     inputs = np.array([layer.inputs for layer in layers])
-    groups = np.array([config.groups(layer.outputs) for layer in layers])
     changed = np.stack([frame.changed_inputs for frame in reuse.frames])        # (T, layers)
     macs = np.stack([frame.macs for frame in reuse.frames])
+    weight_rows = np.stack([frame.weight_rows for frame in reuse.frames])
+    baseline_weight_rows = np.stack([frame.weight_rows for frame in baseline.frames])
     baseline_macs = np.stack([frame.macs for frame in baseline.frames])
     out_of_range = np.stack([frame.out_of_range for frame in reuse.frames])
     saturated = np.stack([frame.saturated_outputs for frame in reuse.frames])
@@ -47,8 +59,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     reference = compiled.network.forward(reuse.inputs)
     error = float(np.max(np.abs(outputs - reference)))
     cycles, baseline_cycles = reuse.cycles, baseline.cycles
-    ideal = float((inputs * groups).sum() * count / (changed * groups).sum()) \
-        if changed.sum() else None
+    ideal = float(baseline_weight_rows.sum() / weight_rows.sum()) if weight_rows.sum() else None
     speedup = baseline_cycles / cycles
     summary = {
         "frames": count,
@@ -79,6 +90,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
         "summary": summary,
         "layers": [
             {
+                "kind": layer.kind.name.lower(),
                 "inputs": int(layer.inputs),
                 "outputs": int(layer.outputs),
                 "input_similarity": layer_similarity[n],
@@ -97,13 +109,32 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
                 "cycles": int(frame.cycles),
                 "baseline_cycles": int(base.cycles),
                 "changed_inputs": [int(v) for v in frame.changed_inputs],
+                "weight_rows": [int(v) for v in weight_rows[t]],
+                "baseline_weight_rows": [int(v) for v in baseline_weight_rows[t]],
                 "out_of_range_inputs": [int(v) for v in out_of_range[t]],
                 "saturated_outputs": [int(v) for v in saturated[t]],
             }
             for t, (frame, base) in enumerate(zip(reuse.frames, baseline.frames))
         ],
         "outputs": outputs.tolist(),
+        "reference_outputs": reference.tolist(),
     }
+
+
+def out_of_range_warnings(report: dict, limit: float = OUT_OF_RANGE_WARNING) -> list[str]:
+    """One line per layer with more than ``limit`` of its inputs outside the calibrated
+    range, naming the layer, the share and the fix."""
+    frames = report["summary"]["frames"]
+    lines = []
+    for number, layer in enumerate(report["layers"]):
+        share = layer["out_of_range_inputs"] / (frames * layer["inputs"])
+        if share > limit:
+            low, high = layer["calibrated_range"]
+            lines.append(
+                f"{share:.1%} of layer {number}'s inputs fell outside the calibrated range "
+                f"[{low:.4g}, {high:.4g}] and were clamped to the end clusters; calibrate on "
+                "representative frames with --calibration")
+    return lines
 
 
 def format_summary(report: dict) -> str:

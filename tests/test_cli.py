@@ -15,7 +15,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
 from reuse_accel.sw.cli import main
 from reuse_accel.sw.compiler import compile_model
-from reuse_accel.sw.network import FloatNetwork
+from reuse_accel.sw.network import Network
 
 SMALL = {"lanes": 4, "clusters": 8, "max_neurons": 32, "weight_depth": 512, "max_layers": 3}
 
@@ -123,7 +123,7 @@ def test_run_writes_a_report_consistent_with_the_golden_model(tmp_path, capsys, 
 
     # The same model and frames straight through the golden model.
     config = AccelConfig(**SMALL)
-    network = FloatNetwork.load(model)
+    network = Network.load(model)
     layers = compile_model(network, config, frames).layers
     centroids = layers[0].centroids
     fixed = np.rint(frames * 2 ** config.act_frac).astype(np.int64)
@@ -195,8 +195,9 @@ def test_run_rejects_a_model_that_does_not_fit(tmp_path, capsys, model_files):
                                "--config", config_path)
     assert (code, stdout) == (2, "")
     assert stderr == ("reuse-accel: error: layer 0 has 5 inputs but the hardware holds at "
-                      "most 4 per layer (max_neurons); generate hardware with "
-                      "max_neurons >= 5\n")
+                      "most 4 per layer (max_neurons); raise max_neurons to 5 or more in the "
+                      f"[accelerator] table of {str(config_path)!r}, or drop --config to size "
+                      "the hardware for the model\n")
 
 
 def test_run_rejects_missing_files(tmp_path, capsys, model_files):
@@ -241,15 +242,20 @@ def test_demo_rejects_a_frame_count_that_is_not_positive(capsys, value):
         capsys.readouterr().err
 
 
-def test_a_missing_simulator_is_a_clean_error(model_files, capsys, monkeypatch):
+@pytest.mark.parametrize("command", [["run", "MODEL", "FRAMES"], ["demo", "--frames", "2"]])
+def test_a_missing_icarus_is_a_usage_error(model_files, tmp_path, capsys, monkeypatch,
+                                           command):
+    """Without iverilog on PATH (an empty PATH here), --backend icarus stops before anything
+    runs, with the CLI's fix."""
     model, frames = model_files[:2]
-    monkeypatch.setattr("reuse_accel.sim.cocotb.transport.shutil.which", lambda name: None)
-    code, stdout, stderr = cli(capsys, "run", model, frames, "--backend", "icarus")
-    assert (code, stdout) == (3, "")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    argv = [{"MODEL": model, "FRAMES": frames}.get(arg, arg) for arg in command]
+    code, stdout, stderr = cli(capsys, *argv, "--backend", "icarus")
+    assert (code, stdout) == (2, "")
     assert stderr == (
-        "reuse-accel: hardware error: Icarus Verilog (iverilog) is not on PATH; install it "
-        "with `apt-get install iverilog` (cocotb needs version 11 or later) or use "
-        "simulator='verilator'\n")
+        "reuse-accel: error: --backend icarus needs Icarus Verilog (iverilog), which is not on "
+        "PATH: install it (apt-get install iverilog; version 11 or later) or use --backend "
+        "verilator\n")
 
 
 def test_labels_of_the_wrong_length_are_rejected(model_files, tmp_path, capsys):
@@ -336,11 +342,15 @@ def test_run_on_a_serial_port_matches_the_golden_model(tmp_path, capsys, model_f
     assert cli(capsys, "run", model, frames_path, "--config", config_path,
                "--json", golden_path)[0] == 0
     with PtySimulation(AccelConfig(**values), build_dir=rtl_build_root) as port:
-        code, stdout, stderr = cli(capsys, "run", model, frames_path, "--config", config_path,
-                                   "--port", port, "--baud", 115200, "--link-timeout", 2,
+        # No --config: the board's parameters come from its STATUS.
+        code, stdout, stderr = cli(capsys, "run", model, frames_path, "--port", port,
+                                   "--baud", 115200, "--link-timeout", 2,
                                    "--json", serial_path)
     assert (code, stderr) == (0, "")
+    assert stdout.startswith(f"accelerator: 4 lanes, 8 clusters, max_layers 2, max_neurons 8, "
+                             f"weight_depth 64 (read from the board on {port})\n")
     golden, serial = (json.loads(path.read_text()) for path in (golden_path, serial_path))
+    assert serial["config"] == golden["config"] == AccelConfig(**values).to_dict()
     assert serial["outputs"] == golden["outputs"]
     assert serial["summary"]["cycles"] == golden["summary"]["cycles"]
     assert serial["frames"] == golden["frames"]
@@ -357,3 +367,315 @@ def test_link_timeout_must_be_positive(model_files, capsys):
     assert exit_info.value.code == 2
     assert ("argument --link-timeout: must be a positive number of seconds, not '0'"
             in capsys.readouterr().err)
+
+
+# -- the board's configuration, with a board simulated in Amaranth -----------------------------
+
+BOARD = AccelConfig(lanes=4, clusters=8, max_neurons=8, weight_depth=64, max_layers=2)
+
+
+class AmaranthBoard:
+    """Stands in for the serial transport to a board: the accelerator of BOARD in Amaranth's
+    simulator (the serial line itself is tested in test_serial.py)."""
+
+    def __init__(self, config: AccelConfig):
+        from reuse_accel.sim.amaranth import AmaranthTransport
+        self.config = config               # what the host assumes until it reads STATUS
+        self.port = "/dev/ttyFAKE0"
+        self._board = AmaranthTransport(BOARD)
+
+    def exchange(self, words, responses):
+        return self._board.exchange(words, responses)
+
+
+@pytest.fixture
+def amaranth_board(monkeypatch):
+    def make_transport(backend, config, **options):
+        assert backend == "serial" and options["port"] == "/dev/ttyFAKE0"
+        return AmaranthBoard(config)
+    monkeypatch.setattr("reuse_accel.sw.cli.make_transport", make_transport)
+
+
+def test_run_on_a_board_uses_its_configuration(tmp_path, capsys, model_files, amaranth_board):
+    model, frames_path, _ = model_files
+    report_path = tmp_path / "board.json"
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--port", "/dev/ttyFAKE0",
+                               "--json", report_path)
+    assert (code, stderr) == (0, "")
+    assert stdout.startswith("accelerator: 4 lanes, 8 clusters, max_layers 2, max_neurons 8, "
+                             "weight_depth 64 (read from the board on /dev/ttyFAKE0)\n")
+    assert json.loads(report_path.read_text())["config"] == BOARD.to_dict()
+
+
+def test_a_config_that_disagrees_with_the_board(tmp_path, capsys, model_files, amaranth_board):
+    model, frames_path, _ = model_files
+    config_path = write_config(tmp_path / "other.toml", **SMALL)
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--port", "/dev/ttyFAKE0",
+                               "--config", config_path)
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        f"reuse-accel: error: --config {str(config_path)!r} does not match the accelerator on "
+        "/dev/ttyFAKE0, which was built with max_layers = 2 (not 3), max_neurons = 8 (not 32), "
+        "weight_depth = 64 (not 512); drop --config: a board's configuration is read from the "
+        "board\n")
+
+
+def test_a_model_too_large_for_the_board(tmp_path, capsys, amaranth_board):
+    model = tmp_path / "wide.npz"
+    np.savez(model, w0=np.zeros((12, 5)), b0=np.zeros(12), w1=np.zeros((3, 12)),
+             b1=np.zeros(3))
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.zeros((2, 5)))
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--port", "/dev/ttyFAKE0")
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "reuse-accel: error: layer 0 has 12 outputs but the accelerator on /dev/ttyFAKE0 holds "
+        "at most 8 per layer (max_neurons); build a bitstream whose configuration has "
+        "max_neurons >= 12 (reuse-accel build --config CONFIG.toml)\n")
+
+
+# -- hardware sized for the model ---------------------------------------------------------------
+
+def test_run_sizes_the_hardware_for_the_model(tmp_path, capsys):
+    """A 600-input layer needs max_neurons 600; the other capacities hold it by default."""
+    rng = np.random.default_rng(3)
+    model = tmp_path / "wide.npz"
+    np.savez(model, w0=rng.normal(0, 0.05, (4, 600)), b0=np.zeros(4),
+             w1=rng.normal(0, 0.5, (3, 4)), b1=np.zeros(3))
+    frames = tmp_path / "frames.npy"
+    np.save(frames, rng.normal(0, 1, (3, 600)))
+    report_path = tmp_path / "r.json"
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--json", report_path)
+    assert (code, stderr) == (0, "")
+    assert stdout.startswith("accelerator: 8 lanes, 16 clusters, max_layers 4, max_neurons "
+                             "600, weight_depth 32768 (sized for the model)\n")
+    assert json.loads(report_path.read_text())["config"] == \
+        AccelConfig(max_neurons=600).to_dict()
+
+
+def test_generate_sizes_the_hardware_for_a_model(tmp_path, capsys):
+    model = tmp_path / "deep.npz"
+    arrays = {}
+    for n in range(5):
+        arrays[f"w{n}"], arrays[f"b{n}"] = np.zeros((3, 3)), np.zeros(3)
+    np.savez(model, **arrays)
+    out = tmp_path / "rtl"
+    code, stdout, stderr = cli(capsys, "generate", "--model", model, "-o", out)
+    assert (code, stderr) == (0, "")
+    assert stdout == ("accelerator: 8 lanes, 16 clusters, max_layers 5, max_neurons 512, "
+                      f"weight_depth 32768\nwrote {out / 'reuse_accel.v'} and "
+                      f"{out / 'config.toml'}\n")
+    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(max_layers=5)
+    assert "module reuse_accel" in (out / "reuse_accel.v").read_text()
+
+
+def test_generate_checks_a_model_against_its_config(tmp_path, capsys, model_files):
+    config_path = write_config(tmp_path / "tiny.toml", **{**SMALL, "max_layers": 1})
+    out = tmp_path / "rtl"
+    code, stdout, stderr = cli(capsys, "generate", "--model", model_files[0], "--config",
+                               config_path, "-o", out)
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "reuse-accel: error: the model has 2 layers but the hardware holds at most 1 "
+        f"(max_layers); raise max_layers to 2 or more in the [accelerator] table of "
+        f"{str(config_path)!r}, or drop --config to size the hardware for the model\n")
+    assert not out.exists()
+
+
+# -- paths and files checked before anything runs ------------------------------------------------
+
+def test_output_paths_are_checked_before_running(tmp_path, capsys, model_files):
+    model, frames, _ = model_files
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    missing = tmp_path / "missing"
+    cases = [
+        (["run", model, frames, "--json", missing / "r.json"],
+         f"--json {str(missing / 'r.json')!r}: the directory {str(missing)!r} does not exist; "
+         "create it first or choose another path"),
+        (["run", model, frames, "--json", tmp_path],
+         f"--json {str(tmp_path)!r} is a directory; give a file name, e.g. "
+         f"{str(tmp_path / 'report.json')!r}"),
+        (["run", model, frames, "--json", afile / "r.json"],
+         f"--json {str(afile / 'r.json')!r}: {str(afile)!r} is a file, not a directory"),
+        (["run", model, frames, "--backend", "amaranth", "--waves", afile],
+         f"--waves {str(afile)!r} is a file, not a directory; give a directory (it is created "
+         "if it does not exist)"),
+        (["demo", "--backend", "golden", "--out", afile],
+         f"--out {str(afile)!r} is a file, not a directory; give a directory (it is created "
+         "if it does not exist)"),
+        (["demo", "--backend", "golden", "--out", afile / "sub" / "dir"],
+         f"--out {str(afile / 'sub' / 'dir')!r} cannot be created: {str(afile)!r} is a file"),
+        (["generate", "-o", afile],
+         f"-o {str(afile)!r} is a file, not a directory; give a directory (it is created if it "
+         "does not exist)"),
+    ]
+    for argv, message in cases:
+        code, stdout, stderr = cli(capsys, *argv)
+        assert (code, stdout, stderr) == (2, "", f"reuse-accel: error: {message}\n"), argv
+    assert not missing.exists() and afile.read_text() == "x"
+
+
+@pytest.mark.parametrize("command", ["run", "generate", "demo"])
+def test_config_files_that_are_not_toml_text(tmp_path, capsys, model_files, command):
+    model, frames, _ = model_files
+    binary = tmp_path / "config.bin"
+    binary.write_bytes(bytes(range(128, 256)))
+    argv = {"run": ["run", model, frames], "generate": ["generate", "-o", tmp_path / "rtl"],
+            "demo": ["demo", "--backend", "golden", "--out", tmp_path / "demo"]}[command]
+    for path, message in (
+            (tmp_path, f"configuration file {str(tmp_path)!r} is a directory, not a TOML file"),
+            (binary, f"configuration file {str(binary)!r} is a binary file, not a TOML text "
+                     "file with an [accelerator] table")):
+        code, stdout, stderr = cli(capsys, *argv, "--config", path)
+        assert (code, stdout, stderr) == (2, "", f"reuse-accel: error: {message}\n")
+
+
+def test_a_text_file_named_npy(tmp_path, capsys, model_files):
+    model, _, frames = model_files
+    text = tmp_path / "frames.npy"
+    np.savetxt(text, frames)
+    code, stdout, stderr = cli(capsys, "run", model, text)
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: frames file {str(text)!r} is a text file, not a "
+                      "NumPy .npy array; read the text with numpy.loadtxt and write the array "
+                      "with numpy.save\n")
+
+
+def test_integer_frames_are_numbers_like_float_frames(tmp_path, capsys, model_files):
+    model = model_files[0]
+    values = np.random.default_rng(8).integers(-2, 3, (5, 5))
+    reports = []
+    for dtype in (np.int32, np.float64):
+        frames = tmp_path / f"frames_{np.dtype(dtype).name}.npy"
+        np.save(frames, values.astype(dtype))
+        report_path = tmp_path / f"{np.dtype(dtype).name}.json"
+        assert cli(capsys, "run", model, frames, "--json", report_path)[0] == 0
+        reports.append(json.loads(report_path.read_text()))
+    assert reports[0]["outputs"] == reports[1]["outputs"]
+    assert reports[0]["frames"] == reports[1]["frames"]
+    frames = tmp_path / "bool.npy"
+    np.save(frames, values > 0)
+    code, stdout, stderr = cli(capsys, "run", model, frames)
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: frames in {str(frames)!r} must hold real numbers, "
+                      "not bool\n")
+
+
+def test_demo_has_no_board_backend(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--backend", "serial"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        "reuse-accel demo: error: argument --backend: demo runs on a simulator (golden, "
+        "amaranth, verilator or icarus) and has no --port; to run a model on a board use: "
+        "reuse-accel run MODEL FRAMES.npy --port PORT\n")
+    assert "Traceback" not in err
+
+
+def test_inputs_outside_the_calibrated_range_are_warned_about(tmp_path, capsys, model_files):
+    """Calibrated on frames a quarter as large, most inputs fall outside: one warning per layer
+    with more than 1% of its inputs outside, with the share and the fix."""
+    model, frames_path, frames = model_files
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, frames * 0.25)
+    report_path = tmp_path / "r.json"
+    code, _, stderr = cli(capsys, "run", model, frames_path, "--calibration", calibration,
+                          "--json", report_path)
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    expected = ""
+    for n, layer in enumerate(report["layers"]):
+        share = layer["out_of_range_inputs"] / (6 * layer["inputs"])
+        if share > 0.01:
+            low, high = layer["calibrated_range"]
+            expected += (f"reuse-accel: warning: {share:.1%} of layer {n}'s inputs fell outside "
+                         f"the calibrated range [{low:.4g}, {high:.4g}] and were clamped to the "
+                         "end clusters; calibrate on representative frames with "
+                         "--calibration\n")
+    assert expected.count("warning") >= 1 and "of layer 0's inputs" in expected
+    assert stderr == expected
+
+
+def test_version(capsys):
+    import importlib.metadata
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == \
+        f"reuse-accel {importlib.metadata.version('reuse-accel')}\n"
+
+
+@pytest.mark.parametrize("argv, default", [(["run", "--help"], "(default: golden)"),
+                                           (["demo", "--help"], "(default: verilator)"),
+                                           (["--help"], "run golden")])
+def test_help_states_the_default_backend(capsys, argv, default):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert default in " ".join(capsys.readouterr().out.split())
+
+
+# -- ONNX models ----------------------------------------------------------------------------------
+
+def test_run_an_onnx_model(tmp_path, capsys):
+    """The classic PyTorch export on (T, 2, 3, 4) frames: outputs as the golden model computes
+    them, the float reference as onnxruntime does."""
+    import onnxruntime
+
+    model = Path(__file__).parent / "data" / "mlp_classic.onnx"
+    frames = np.random.default_rng(5).normal(0, 1, (4, 2, 3, 4)).astype(np.float32)
+    frames_path = tmp_path / "frames.npy"
+    np.save(frames_path, frames)
+    report_path = tmp_path / "r.json"
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--json", report_path)
+    assert (code, stderr) == (0, "")
+    assert stdout.startswith("accelerator: 8 lanes, 16 clusters, max_layers 4, max_neurons "
+                             "512, weight_depth 32768 (sized for the model)\n")
+    report = json.loads(report_path.read_text())
+    network = Network.load(model)
+    compiled = compile_model(network, AccelConfig(), frames)
+    indices, _ = compiled.quantize_frames(frames)
+    golden = GoldenModel(AccelConfig(), compiled.layers).run(indices)
+    np.testing.assert_array_equal(
+        report["outputs"], np.stack([result.outputs for result in golden]) / 256)
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(report["reference_outputs"],
+                               session.run(None, {"x": frames})[0], rtol=1e-5)
+    assert [layer["kind"] for layer in report["layers"]] == ["dense", "dense"]
+    assert [(layer["inputs"], layer["outputs"]) for layer in report["layers"]] == \
+        [(24, 10), (10, 5)]
+
+
+def test_onnx_frames_of_the_wrong_shape(tmp_path, capsys):
+    model = Path(__file__).parent / "data" / "mlp_dynamo.onnx"
+    frames_path = tmp_path / "flat.npy"
+    np.save(frames_path, np.zeros((4, 24)))
+    code, stdout, stderr = cli(capsys, "run", model, frames_path)
+    assert (code, stdout) == (2, "")
+    assert stderr == (f"reuse-accel: error: frames in {str(frames_path)!r} must have shape "
+                      "(T, 2, 3, 4) with T >= 1 for a model whose input frame is (2, 3, 4), "
+                      "not (4, 24)\n")
+
+
+def test_run_rejects_an_unsupported_onnx_model_before_running(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    model = tmp_path / "sigmoid.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    frames_path = tmp_path / "frames.npy"
+    np.save(frames_path, np.zeros((2, 3)))
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--json", tmp_path / "r.json")
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "reuse-accel: error: unsupported ONNX op Sigmoid (Sigmoid node 'squash'); supported "
+        "ops are Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape (Add only as the "
+        "bias of a MatMul or Gemm, Reshape only to (N, features)); constant subgraphs are "
+        "folded\n")
+    assert not (tmp_path / "r.json").exists()

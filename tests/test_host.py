@@ -7,6 +7,7 @@ dense-layer formula), not read back from the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -17,12 +18,17 @@ from networks import random_network
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.protocol import Opcode
+from reuse_accel.hw.protocol import LayerKind, Opcode
 from reuse_accel.sim.model import FrameResult, GoldenModel
-from reuse_accel.sw.commands import Batch
-from reuse_accel.sw.compiler import ModelFitError, compile_model
-from reuse_accel.sw.driver import Driver
-from reuse_accel.sw.network import FloatNetwork, InputError, check_frames
+from reuse_accel.sw.commands import Batch, ProtocolError, split_responses
+from reuse_accel.sw.compiler import ModelFitError, check_fits, compile_model, size_config
+from reuse_accel.sw.driver import (
+    BoardMismatchError,
+    Driver,
+    config_from_status,
+    read_board_config,
+)
+from reuse_accel.sw.network import InputError, Network, check_frames
 from reuse_accel.sw.report import build_report
 
 RTL_CONFIG = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
@@ -69,15 +75,19 @@ def assert_results_equal(got: FrameResult, want: FrameResult, label: str) -> Non
                                       err_msg=f"{label}: {name}")
 
 
-# -- FloatNetwork.load ------------------------------------------------------------------------
+# -- Network.load (.npz) ----------------------------------------------------------------------
 
 def test_load_round_trip(tmp_path):
     arrays = float_network([5, 4, 3], np.random.default_rng(0))
-    network = FloatNetwork.load(save(tmp_path / "m.npz", **arrays))
+    network = Network.load(save(tmp_path / "m.npz", **arrays))
     assert network.sizes == [5, 4, 3]
     for number in range(2):
-        np.testing.assert_array_equal(network.weights[number], arrays[f"w{number}"])
-        np.testing.assert_array_equal(network.biases[number], arrays[f"b{number}"])
+        layer = network.layers[number]
+        np.testing.assert_array_equal(layer.weight, arrays[f"w{number}"])
+        np.testing.assert_array_equal(layer.bias, arrays[f"b{number}"])
+        assert layer.kind is LayerKind.DENSE
+        assert layer.activation == ("relu" if number == 0 else "identity")
+    assert network.input_shape == (5,)
     frames = np.random.default_rng(1).normal(size=(3, 5))
     np.testing.assert_allclose(network.forward(frames), forward_layers(arrays, frames)[-1])
 
@@ -85,17 +95,24 @@ def test_load_round_trip(tmp_path):
 def test_load_missing_file(tmp_path):
     path = tmp_path / "absent.npz"
     with pytest.raises(InputError, match=re.escape(f"model file {str(path)!r} does not exist")):
-        FloatNetwork.load(path)
+        Network.load(path)
 
 
 def test_load_not_an_archive(tmp_path):
     path = tmp_path / "model.npz"
     path.write_text("w0 = [[1, 2]]\n")
-    with pytest.raises(ValueError) as numpy_error:
-        np.load(path, allow_pickle=False)
-    message = f"model file {str(path)!r} is not a NumPy .npz archive: {numpy_error.value}"
-    with pytest.raises(InputError, match=re.escape(message) + "$"):
-        FloatNetwork.load(path)
+    with pytest.raises(InputError, match="^" + re.escape(
+            f"model file {str(path)!r} is a text file, not a NumPy .npz archive; read the text "
+            "with numpy.loadtxt and write the array with numpy.savez") + "$"):
+        Network.load(path)
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(InputError, match="^" + re.escape(
+            f"model file {str(path)!r} is not a NumPy .npz archive (it lacks the NumPy or zip "
+            "header); write the array with numpy.savez") + "$"):
+        Network.load(path)
+    with pytest.raises(InputError, match="^" + re.escape(
+            f"model file {str(tmp_path)!r} is a directory, not a NumPy .npz archive") + "$"):
+        Network.load(tmp_path)
 
 
 def test_load_single_npy_array_is_not_an_archive(tmp_path):
@@ -106,7 +123,7 @@ def test_load_single_npy_array_is_not_an_archive(tmp_path):
     with pytest.raises(InputError, match="^" + re.escape(
             f"model file {str(path)!r} is a single array, not a NumPy .npz archive of "
             "w0, b0, w1, b1, ... (save it with numpy.savez)")):
-        FloatNetwork.load(path)
+        Network.load(path)
 
 
 def test_load_archive_errors(tmp_path):
@@ -123,8 +140,9 @@ def test_load_archive_errors(tmp_path):
          f"model file {name} has unexpected arrays scale: expected w0..w1 and b0..b1 only"),
         ({"w0": good["w0"], "b0": good["b0"], "w2": good["w1"], "b2": good["b1"]},
          f"model file {name} has unexpected arrays b2, w2: expected w0..w0 and b0..b0 only"),
-        ({**good, "w0": good["w0"].astype(np.int32)}, "w0 must hold floats, not int32"),
-        ({**good, "b1": np.array([1, 0])}, "b1 must hold floats, not int64"),
+        ({**good, "w0": good["w0"] > 0}, "w0 must hold real numbers, not bool"),
+        ({**good, "b1": np.array([1j, 0])}, "b1 must hold real numbers, not complex128"),
+        ({**good, "b1": np.array(["a", "b"])}, "b1 must hold real numbers, not <U1"),
         ({**good, "b0": np.zeros(4)}, "b0 must have shape (3,) to match w0 (3, 5), not (4,)"),
         ({**good, "b0": np.zeros((3, 1))},
          "b0 must have shape (3,) to match w0 (3, 5), not (3, 1)"),
@@ -137,7 +155,7 @@ def test_load_archive_errors(tmp_path):
     for arrays, message in cases:
         save(path, **arrays)
         with pytest.raises(InputError, match=re.escape(message) + "$"):
-            FloatNetwork.load(path)
+            Network.load(path)
 
 
 # -- check_frames -----------------------------------------------------------------------------
@@ -183,10 +201,10 @@ def test_check_frames_accepts_integers_as_floats():
 
 # -- compile_model ----------------------------------------------------------------------------
 
-def network_of(sizes, seed=3) -> FloatNetwork:
+def network_of(sizes, seed=3) -> Network:
     arrays = float_network(sizes, np.random.default_rng(seed))
     count = len(sizes) - 1
-    return FloatNetwork([arrays[f"w{n}"] for n in range(count)],
+    return Network.from_weights([arrays[f"w{n}"] for n in range(count)],
                         [arrays[f"b{n}"] for n in range(count)])
 
 
@@ -226,7 +244,7 @@ def test_compiled_layers_follow_the_documented_formats():
     config = AccelConfig(lanes=4, clusters=16, max_neurons=32, weight_depth=512, max_layers=3)
     rng = np.random.default_rng(4)
     arrays = float_network([6, 10, 7, 3], rng)
-    network = FloatNetwork([arrays[f"w{n}"] for n in range(3)],
+    network = Network.from_weights([arrays[f"w{n}"] for n in range(3)],
                            [arrays[f"b{n}"] for n in range(3)])
     calibration = rng.uniform(-1.5, 2.0, (40, 6))
     compiled = compile_model(network, config, calibration)
@@ -299,7 +317,7 @@ def test_fixed_point_output_is_close_to_the_float_network():
     config = AccelConfig(lanes=4, clusters=64, max_neurons=32, weight_depth=512, max_layers=3)
     rng = np.random.default_rng(5)
     arrays = float_network([6, 10, 4], rng)
-    network = FloatNetwork([arrays["w0"], arrays["w1"]], [arrays["b0"], arrays["b1"]])
+    network = Network.from_weights([arrays["w0"], arrays["w1"]], [arrays["b0"], arrays["b1"]])
     frames = rng.uniform(-1.0, 1.0, (30, 6))
     compiled = compile_model(network, config, frames)
     q = 2.0 ** -config.act_frac
@@ -332,7 +350,7 @@ def tiny_model():
     """A compiled [6, 5, 3] float MLP and 5 frames in which most inputs keep their value."""
     rng = np.random.default_rng(6)
     arrays = float_network([6, 5, 3], rng)
-    network = FloatNetwork([arrays["w0"], arrays["w1"]], [arrays["b0"], arrays["b1"]])
+    network = Network.from_weights([arrays["w0"], arrays["w1"]], [arrays["b0"], arrays["b1"]])
     frames = np.empty((5, 6))
     frames[0] = rng.uniform(-1, 1, 6)
     for t in range(1, 5):
@@ -410,6 +428,19 @@ def test_report_fields_follow_their_definitions(tiny_model):
         assert frame["cycles"] == reuse.frames[t].cycles
     assert report["config"]["lanes"] == 4 and report["config"]["clusters"] == 16
 
+    # Weight rows per layer and frame: changed inputs x output groups with reuse, every input
+    # without; the ideal speedup is the ratio of their sums.
+    assert [layer["kind"] for layer in report["layers"]] == ["dense", "dense"]
+    rows = np.array([[int(changed[n][t]) * groups[n] for n in range(len(layers))]
+                     for t in range(count)])
+    assert [frame["weight_rows"] for frame in report["frames"]] == rows.tolist()
+    dense_rows = [i * g for i, g in zip(inputs, groups)]
+    assert [frame["baseline_weight_rows"] for frame in report["frames"]] == [dense_rows] * count
+    assert summary["ideal_speedup"] == pytest.approx(count * sum(dense_rows) / rows.sum())
+    assert summary["reuse_efficiency"] == pytest.approx(
+        summary["speedup"] / summary["ideal_speedup"])
+    np.testing.assert_allclose(report["reference_outputs"], reference, rtol=1e-12)
+
 
 # -- property ---------------------------------------------------------------------------------
 
@@ -479,7 +510,7 @@ def split_commands(words):
 
 def test_zero_weights_keep_their_biases():
     """The layer shift must leave room for the biases, whatever the weights."""
-    network = FloatNetwork([np.zeros((3, 4))], [np.array([1.0, -2.5, 0.75])])
+    network = Network.from_weights([np.zeros((3, 4))], [np.array([1.0, -2.5, 0.75])])
     compiled = compile_model(network, AccelConfig(), np.ones((2, 4)))
     assert compiled.saturated_biases == 0
     run, _ = Driver(compiled).run(np.ones((2, 4)))
@@ -490,7 +521,7 @@ def test_small_weights_with_large_biases_do_not_saturate():
     config = AccelConfig()
     weights = np.full((2, 3), 1e-4)
     biases = np.array([100.0, -60.0])
-    compiled = compile_model(FloatNetwork([weights], [biases]), config, np.zeros((1, 3)))
+    compiled = compile_model(Network.from_weights([weights], [biases]), config, np.zeros((1, 3)))
     layer = compiled.layers[0]
     assert compiled.saturated_biases == 0
     # The bias at the product scale act_frac + shift must round-trip within half a step.
@@ -531,3 +562,172 @@ def test_transports_need_an_accel_config():
     from reuse_accel.sim.amaranth import AmaranthTransport
     with pytest.raises(TypeError, match=re.escape("config must be an AccelConfig, not 8")):
         AmaranthTransport(8)
+
+
+# -- the SET_LAYER flags ------------------------------------------------------------------------
+
+def test_set_layer_flags_carry_shift_activation_and_kind(tiny_model):
+    _, compiled, _ = tiny_model
+    batch = Batch(RTL_CONFIG)
+    batch.load(compiled.layers)
+    flags = [control for opcode, _, control in split_commands(batch.words)
+             if opcode == Opcode.SET_LAYER]
+    words = [word for word in split_commands_words(batch.words, Opcode.SET_LAYER)]
+    assert len(flags) == len(words) == 2
+    for layer, payload in zip(compiled.layers, words):
+        decoded = protocol.LayerFlags.from_bits(payload[3])
+        assert (decoded.shift, decoded.relu, decoded.kind) == \
+            (layer.shift, int(layer.relu), LayerKind.DENSE)
+        assert payload[3] == layer.shift | int(layer.relu) << 8 | 0 << 16
+
+
+def split_commands_words(words, opcode):
+    """The payload words of every command with this opcode."""
+    position = 0
+    while position < len(words):
+        code, _, length = protocol.parse_header(words[position])
+        if code == opcode:
+            yield words[position + 1:position + 1 + length]
+        position += 1 + length
+
+
+# -- hardware sized for the model -------------------------------------------------------------
+
+def test_size_config_raises_only_the_capacities_the_model_needs():
+    # The speech demo's 440-128-128-11 fits the defaults: nothing changes.
+    assert size_config(network_of([440, 128, 128, 11])) == AccelConfig()
+    # 600 inputs: max_neurons 600; 600 x ceil(700/8) + 700 x ceil(20/8) = 52800 + 2100 rows.
+    sized = size_config(network_of([600, 700, 20]))
+    assert sized == AccelConfig(max_neurons=700, weight_depth=54900)
+    # Six small layers: max_layers 6 only.
+    assert size_config(network_of([3, 3, 3, 3, 3, 3, 3])) == AccelConfig(max_layers=6)
+    # Another base keeps its other parameters and is never lowered.
+    base = AccelConfig(lanes=4, clusters=8, max_neurons=32, weight_depth=512, max_layers=3,
+                       reuse=False)
+    assert size_config(network_of([5, 40, 3]), base) == dataclasses.replace(base,
+                                                                            max_neurons=40)
+    # 30 x ceil(30/4) + 30 x ceil(3/4) = 240 + 30 rows
+    assert size_config(network_of([30, 30, 3]), dataclasses.replace(base, weight_depth=200)) \
+        == dataclasses.replace(base, weight_depth=270)
+    assert size_config(network_of([5, 4]), base) == base
+
+
+def test_size_config_says_when_no_hardware_holds_the_model():
+    network = Network.from_weights([np.zeros((2, 70000))], [np.zeros(2)])
+    with pytest.raises(InputError, match="^" + re.escape(
+            "the model needs max_neurons = 70000, weight_depth = 70000, which is not a valid "
+            "configuration: max_neurons must be between 1 and 65535, not 70000") + "$"):
+        size_config(network)
+
+
+def test_fit_errors_name_the_parameter_and_the_value():
+    config = AccelConfig(lanes=4, max_neurons=8, weight_depth=512, max_layers=3)
+    with pytest.raises(ModelFitError) as error:
+        check_fits(config, network_of([5, 9, 2]), hardware="the board")
+    assert (error.value.parameter, error.value.required) == ("max_neurons", 9)
+    assert error.value.problem == ("layer 0 has 9 outputs but the board holds at most 8 per "
+                                   "layer (max_neurons)")
+
+
+# -- the board's configuration from STATUS ----------------------------------------------------
+
+@pytest.mark.parametrize("config", [
+    RTL_CONFIG,
+    AccelConfig(lanes=2, clusters=8, act_width=12, act_frac=5, weight_width=6,
+                centroid_width=14, max_layers=2, max_neurons=20, weight_depth=100,
+                stream_width=64, reuse=False),
+], ids=["reuse", "no-reuse"])
+def test_board_configuration_is_read_from_status(config):
+    """STATUS of the gateware in Amaranth's simulator gives back exactly its AccelConfig."""
+    from reuse_accel.sim.amaranth import AmaranthTransport
+    transport = AmaranthTransport(AccelConfig(stream_width=config.stream_width))
+    transport.config = config            # the gateware simulated is the board's
+    assert read_board_config(transport) == config
+
+
+def test_status_of_something_else_is_a_protocol_error():
+    status = dict.fromkeys(protocol.STATUS_FIELDS, 0)
+    with pytest.raises(ProtocolError, match="^" + re.escape(
+            "the STATUS response has magic 0x00000000, not 0x52414343: the device is not a "
+            "reuse-accel accelerator") + "$"):
+        config_from_status(status)
+    status.update(magic=protocol.MAGIC, version=protocol.VERSION + 1)
+    with pytest.raises(ProtocolError, match=re.escape(
+            f"the accelerator speaks protocol version {protocol.VERSION + 1}, this host version "
+            f"{protocol.VERSION}")):
+        config_from_status(status)
+    status.update(version=protocol.VERSION, lanes=3, clusters=16, act_width=16, act_frac=8,
+                  weight_width=8, centroid_width=16, max_layers=2, max_neurons=8,
+                  weight_depth=64, stream_width=32)
+    with pytest.raises(ProtocolError, match="^" + re.escape(
+            "the accelerator reports parameters that are not a valid configuration: lanes "
+            "must be a power of two, not 3") + "$"):
+        config_from_status(status)
+
+
+class BoardOnAmaranth:
+    """A stand-in for a serial transport: the accelerator of ``board`` in Amaranth's
+    simulator, under a name like a port's."""
+
+    def __init__(self, board: AccelConfig):
+        from reuse_accel.sim.amaranth import AmaranthTransport
+        self.port = "/dev/ttyFAKE0"
+        self.config = AccelConfig(stream_width=board.stream_width)
+        self._board = AmaranthTransport(board)
+        self.exchanges = 0
+
+    def exchange(self, words, responses):
+        self.exchanges += 1
+        return self._board.exchange(words, responses)
+
+
+def test_serial_driver_refuses_a_board_of_another_configuration(tiny_model):
+    _, compiled, frames = tiny_model
+    board = dataclasses.replace(RTL_CONFIG, lanes=8, max_neurons=16)
+    transport = BoardOnAmaranth(board)
+    driver = Driver(compiled, backend="serial", transport=transport)
+    with pytest.raises(BoardMismatchError, match="^" + re.escape(
+            "the accelerator on /dev/ttyFAKE0 was built with lanes = 8 (not 4), max_neurons = "
+            "16 (not 32): compile the model for the board's configuration "
+            "(read_board_config)") + "$"):
+        driver.run(frames)
+    assert transport.exchanges == 1          # STATUS only: nothing was loaded
+
+
+def test_serial_driver_runs_on_a_board_of_its_configuration(tiny_model):
+    _, compiled, frames = tiny_model
+    transport = BoardOnAmaranth(RTL_CONFIG)
+    got, _ = Driver(compiled, backend="serial", transport=transport).run(frames,
+                                                                         baseline_too=False)
+    want, _ = Driver(compiled).run(frames, baseline_too=False)
+    for t, (result, expected) in enumerate(zip(got.frames, want.frames)):
+        assert_results_equal(result, expected, f"frame {t}")
+    assert transport.exchanges == 2 and transport.config == RTL_CONFIG
+
+
+# -- the Amaranth transport's timeout ------------------------------------------------------------
+
+def test_amaranth_timeout_counts_transfers_in_both_directions():
+    """A LOAD_WEIGHTS payload of 258 words takes longer than the 100-cycle timeout without a
+    response word: still progress, since the accelerator accepts a word every cycle."""
+    from reuse_accel.sim.amaranth import AmaranthTransport
+    layers = random_network(RTL_CONFIG, [32, 32], np.random.default_rng(9))
+    batch = Batch(RTL_CONFIG)
+    batch.load(layers)
+    longest = max(length for _, length, _ in split_commands(batch.words))
+    assert longest == 2 + 32 * 8 > 100      # control row [start, rows], then the rows
+    exchange = AmaranthTransport(RTL_CONFIG, timeout=100).exchange(batch.words,
+                                                                   len(batch.expected))
+    assert batch.decode(split_responses(exchange.words, len(batch.expected))) == \
+        [None] * len(batch.expected)
+
+
+def test_amaranth_timeout_reports_a_hang():
+    """A header that promises more payload than comes: nothing moves either way. (The
+    STATUS before it is answered: a header and 14 fields.)"""
+    from reuse_accel.sim.amaranth import AmaranthTransport
+    words = [protocol.header(Opcode.STATUS), protocol.header(Opcode.SET_MODE, 0, 3), 0]
+    with pytest.raises(TimeoutError, match="^" + re.escape(
+            "no response word for 50 cycles: the accelerator hangs (no command word moved "
+            "either; 3 of 3 command words and 15 response words through)") + "$"):
+        AmaranthTransport(RTL_CONFIG, timeout=50).exchange(words, 2)

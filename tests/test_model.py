@@ -375,3 +375,40 @@ def test_clamped_outputs_are_counted():
     result = GoldenModel(config, [layer]).frame(np.array([0]))
     assert result.outputs.tolist() == [32767, 0, 32767, 0]
     assert result.saturated_outputs.tolist() == [1]
+
+
+# -- the dense kind --------------------------------------------------------------------------------
+
+def test_dense_kind_forward_update_and_counters():
+    """sim/model/dense.py: the forward from scratch, the delta update of the sums, the weight
+    rows, MACs and cycles of a changed-input mask, against plain integer arithmetic."""
+    from reuse_accel.hw.protocol import LayerKind
+    from reuse_accel.sim.model import KINDS
+    from reuse_accel.sim.model.dense import DenseLayer
+
+    assert KINDS == {LayerKind.DENSE: DenseLayer}
+    rng = np.random.default_rng(12)
+    layer = random_network(CONFIG, [10, 7], rng)[0]
+    assert layer.kind is LayerKind.DENSE
+    dense = DenseLayer(CONFIG, layer)
+    old = rng.integers(-300, 300, 10)
+    new = np.where(rng.random(10) < 0.4, rng.integers(-300, 300, 10), old)
+    weights = [[int(w) for w in row] for row in layer.weights]
+    scratch = [int(b) + sum(w * int(v) for w, v in zip(row, old))
+               for row, b in zip(weights, layer.biases)]
+    assert dense.forward(old).tolist() == scratch
+    sums = dense.forward(old)
+    changed = new != old
+    dense.update(sums, changed, new - old)
+    assert sums.tolist() == dense.forward(new).tolist()
+    count = int(changed.sum())
+    assert (dense.weight_rows(count), dense.macs(count)) == (count * 2, count * 7)
+    assert dense.cycles(changed) == formula_cycles(CONFIG, changed.tolist(), 7)
+
+
+def test_a_layer_kind_the_model_does_not_know():
+    layer = random_network(CONFIG, [4, 3], np.random.default_rng(0))[0]
+    layer.kind = "lstm"
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "layer 0 is of kind 'lstm', which the golden model does not know") + "$"):
+        GoldenModel(CONFIG, [layer])

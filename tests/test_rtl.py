@@ -1,5 +1,5 @@
 """The generated Verilog in Verilator and Icarus Verilog, through cocotb
-(:class:`reuse_accel.sw.cocotb_transport.CocotbTransport`).
+(:class:`reuse_accel.sim.cocotb.transport.CocotbTransport`).
 
 Every exchange is checked against :class:`GoldenModel`: bit-exact outputs, exact counters and
 exact frame cycle counts, and, cycle for cycle, against :class:`AmaranthTransport`. Each

@@ -3,11 +3,11 @@
 :class:`GoldenModel` holds what the hardware holds (per layer: weights, biases, centroids,
 previous cluster indices and previous pre-activation sums; weights and biases only for hardware
 generated without reuse) and runs frames exactly as the RTL does: the same integer arithmetic,
-the same quantizer rule, the same counters, and the same cycle count, predicted from the
-per-layer formula in :mod:`.timing`.
+the same quantizer rule, the same counters, and the same cycle count.
 
-Integer sums are evaluated in float64: every product and partial sum is an integer below
-2**53 (``AccelConfig`` caps the accumulator at 53 bits), so BLAS gives exact results.
+This package holds what every layer kind shares (the quantizer, the change detection, the
+activation, the sequencing of layers and frames); one module per kind (:mod:`.dense`) holds
+that kind's integer forward, delta update, counters and cycle count.
 """
 
 from __future__ import annotations
@@ -17,17 +17,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.protocol import LayerKind
+from reuse_accel.sim.timing import frame_cycles
 
-from .timing import frame_cycles, layer_cycles
+from .dense import DenseLayer
 
-__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "quantize", "activate"]
+__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "KINDS", "quantize", "activate"]
+
+KINDS = {LayerKind.DENSE: DenseLayer}
+"""The golden model of each layer kind."""
 
 
 @dataclass
 class FixedLayer:
     """One layer as loaded into the hardware (all integers).
 
-    ``weights`` is (outputs, inputs) like a PyTorch ``Linear``; ``centroids`` has K entries.
+    ``kind`` says what the layer computes (:class:`~reuse_accel.hw.protocol.LayerKind`). A
+    dense layer's ``weights`` is (outputs, inputs) like a PyTorch ``Linear``; ``centroids``
+    has K entries (none for hardware generated without reuse); ``relu`` selects ReLU after
+    the layer (identity otherwise).
     """
 
     weights: np.ndarray
@@ -35,6 +43,7 @@ class FixedLayer:
     centroids: np.ndarray
     shift: int
     relu: bool
+    kind: LayerKind = LayerKind.DENSE
 
     @property
     def inputs(self) -> int:
@@ -108,7 +117,11 @@ class GoldenModel:
         self.config = config
         self.layers = layers
         self.baseline = not config.reuse
-        self._weights = [np.asarray(layer.weights, dtype=np.float64) for layer in layers]
+        for number, layer in enumerate(layers):
+            if layer.kind not in KINDS:
+                raise ValueError(f"layer {number} is of kind {layer.kind!r}, which the golden "
+                                 f"model does not know")
+        self._kinds = [KINDS[layer.kind](config, layer) for layer in layers]
         self._centroids = [np.asarray(layer.centroids, dtype=np.int64) for layer in layers]
         self._prev_index = [np.zeros(layer.inputs, np.int64) for layer in layers]
         self._acc = [np.zeros(layer.outputs, np.float64) for layer in layers]
@@ -153,7 +166,7 @@ class GoldenModel:
         cycles = np.zeros(n, np.int64)
         activations = []
         values = None
-        for number, layer in enumerate(self.layers):
+        for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
             if number > 0:
                 indices, outside = quantize(values, self._centroids[number])
                 outside_counts[number] = int(outside.sum())
@@ -166,12 +179,9 @@ class GoldenModel:
                 changed = indices != self._prev_index[number]
                 delta = centroids[indices] - centroids[self._prev_index[number]]
             self._prev_index[number] = indices
-            if changed.any():
-                # A dense matrix-vector product over the masked deltas streams the weights
-                # once; gathering the changed columns costs more than it saves.
-                self._acc[number] += self._weights[number] @ np.where(changed, delta, 0)
+            kind.update(self._acc[number], changed, delta)
             changed_counts[number] = int(changed.sum())
-            cycles[number] = layer_cycles(config, changed, layer.outputs)
+            cycles[number] = kind.cycles(changed)
             values, clamped = _activate(self._acc[number].astype(np.int64), layer.shift,
                                         layer.relu, config)
             saturated_counts[number] = int(clamped.sum())
@@ -187,9 +197,9 @@ class GoldenModel:
         cycles = np.zeros(n, np.int64)
         saturated_counts = np.zeros(n, np.int64)
         activations = []
-        for number, layer in enumerate(self.layers):
-            acc = layer.biases + self._weights[number] @ values.astype(np.float64)
-            cycles[number] = layer_cycles(config, np.ones(layer.inputs, bool), layer.outputs)
+        for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
+            acc = kind.forward(values)
+            cycles[number] = kind.cycles(np.ones(layer.inputs, bool))
             values, clamped = _activate(acc.astype(np.int64), layer.shift, layer.relu, config)
             saturated_counts[number] = int(clamped.sum())
             activations.append(values)
@@ -200,16 +210,17 @@ class GoldenModel:
     def _result(self, cycles, changed_counts, outside_counts, saturated_counts,
                 activations) -> FrameResult:
         """The frame's counters as the hardware reports them, from the per-layer counts."""
-        groups = np.array([self.config.groups(layer.outputs) for layer in self.layers])
-        outputs = np.array([layer.outputs for layer in self.layers])
+        kinds = zip(self._kinds, changed_counts)
+        rows, macs = zip(*((kind.weight_rows(int(count)), kind.macs(int(count)))
+                           for kind, count in kinds))
         return FrameResult(
             outputs=activations[-1],
             cycles=frame_cycles(cycles),
             layer_cycles=cycles,
             changed_inputs=changed_counts,
             out_of_range=outside_counts,
-            weight_rows=changed_counts * groups,
-            macs=changed_counts * outputs,
+            weight_rows=np.array(rows, np.int64),
+            macs=np.array(macs, np.int64),
             saturated_outputs=saturated_counts,
             activations=activations,
         )
