@@ -317,10 +317,18 @@ class AccelConfig:
     def from_toml(cls, path: str | Path) -> AccelConfig:
         """Read a configuration file with an ``[accelerator]`` table."""
         path = Path(path)
+        name = f"configuration file {str(path)!r}"
+        if path.is_dir():
+            raise ConfigError(f"{name} is a directory, not a TOML file")
         try:
             document = tomllib.loads(path.read_text())
         except FileNotFoundError:
-            raise ConfigError(f"configuration file {str(path)!r} does not exist") from None
+            raise ConfigError(f"{name} does not exist") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{name} is a binary file, not a TOML text file with an "
+                              "[accelerator] table") from None
+        except OSError as error:
+            raise ConfigError(f"{name} cannot be read: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {error}")\
                 from None

@@ -620,8 +620,14 @@ class UartAccelerator(wiring.Component):
         ]
         wiring.connect(m, uart_rx.o, link.rx)
         wiring.connect(m, link.tx, uart_tx.i)
-        wiring.connect(m, link.down, accelerator.i)
-        wiring.connect(m, accelerator.o, link.up)
+        m.d.comb += [
+            accelerator.s_axis_tdata.eq(link.down.payload),
+            accelerator.s_axis_tvalid.eq(link.down.valid),
+            link.down.ready.eq(accelerator.s_axis_tready),
+            link.up.payload.eq(accelerator.m_axis_tdata),
+            link.up.valid.eq(accelerator.m_axis_tvalid),
+            accelerator.m_axis_tready.eq(link.up.ready),
+        ]
         return m
 
 

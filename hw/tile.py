@@ -43,12 +43,42 @@ from .core.serializer import InputSerializer
 from .layers import GENERATORS, layer_descriptor_layout
 from .protocol import LAYER_COUNTERS
 
-__all__ = ["ProcessingTile", "layer_descriptor_layout", "layer_counters_layout"]
+__all__ = ["ProcessingTile", "layer_counters_layout", "tile_signature"]
 
 
 def layer_counters_layout() -> data.StructLayout:
     """One counter per name in :data:`reuse_accel.hw.protocol.LAYER_COUNTERS`."""
     return data.StructLayout({name: unsigned(COUNTER_WIDTH) for name in LAYER_COUNTERS})
+
+
+def tile_signature(config: AccelConfig) -> wiring.Signature:
+    """The ports of a :class:`ProcessingTile` of this configuration (the command front end
+    drives their flip)."""
+    lanes = config.lanes
+    act_row = data.ArrayLayout(signed(config.act_width), lanes)
+    members = {
+        "layers": In(data.ArrayLayout(layer_descriptor_layout(config), config.max_layers)),
+        "layer_count": In(range(config.max_layers + 1)),
+        "from_scratch": In(1),
+        "start": In(1),
+        "done": Out(1),
+        "frame_cycles": Out(COUNTER_WIDTH),
+        "counters": Out(data.ArrayLayout(layer_counters_layout(), config.max_layers)),
+        "fill": Out(memory.WritePort.Signature(addr_width=config.row_bits, shape=act_row)),
+        "result_read": Out(memory.ReadPort.Signature(addr_width=config.row_bits,
+                                                     shape=act_row)),
+        "weight_write": Out(memory.WritePort.Signature(
+            addr_width=config.weight_row_bits,
+            shape=data.ArrayLayout(signed(config.weight_width), lanes))),
+        "bias_write": Out(memory.WritePort.Signature(
+            addr_width=config.row_bits + config.layer_bits,
+            shape=data.ArrayLayout(signed(config.bias_width), lanes))),
+    }
+    if config.reuse:
+        members["centroid_write"] = Out(memory.WritePort.Signature(
+            addr_width=config.layer_bits,
+            shape=data.ArrayLayout(signed(config.centroid_width), config.clusters)))
+    return wiring.Signature(members)
 
 
 class _State(enum.Enum, shape=3):
@@ -72,31 +102,7 @@ class ProcessingTile(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        lanes = config.lanes
-        act_row = data.ArrayLayout(signed(config.act_width), lanes)
-        members = {
-            "layers": In(data.ArrayLayout(layer_descriptor_layout(config), config.max_layers)),
-            "layer_count": In(range(config.max_layers + 1)),
-            "from_scratch": In(1),
-            "start": In(1),
-            "done": Out(1),
-            "frame_cycles": Out(COUNTER_WIDTH),
-            "counters": Out(data.ArrayLayout(layer_counters_layout(), config.max_layers)),
-            "fill": Out(memory.WritePort.Signature(addr_width=config.row_bits, shape=act_row)),
-            "result_read": Out(memory.ReadPort.Signature(addr_width=config.row_bits,
-                                                         shape=act_row)),
-            "weight_write": Out(memory.WritePort.Signature(
-                addr_width=config.weight_row_bits,
-                shape=data.ArrayLayout(signed(config.weight_width), lanes))),
-            "bias_write": Out(memory.WritePort.Signature(
-                addr_width=config.row_bits + config.layer_bits,
-                shape=data.ArrayLayout(signed(config.bias_width), lanes))),
-        }
-        if config.reuse:
-            members["centroid_write"] = Out(memory.WritePort.Signature(
-                addr_width=config.layer_bits,
-                shape=data.ArrayLayout(signed(config.centroid_width), config.clusters)))
-        super().__init__(members)
+        super().__init__(tile_signature(config))
 
     @property
     def config(self) -> AccelConfig:

@@ -50,7 +50,7 @@ class AmaranthTransport:
         from reuse_accel.hw.top import Accelerator
 
         dut = Accelerator(self.config)
-        result = Exchange(words=[])
+        result = Exchange(words=[], lasts=[])
         rng_in = random.Random(self.seed)
         rng_out = random.Random(self.seed + 1)
         # Cycle of the last transfer in either direction: a long command payload that the
@@ -61,32 +61,34 @@ class AmaranthTransport:
             cycle = 0
             for word in words:
                 while self.stall_input and rng_in.random() < self.stall_input:
-                    ctx.set(dut.i.valid, 0)
+                    ctx.set(dut.s_axis_tvalid, 0)
                     await ctx.tick()
                     cycle += 1
-                ctx.set(dut.i.payload, word)
-                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.s_axis_tdata, word)
+                ctx.set(dut.s_axis_tvalid, 1)
                 while True:
-                    _, _, ready = await ctx.tick().sample(dut.i.ready)
+                    _, _, ready = await ctx.tick().sample(dut.s_axis_tready)
                     cycle += 1
                     if ready:
                         break
                 result.input_cycles.append(cycle)
                 last_transfer[0] = max(last_transfer[0], cycle)
-            ctx.set(dut.i.valid, 0)
+            ctx.set(dut.s_axis_tvalid, 0)
 
         async def sink(ctx):
             cycle = 0
             counter = ResponseCounter(responses)
             while counter.remaining:
                 ready = not (self.stall_output and rng_out.random() < self.stall_output)
-                ctx.set(dut.o.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+                ctx.set(dut.m_axis_tready, ready)
+                _, _, valid, payload, last = await ctx.tick().sample(
+                    dut.m_axis_tvalid, dut.m_axis_tdata, dut.m_axis_tlast)
                 cycle += 1
                 if ready and valid:
                     word = int(payload)
                     result.words.append(word)
                     result.output_cycles.append(cycle)
+                    result.lasts.append(bool(last))
                     last_transfer[0] = cycle
                     counter.feed(word)
                 elif cycle - last_transfer[0] > self.timeout:
@@ -95,7 +97,7 @@ class AmaranthTransport:
                         f"(no command word moved either; {len(result.input_cycles)} of "
                         f"{len(words)} command words and {len(result.words)} response words "
                         f"through)")
-            ctx.set(dut.o.ready, 0)
+            ctx.set(dut.m_axis_tready, 0)
             result.cycles = cycle
 
         sim = Simulator(dut)

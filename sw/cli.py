@@ -18,6 +18,7 @@ import dataclasses
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -28,7 +29,7 @@ import numpy as np
 
 from reuse_accel.hw.board import BOARDS
 from reuse_accel.hw.config import AccelConfig, ConfigError
-from reuse_accel.hw.top import generate_verilog
+from reuse_accel.hw.top import DEFAULT_TOP, generate_verilog
 from reuse_accel.sim.cocotb.transport import SimulationError
 from reuse_accel.synth import command as synth_command
 from reuse_accel.synth.bitstream import BoardBuildError, board_config, build_bitstream
@@ -56,23 +57,9 @@ DEFAULT_BACKEND = {"run": "golden", "demo": "verilator"}
 
 # -- configurations ---------------------------------------------------------------------------
 
-def _config_file(path: str) -> AccelConfig:
-    """A configuration file, with errors for paths that are not TOML text files."""
-    name = f"configuration file {str(path)!r}"
-    if Path(path).is_dir():
-        raise ConfigError(f"{name} is a directory, not a TOML file")
-    try:
-        return AccelConfig.from_toml(path)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{name} is a binary file, not a TOML text file with an "
-                          "[accelerator] table") from None
-    except OSError as error:
-        raise ConfigError(f"{name} cannot be read: {error.strerror}") from None
-
-
 def _config(args) -> AccelConfig:
     """The ``--config`` file (or the defaults), with ``--no-reuse`` applied."""
-    config = _config_file(args.config) if args.config else AccelConfig()
+    config = AccelConfig.from_toml(args.config) if args.config else AccelConfig()
     if getattr(args, "no_reuse", False):
         config = dataclasses.replace(config, reuse=False)
     return config
@@ -140,10 +127,12 @@ def _check_output_dir(option: str, path: str | None) -> None:
                          "writable")
 
 
-def _write_design(config: AccelConfig, out: Path, verilog: str | None = None) -> Path:
+def _write_design(config: AccelConfig, out: Path, verilog: str | None = None, *,
+                  top: str = DEFAULT_TOP) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    verilog_path = out / "reuse_accel.v"
-    verilog_path.write_text(verilog if verilog is not None else generate_verilog(config))
+    verilog_path = out / f"{top}.v"
+    verilog_path.write_text(verilog if verilog is not None
+                            else generate_verilog(config, name=top))
     (out / "config.toml").write_text(config.to_toml())
     return verilog_path
 
@@ -156,7 +145,7 @@ def cmd_generate(args) -> int:
         config = _model_config(args, Network.load(args.model))
     else:
         config = _config(args)
-    path = _write_design(config, Path(args.output))
+    path = _write_design(config, Path(args.output), top=args.top)
     if args.model:
         print(f"accelerator: {describe_config(config)}")
     print(f"wrote {path} and {Path(args.output) / 'config.toml'}")
@@ -221,7 +210,7 @@ def _run(network: Network, frames: np.ndarray, config: AccelConfig, backend: str
 
 def _board(args, network: Network):
     """The serial transport to ``--port`` and the configuration the board reports."""
-    provisional = _config_file(args.config) if args.config else AccelConfig()
+    provisional = AccelConfig.from_toml(args.config) if args.config else AccelConfig()
     options = {"port": args.port, "baudrate": args.baud}
     if args.link_timeout is not None:
         options["timeout"] = args.link_timeout
@@ -272,11 +261,8 @@ def cmd_run(args) -> int:
                      labels=labels, waves=args.waves, transport=transport, port=args.port,
                      baudrate=args.baud)
     print(format_summary(report))
-    if args.calibration:
-        # Calibrated on the frames themselves, layer 0 cannot fall outside, and a hidden
-        # layer only by fixed-point rounding at the range ends: nothing to recalibrate.
-        for warning in out_of_range_warnings(report):
-            print(f"reuse-accel: warning: {warning}", file=sys.stderr)
+    for warning in out_of_range_warnings(report, self_calibrated=not args.calibration):
+        print(f"reuse-accel: warning: {warning}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"report written to {args.json}")
@@ -316,6 +302,8 @@ def cmd_demo(args) -> int:
     verilog_path = _write_design(config, out, built.read_text() if built else None)
     print(f"accelerator: {describe_config(config)}; Verilog in {verilog_path}")
     print(format_summary(report))
+    for warning in out_of_range_warnings(report):
+        print(f"reuse-accel: warning: {warning}", file=sys.stderr)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=1))
     print(f"report written to {report_path} ({time.perf_counter() - started:.1f} s)")
@@ -327,7 +315,7 @@ def cmd_demo(args) -> int:
 def cmd_build(args) -> int:
     out = Path(args.out or f"out/{args.board}")
     _check_output_dir("--out", str(out))
-    config = _config_file(args.config) if args.config else board_config(args.board)
+    config = AccelConfig.from_toml(args.config) if args.config else board_config(args.board)
     started = time.perf_counter()
     bitstream = build_bitstream(config, args.board, out, baudrate=args.baud)
     (out / "config.toml").write_text(config.to_toml())
@@ -348,6 +336,14 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
     return value
+
+
+def _module_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise argparse.ArgumentTypeError(
+            f"must be a Verilog module name (a letter or _, then letters, digits or _), "
+            f"not {text!r}")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -399,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("-o", "--output", required=True, help="output directory")
     generate.add_argument("--no-reuse", action="store_true",
                           help="leave out the reuse logic (a dense accelerator, for comparison)")
+    generate.add_argument("--top", type=_module_name, default=DEFAULT_TOP, metavar="NAME",
+                          help="name of the top module, and the prefix of its submodules, so "
+                               "that designs of two configurations can live in one design "
+                               f"(default {DEFAULT_TOP}; the file is NAME.v)")
     generate.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser(

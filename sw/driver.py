@@ -233,6 +233,7 @@ class Driver:
                 batch.frame(frame, layers)
         exchange = self.transport.exchange(batch.words, len(batch.expected))
         self.last_exchange = exchange
+        exchange.check_lasts()
         decoded = [result for result in batch.decode(
             split_responses(exchange.words, len(batch.expected))) if isinstance(
                 result, FrameResult)]

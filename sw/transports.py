@@ -31,6 +31,28 @@ class Exchange:
     input_cycles: list[int] = field(default_factory=list)   # cycle each command word moved
     output_cycles: list[int] = field(default_factory=list)  # cycle each response word moved
     cycles: int = 0                                          # simulated cycles in all
+    lasts: list[bool] | None = None   # the stream's last flag of each response word, where
+                                      # the transport sees it (simulated AXI4-Stream ports)
+
+    def check_lasts(self) -> None:
+        """Check that ``last`` marks exactly the final word of every response; raise
+        :class:`~reuse_accel.sw.commands.ProtocolError` otherwise."""
+        if self.lasts is None:
+            return
+        from .commands import ProtocolError
+
+        expected = []
+        left = 0
+        for word in self.words:
+            left = left - 1 if left else protocol.parse_header(word)[2]
+            expected.append(left == 0)
+        if len(self.lasts) != len(expected):
+            raise ProtocolError(f"{len(self.lasts)} last flags for {len(expected)} words")
+        for position, (got, want) in enumerate(zip(self.lasts, expected)):
+            if got != want:
+                raise ProtocolError(
+                    f"m_axis_tlast is {int(got)} on response word {position}, which "
+                    f"{'ends' if want else 'does not end'} its response")
 
 
 class ResponseCounter:

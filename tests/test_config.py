@@ -374,6 +374,24 @@ def test_from_toml_missing_file(tmp_path):
         AccelConfig.from_toml(path)
 
 
+def test_from_toml_directory_and_binary_file(tmp_path):
+    with raises_exactly(f"configuration file {str(tmp_path)!r} is a directory, not a TOML file"):
+        AccelConfig.from_toml(tmp_path)
+    binary = tmp_path / "design.bin"
+    binary.write_bytes(bytes(range(256)))
+    with raises_exactly(f"configuration file {str(binary)!r} is a binary file, not a TOML text "
+                        "file with an [accelerator] table"):
+        AccelConfig.from_toml(binary)
+
+
+def test_synth_reports_a_config_directory_without_a_traceback(tmp_path, capsys):
+    from reuse_accel.sw.cli import main
+
+    assert main(["synth", "--target", "generic", "--config", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"reuse-accel: error: configuration file "
+                                       f"{str(tmp_path)!r} is a directory, not a TOML file\n")
+
+
 def test_from_toml_bad_toml(tmp_path):
     text = "[accelerator]\nlanes = = 4\n"
     path = tmp_path / "bad.toml"

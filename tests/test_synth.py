@@ -182,7 +182,7 @@ def test_sdc_period_matches_clock(mhz):
     delays = [float(x) for x in re.findall(r"set_(?:input|output)_delay -clock clk ([\d.]+)",
                                            sdc)]
     assert delays == [pytest.approx(0.4 * period, abs=5e-4)] * 2
-    assert "i__payload[*]" in sdc and "o__payload[*]" in sdc and "rst" in sdc
+    assert "s_axis_tdata[*]" in sdc and "m_axis_tdata[*]" in sdc and "rst" in sdc
 
 
 def test_sdc_rejects_bad_budget():

@@ -3,7 +3,7 @@
 Not a pytest module: the simulator loads it through cocotb, and the transport hands it a job
 file (path in the ``REUSE_ACCEL_COCOTB_JOB`` environment variable) with the command words, the
 number of responses to collect, the stall probabilities, the seed and the hang timeout. The
-bench writes the response words and the cycle of every transfer to the result file the job
+bench writes the response words, their ``tlast`` flags and the cycle of every transfer to the result file the job
 names.
 
 Timing contract (the same as :class:`~reuse_accel.sim.amaranth.AmaranthTransport`)
@@ -17,12 +17,12 @@ transport, so a run gives the same cycles on both backends, with or without stal
 How it stays fast
 -----------------
 The bench drives and samples at falling edges, half a period away from the rising edges where
-the gateware acts, so there are no races. It is exact because the accelerator's ``i.ready``
-and ``o.valid``/``o.payload`` depend only on its registers (never combinationally on
-``i.valid`` or ``o.ready``), so they can be sampled before the edge they qualify. When
-nothing can move (the accelerator computes: ``i.ready`` and ``o.valid`` low) the source and
-the sink sleep on ``i.ready``/``o.valid`` rising edges instead of stepping every cycle, and
-cycle numbers come from simulation time. Python runs only in cycles that transfer a word.
+the gateware acts, so there are no races. It is exact because the accelerator's
+``s_axis_tready`` and ``m_axis_tvalid``/``tdata``/``tlast`` depend only on its registers (never
+combinationally on ``s_axis_tvalid`` or ``m_axis_tready``), so they can be sampled before the
+edge they qualify. When nothing can move (the accelerator computes: ``s_axis_tready`` and
+``m_axis_tvalid`` low) the source and the sink sleep on their rising edges instead of stepping
+every cycle, and cycle numbers come from simulation time. Python runs only in cycles that transfer a word.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class _Bench:
         self.input_cycles: list[int] = []
         self.output_cycles: list[int] = []
         self.received: list[int] = []
+        self.lasts: list[bool] = []
         self.last_transfer = 0
         self.period = 0       # clock period in simulator steps
         self.origin = 0       # time of the falling edge before cycle 1
@@ -111,9 +112,9 @@ class _Bench:
         clock = Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi")
         self.period = get_sim_steps(CLOCK_PERIOD_NS, "ns")
         dut.rst.value = 1
-        dut.i__valid.value = 0
-        dut.i__payload.value = 0
-        dut.o__ready.value = 0
+        dut.s_axis_tvalid.value = 0
+        dut.s_axis_tdata.value = 0
+        dut.m_axis_tready.value = 0
         clock.start(start_high=False)
         # Falling edges only, so reset covers whole rising edges; the last one is cycle 0.
         await ClockCycles(dut.clk, RESET_EDGES + 1, rising=False)
@@ -125,47 +126,48 @@ class _Bench:
         dut = self.dut
         rng = random.Random(self.seed)
         falling = dut.clk.falling_edge
-        ready_rise = dut.i__ready.rising_edge
+        ready_rise = dut.s_axis_tready.rising_edge
         for word in self.words:
             stalls = 0
             while self.stall_input and rng.random() < self.stall_input:
                 stalls += 1
             if stalls:
-                dut.i__valid.value = 0
+                dut.s_axis_tvalid.value = 0
                 await ClockCycles(dut.clk, stalls, rising=False)
-            dut.i__payload.value = word
-            dut.i__valid.value = 1
-            while not dut.i__ready.value:
+            dut.s_axis_tdata.value = word
+            dut.s_axis_tvalid.value = 1
+            while not dut.s_axis_tready.value:
                 # Not ready: the state is frozen for the input until ready rises at some
                 # edge j; the word then moves at edge j + 1.
                 await ready_rise
-                self.woke_at_rising_edge("i.ready")
+                self.woke_at_rising_edge("s_axis_tready")
                 await falling
             cycle = self.cycle() + 1
             self.input_cycles.append(cycle)
             self.last_transfer = max(self.last_transfer, cycle)
             await falling
-        dut.i__valid.value = 0
+        dut.s_axis_tvalid.value = 0
 
     async def sink(self) -> None:
         """Take ``o``: collect ``responses`` responses, with seeded ready stalls."""
         dut = self.dut
         falling = dut.clk.falling_edge
-        valid_rise = dut.o__valid.rising_edge
+        valid_rise = dut.m_axis_tvalid.rising_edge
         remaining_responses, remaining_words = self.responses, 0
         last_cycle = 0
         while remaining_responses:
             cycle = self.cycle()
-            if dut.o__valid.value:
+            if dut.m_axis_tvalid.value:
                 ready = self.sink_ready(cycle + 1)
-                dut.o__ready.value = ready
+                dut.m_axis_tready.value = ready
                 if ready:
                     cycle += 1
                     if cycle <= last_cycle:
                         raise RuntimeError(f"cycle {cycle} counted twice")
                     last_cycle = self.last_transfer = cycle
-                    word = dut.o__payload.value.to_unsigned()
+                    word = dut.m_axis_tdata.value.to_unsigned()
                     self.received.append(word)
+                    self.lasts.append(bool(dut.m_axis_tlast.value))
                     self.output_cycles.append(cycle)
                     if remaining_words:
                         remaining_words -= 1
@@ -176,7 +178,7 @@ class _Bench:
                 await falling
                 continue
             # Nothing to take before o.valid rises; hold ready (it only matters with valid).
-            dut.o__ready.value = 1
+            dut.m_axis_tready.value = 1
             deadline = self.last_transfer + self.timeout
             if cycle >= deadline:
                 raise _Hang(
@@ -187,10 +189,10 @@ class _Bench:
                     f"({self.responses - remaining_responses} of {self.responses} responses)")
             fired = await First(valid_rise, Timer((deadline - cycle) * self.period, "step"))
             if fired is valid_rise:
-                self.woke_at_rising_edge("o.valid")
+                self.woke_at_rising_edge("m_axis_tvalid")
                 await falling
             # After the timer we are already at a falling edge: loop without waiting.
-        dut.o__ready.value = 0
+        dut.m_axis_tready.value = 0
 
 
 @cocotb.test()
@@ -212,6 +214,7 @@ async def exchange_words(dut):
         result["error"] = str(hang)
     result.update(
         words=bench.received,
+        lasts=bench.lasts,
         input_cycles=bench.input_cycles,
         output_cycles=bench.output_cycles,
         cycles=bench.output_cycles[-1] if bench.output_cycles else 0,

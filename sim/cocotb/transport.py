@@ -64,7 +64,7 @@ def verilator_ports(patterns) -> str:
         [f'public_flat_rw -module "{TOPLEVEL}" -var "{ports}"\n' for ports in patterns])
 
 
-VERILATOR_PORTS = verilator_ports(("clk", "rst", "i__*", "o__*"))
+VERILATOR_PORTS = verilator_ports(("clk", "rst", "s_axis_*", "m_axis_*"))
 VERILATOR_MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include",)
 # Icarus: Amaranth emits Verilog-2005. Compiled as SystemVerilog (the runner's -g2012), the
 # `reg dummy = 0` initialisers that Yosys adds to start every `always @*` block at time 0 run
@@ -379,12 +379,42 @@ class CocotbTransport:
             "stall_output": float(self.stall_output),
             "seed": int(self.seed),
             "timeout": int(self.timeout),
-            "result": str(run.result),
         }
-        run.job.write_text(json.dumps(job))
+        result = self._run_job(run, BENCH_MODULE, job)
+        self.last_simulated_cycles = result["simulated_cycles"]
+        self.last_bench_seconds = result["bench_seconds"]
+        if self.waves:
+            waves = "dump.vcd" if self.simulator == "verilator" else f"{TOPLEVEL}.fst"
+            self.last_waves = run.directory / waves
+        else:
+            shutil.rmtree(run.directory, ignore_errors=True)
+        return Exchange(words=result["words"], input_cycles=result["input_cycles"],
+                        output_cycles=result["output_cycles"], cycles=result["cycles"],
+                        lasts=result["lasts"])
+
+    def run_module(self, test_module: str, job: dict) -> dict:
+        """Run another cocotb test module against this build and return its result.
+
+        For testbenches beyond the transport's own (bus-functional models on the AXI4-Stream
+        ports, for instance). The module reads the JSON job file named by the
+        ``REUSE_ACCEL_COCOTB_JOB`` environment variable, whose ``"result"`` entry is the path
+        where it must write its JSON result, with ``"error"`` set to ``None`` unless it gave
+        up; it must hold exactly one cocotb test. The module must be importable by the
+        simulator's Python, which gets this process's ``sys.path``.
+        """
+        self.build()
+        run = self._new_run()
+        result = self._run_job(run, test_module, job)
+        shutil.rmtree(run.directory, ignore_errors=True)
+        return result
+
+    def _run_job(self, run: _Run, test_module: str, job: dict) -> dict:
+        """Write ``job`` (plus where the result goes), run ``test_module`` on it, read the
+        result; errors name the log."""
+        run.job.write_text(json.dumps({**job, "result": str(run.result)}))
         self.last_log = run.log
         start = time.perf_counter()
-        failure = self._simulate(run)
+        failure = self._simulate(run, test_module)
         self.last_run_seconds = time.perf_counter() - start
         try:
             result = json.loads(run.result.read_text())
@@ -399,15 +429,7 @@ class CocotbTransport:
             raise SimulationError(
                 f"the {self.simulator} simulation failed ({failure}); log {run.log}:\n"
                 f"{_tail(run.log)}")
-        self.last_simulated_cycles = result["simulated_cycles"]
-        self.last_bench_seconds = result["bench_seconds"]
-        if self.waves:
-            waves = "dump.vcd" if self.simulator == "verilator" else f"{TOPLEVEL}.fst"
-            self.last_waves = run.directory / waves
-        else:
-            shutil.rmtree(run.directory, ignore_errors=True)
-        return Exchange(words=result["words"], input_cycles=result["input_cycles"],
-                        output_cycles=result["output_cycles"], cycles=result["cycles"])
+        return result
 
     def _new_run(self) -> _Run:
         runs = self.directory / "runs"
@@ -417,7 +439,7 @@ class CocotbTransport:
                     result=directory / "result.json", log=directory / "sim.log",
                     results_xml=directory / "results.xml")
 
-    def _simulate(self, run: _Run) -> str | None:
+    def _simulate(self, run: _Run, test_module: str = BENCH_MODULE) -> str | None:
         """Run the built simulation; a description of the failure, or None."""
         from cocotb_tools.check_results import get_results
 
@@ -430,7 +452,7 @@ class CocotbTransport:
         try:
             with _tool_environment(self.simulator):
                 runner.test(
-                    test_module=BENCH_MODULE,
+                    test_module=test_module,
                     hdl_toplevel=TOPLEVEL,
                     hdl_toplevel_lang="verilog",
                     build_dir=self.sim_dir,
