@@ -121,25 +121,19 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     }
 
 
-def out_of_range_warnings(report: dict, *, self_calibrated: bool = False,
-                          limit: float = OUT_OF_RANGE_WARNING) -> list[str]:
+def out_of_range_warnings(report: dict, limit: float = OUT_OF_RANGE_WARNING) -> list[str]:
     """One line per layer with more than ``limit`` of its inputs outside the calibrated
-    range, naming the layer, the share and the fix. ``self_calibrated``: the ranges were
-    calibrated on the run's own frames, so only the fixed-point layers before a layer can push
-    its inputs outside (by their rounding and saturation)."""
+    range, naming the layer, the share and the fix."""
     frames = report["summary"]["frames"]
     lines = []
     for number, layer in enumerate(report["layers"]):
         share = layer["out_of_range_inputs"] / (frames * layer["inputs"])
         if share > limit:
             low, high = layer["calibrated_range"]
-            fix = ("the range comes from the float network on these same frames, and the "
-                   "fixed-point layers before it overshoot it; calibrate on more frames with "
-                   "--calibration to widen it" if self_calibrated else
-                   "calibrate on representative frames with --calibration")
             lines.append(
                 f"{share:.1%} of layer {number}'s inputs fell outside the calibrated range "
-                f"[{low:.4g}, {high:.4g}] and were clamped to the end clusters; {fix}")
+                f"[{low:.4g}, {high:.4g}] and were clamped to the end clusters; calibrate on "
+                "representative frames with --calibration")
     return lines
 
 

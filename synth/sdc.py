@@ -3,9 +3,9 @@
 One clock, ``clk``, at the configured clock target; every other port is synchronous to it:
 
 - inputs ``rst`` (synchronous, active high), ``s_axis_tvalid``, ``s_axis_tdata[W-1:0]``,
-  ``s_axis_tlast``, ``m_axis_tready``: ``set_input_delay`` of ``io_budget * period`` (the upstream logic's share of
-  the cycle: its clock-to-output and wires), so the accelerator has the rest of the cycle from
-  the pin to its first register;
+  ``s_axis_tlast``, ``m_axis_tready``: ``set_input_delay`` of ``io_budget * period`` (the
+  upstream logic's share of the cycle: its clock-to-output and wires), so the accelerator has
+  the rest of the cycle from the pin to its first register;
 - outputs ``s_axis_tready``, ``m_axis_tvalid``, ``m_axis_tdata[W-1:0]``, ``m_axis_tlast``:
   ``set_output_delay`` of
   ``io_budget * period`` (the downstream logic's setup and wires).

@@ -3,8 +3,8 @@
 Not a pytest module: the simulator loads it through cocotb, and the transport hands it a job
 file (path in the ``REUSE_ACCEL_COCOTB_JOB`` environment variable) with the command words, the
 number of responses to collect, the stall probabilities, the seed and the hang timeout. The
-bench writes the response words, their ``tlast`` flags and the cycle of every transfer to the result file the job
-names.
+bench writes the response words, their ``tlast`` flags and the cycle of every transfer to the
+result file the job names.
 
 Timing contract (the same as :class:`~reuse_accel.sim.amaranth.AmaranthTransport`)
 ---------------------------------------------------------------------------------------
@@ -22,7 +22,8 @@ the gateware acts, so there are no races. It is exact because the accelerator's
 combinationally on ``s_axis_tvalid`` or ``m_axis_tready``), so they can be sampled before the
 edge they qualify. When nothing can move (the accelerator computes: ``s_axis_tready`` and
 ``m_axis_tvalid`` low) the source and the sink sleep on their rising edges instead of stepping
-every cycle, and cycle numbers come from simulation time. Python runs only in cycles that transfer a word.
+every cycle, and cycle numbers come from simulation time. Python runs only in cycles that
+transfer a word.
 """
 
 from __future__ import annotations
