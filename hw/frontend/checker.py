@@ -1,0 +1,221 @@
+"""Command checker: the network state, and every command checked against the hardware.
+
+Contract
+--------
+- ``command``: decoded commands (:func:`.layouts.command_layout`), one at a time.
+- ``job``: for each command, one cycle later, what to do with its payload
+  (:func:`.layouts.job_layout`): the command itself, or the error that answers it (its payload
+  is then drained). A command that passes is applied as it is accepted: SET_LAYER configures a
+  layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
+  switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
+  SET_LAYER and LOAD_* also mark the network invalid until the next SET_NET.
+- ``frame_done``: a frame finished; the next one may reuse its state.
+- ``layers``, ``layer_count``, ``from_scratch``: the network and mode, for the tile (stable while
+  a frame runs, since one command is handled at a time).
+- ``status``: the STATUS row (:data:`~reuse_accel.hw.protocol.STATUS_FIELDS`), ``output_rows``:
+  rows of the last layer's outputs, for the responder.
+- Errors are counted as they are found (each one is answered with one error response).
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .. import protocol
+from ..config import COUNTER_WIDTH, AccelConfig, check_config
+from ..layers import layer_descriptor_layout
+from ..protocol import Error, Opcode
+from .layouts import command_layout, job_layout
+
+__all__ = ["CommandChecker"]
+
+
+class CommandChecker(wiring.Component):
+    """Validate commands against the hardware and hold the network they configure."""
+
+    def __init__(self, config: AccelConfig):
+        self._config = check_config(config)
+        super().__init__({
+            "command": In(stream.Signature(command_layout(config))),
+            "job": Out(stream.Signature(job_layout(config))),
+            "frame_done": In(1),
+            "layers": Out(data.ArrayLayout(layer_descriptor_layout(config), config.max_layers)),
+            "layer_count": Out(range(config.max_layers + 1)),
+            "from_scratch": Out(1),
+            "status": Out(data.ArrayLayout(unsigned(COUNTER_WIDTH),
+                                           len(protocol.STATUS_FIELDS))),
+            "output_rows": Out(config.group_count_bits),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        lanes = config.lanes
+
+        configured = Signal(config.max_layers)
+        net_valid = Signal()
+        baseline = Signal(init=int(not config.reuse))   # no reuse logic: always baseline
+        reuse_valid = Signal()
+        errors = Signal(COUNTER_WIDTH)
+
+        last_layer = self.layers[(self.layer_count - 1).as_unsigned()]
+        m.d.comb += [
+            self.from_scratch.eq(baseline | ~reuse_valid if config.reuse else 1),
+            self.output_rows.eq((last_layer.outputs + lanes - 1) >> exact_log2(lanes)),
+        ]
+        flags = (Mux(net_valid, protocol.STATUS_FLAG_NET_VALID, 0) |
+                 Mux(reuse_valid & ~baseline, protocol.STATUS_FLAG_REUSE_VALID, 0) |
+                 Mux(baseline, protocol.STATUS_FLAG_BASELINE, 0) |
+                 (protocol.STATUS_FLAG_REUSE_BUILD if config.reuse else 0))
+        values = {
+            "magic": protocol.MAGIC, "version": protocol.VERSION, "lanes": lanes,
+            "clusters": config.clusters, "act_width": config.act_width,
+            "act_frac": config.act_frac, "weight_width": config.weight_width,
+            "centroid_width": config.centroid_width, "max_layers": config.max_layers,
+            "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
+            "stream_width": config.stream_width, "flags": flags, "errors": errors,
+        }
+        for index, name in enumerate(protocol.STATUS_FIELDS):
+            m.d.comb += self.status[index].eq(values[name])
+
+        command = self.command.payload
+        error = self._check(m, command, net_valid, configured)
+
+        with m.If(self.frame_done):
+            m.d.sync += reuse_valid.eq(1)
+        with m.If(~self.job.valid | self.job.ready):
+            m.d.comb += self.command.ready.eq(1)
+            m.d.sync += [
+                self.job.valid.eq(self.command.valid),
+                self.job.payload.opcode.eq(command.opcode),
+                self.job.payload.layer.eq(command.layer),
+                self.job.payload.start.eq(command.control[0]),
+                self.job.payload.words.eq(command.words),
+                self.job.payload.error.eq(error),
+            ]
+            with m.If(self.command.valid & (error != 0)):
+                m.d.sync += errors.eq(errors + 1)
+            with m.If(self.command.valid & (error == 0)):
+                self._apply(m, command, configured, net_valid, baseline, reuse_valid)
+        return m
+
+    def _check(self, m, command, net_valid, configured):
+        """The error that answers ``command`` (0 if it passes), combinationally."""
+        config = self._config
+        lanes, lane_bits = config.lanes, exact_log2(config.lanes)
+        words = command.words
+        control = command.control
+        error = Signal(8)
+        layer_ok = command.layer < config.max_layers
+
+        def row_words(opcode):
+            return protocol.row_words(config, opcode)
+
+        def check(*rules):
+            """The first failing (condition, error) pair sets the error."""
+            with m.If(rules[0][0]):
+                m.d.comb += error.eq(rules[0][1])
+            for condition, code in rules[1:]:
+                with m.Elif(condition):
+                    m.d.comb += error.eq(code)
+
+        with m.If(command.error != 0):
+            m.d.comb += error.eq(command.error)
+        with m.Else():
+            with m.Switch(command.opcode):
+                with m.Case(Opcode.STATUS, Opcode.BEGIN_SEQUENCE):
+                    check((words != 0, Error.BAD_LENGTH))
+                with m.Case(Opcode.SET_MODE):
+                    rules = [(words != 0, Error.BAD_LENGTH),
+                             (control[0][1:] != 0, Error.BAD_PARAMETER)]
+                    if not config.reuse:
+                        rules.append((~control[0][0], Error.UNSUPPORTED))
+                    check(*rules)
+                with m.Case(Opcode.SET_NET):
+                    count = control[0]
+                    chained = Const(1)
+                    for layer in range(config.max_layers):
+                        present = (layer >= count) | configured[layer]
+                        linked = ((layer >= count) | (self.layers[layer].inputs ==
+                                                      self.layers[layer - 1].outputs)
+                                  if layer else Const(1))
+                        chained = chained & present & linked
+                    check((words != 0, Error.BAD_LENGTH),
+                          ((count == 0) | (count > config.max_layers), Error.BAD_PARAMETER),
+                          (~chained, Error.BAD_NETWORK))
+                with m.Case(Opcode.SET_LAYER):
+                    inputs, outputs, weight_base = control[0], control[1], control[2]
+                    flags = protocol.LayerFlags(control[3])
+                    known_kind = Const(0)
+                    for kind in protocol.LayerKind:
+                        known_kind = known_kind | (flags.kind.as_value() == kind.value)
+                    # The extent is computed on fields narrowed to their valid ranges: a field
+                    # beyond its range fails the check anyway, and the product of two 32-bit
+                    # fields would cost several DSP blocks and the longest path of the design.
+                    bits = config.neuron_count_bits
+                    narrow_groups = (outputs[:bits] + lanes - 1) >> lane_bits
+                    extent = (weight_base[:config.weight_row_bits] +
+                              inputs[:bits] * narrow_groups)
+                    check((words != 0, Error.BAD_LENGTH),
+                          (~layer_ok, Error.BAD_LAYER),
+                          ((inputs == 0) | (inputs > config.max_neurons) |
+                           (outputs == 0) | (outputs > config.max_neurons) |
+                           (flags.shift > config.max_shift) | (flags.reserved != 0) |
+                           (flags.unused != 0) | ~known_kind |
+                           (weight_base >= config.weight_depth) |
+                           (extent > config.weight_depth), Error.BAD_PARAMETER))
+                with m.Case(Opcode.LOAD_CENTROIDS):
+                    if not config.reuse:
+                        check((Const(1), Error.UNSUPPORTED))
+                    else:
+                        check((words != row_words(Opcode.LOAD_CENTROIDS), Error.BAD_LENGTH),
+                              (~layer_ok, Error.BAD_LAYER))
+                with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
+                    start, rows = control[0], control[1]
+                    weights = command.opcode == Opcode.LOAD_WEIGHTS
+                    payload = Mux(weights, rows * row_words(Opcode.LOAD_WEIGHTS),
+                                  rows * row_words(Opcode.LOAD_BIASES))
+                    depth = Mux(weights, config.weight_depth, config.max_groups)
+                    check((words != payload, Error.BAD_LENGTH),
+                          (~weights & ~layer_ok, Error.BAD_LAYER),
+                          ((start >= depth) | (rows > depth - start), Error.BAD_ADDRESS))
+                with m.Case(Opcode.FRAME):
+                    rows = (self.layers[0].inputs + lanes - 1) >> lane_bits
+                    check((~net_valid, Error.NOT_READY),
+                          (words != rows * row_words(Opcode.FRAME), Error.BAD_LENGTH))
+        return error
+
+    def _apply(self, m, command, configured, net_valid, baseline, reuse_valid):
+        """The state a command that passed changes, as it is accepted."""
+        config = self._config
+        control = command.control
+        with m.Switch(command.opcode):
+            with m.Case(Opcode.BEGIN_SEQUENCE):
+                m.d.sync += reuse_valid.eq(0)
+            with m.Case(Opcode.SET_MODE):
+                m.d.sync += [baseline.eq(control[0][0]), reuse_valid.eq(0)]
+            with m.Case(Opcode.SET_NET):
+                m.d.sync += [self.layer_count.eq(control[0]), net_valid.eq(1),
+                             reuse_valid.eq(0)]
+            with m.Case(Opcode.SET_LAYER):
+                layer = command.layer[:config.layer_bits]
+                flags = protocol.LayerFlags(control[3])
+                descriptor = self.layers[layer]
+                m.d.sync += [
+                    descriptor.inputs.eq(control[0]),
+                    descriptor.outputs.eq(control[1]),
+                    descriptor.weight_base.eq(control[2]),
+                    descriptor.shift.eq(flags.shift),
+                    descriptor.relu.eq(flags.relu),
+                    descriptor.kind.eq(flags.kind),
+                    configured.bit_select(layer, 1).eq(1),
+                    net_valid.eq(0),
+                    reuse_valid.eq(0),
+                ]
+            with m.Case(Opcode.LOAD_CENTROIDS, Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
+                m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
