@@ -39,6 +39,7 @@ from .core.mac import DeltaMacArray
 from .core.popcount import popcount
 from .core.quantizer import CentroidQuantizer
 from .core.register import StreamRegister
+from .core.row_reader import RowReader, row_tag_layout
 from .core.serializer import InputSerializer
 from .layers import GENERATORS, layer_descriptor_layout
 from .protocol import LAYER_COUNTERS
@@ -114,15 +115,12 @@ class ProcessingTile(wiring.Component):
         lanes = config.lanes
         lane_bits = exact_log2(lanes)
 
-        tag_layout = data.StructLayout({
-            "row": unsigned(config.row_bits),
-            "lanes": unsigned(lanes),
-            "last": unsigned(1),
-        })
         m.submodules.buffer = buffer = IOBuffer(config)
+        m.submodules.reader = reader = RowReader(config)
         m.submodules.mac = mac = DeltaMacArray(config)
         if config.reuse:
-            m.submodules.quantizer = quantizer = CentroidQuantizer(config, tag_shape=tag_layout)
+            m.submodules.quantizer = quantizer = CentroidQuantizer(
+                config, tag_shape=row_tag_layout(config))
             m.submodules.detector = detector = ChangeDetector(config)
             m.submodules.centroids = centroids = memory.Memory(
                 shape=data.ArrayLayout(signed(config.centroid_width), config.clusters),
@@ -151,33 +149,13 @@ class ProcessingTile(wiring.Component):
         kind = Signal.like(descriptor.kind)
 
         # The running layer's parameters, latched in SETUP.
-        in_rows = Signal(config.group_count_bits)
         out_rows = Signal(config.group_count_bits)
-        last_lanes = Signal(lanes)
         last_output_lanes = Signal(lanes)
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
 
-        # Changed inputs go to the address generator of the layer's kind, and its MAC items to
-        # the array.
-        items_valid, changed_ready = Const(0), Const(0)
-        for layer_kind, generator_class in GENERATORS.items():
-            generator = generator_class(config)
-            m.submodules[f"{layer_kind.name.lower()}_generator"] = generator
-            selected = kind == layer_kind
-            m.d.comb += [
-                generator.descriptor.eq(descriptor),
-                generator.from_scratch.eq(from_scratch),
-                generator.start.eq((state == _State.SETUP) & (descriptor.kind == layer_kind)),
-                generator.i.valid.eq(changed.valid & selected),
-                generator.i.payload.eq(changed.payload),
-                generator.o.ready.eq(mac.items.ready & selected),
-            ]
-            with m.If(selected):
-                m.d.comb += mac.items.payload.eq(generator.o.payload)
-            items_valid = items_valid | (generator.o.valid & selected)
-            changed_ready = changed_ready | (generator.i.ready & selected)
-        m.d.comb += [mac.items.valid.eq(items_valid), changed.ready.eq(changed_ready)]
+        self._dispatch(m, changed, mac, descriptor, kind, from_scratch,
+                       setup=state == _State.SETUP)
 
         if config.reuse:
             m.d.comb += [
@@ -196,40 +174,25 @@ class ProcessingTile(wiring.Component):
             mac.relu.eq(relu),
         ]
 
-        # Row source: reads the input bank row by row into the quantizer (the serializer
-        # without reuse).
-        source_row = Signal(config.group_count_bits)
-        read_valid = Signal()
-        read_tag = Signal(tag_layout)
-        row_sink = quantizer.i if config.reuse else row_register.i
-        read_advance = ~read_valid | row_sink.ready
-        issue = (state == _State.SCAN) & (source_row < in_rows)
+        # The row reader has the input bank's read port while the layer scans; the host's
+        # result reads have it otherwise.
+        m.d.comb += [
+            reader.start.eq(state == _State.SETUP),
+            reader.inputs.eq(descriptor.inputs),
+            reader.active.eq(state == _State.SCAN),
+            reader.read.data.eq(buffer.read.data),
+            self.result_read.data.eq(buffer.read.data),
+        ]
         with m.If(state == _State.SCAN):
-            m.d.comb += [
-                buffer.read.addr.eq(source_row),
-                buffer.read.en.eq(read_advance),
-            ]
-            with m.If(read_advance):
-                m.d.sync += [
-                    read_valid.eq(issue),
-                    read_tag.row.eq(source_row),
-                    read_tag.last.eq(source_row == in_rows - 1),
-                    read_tag.lanes.eq(Mux(source_row == in_rows - 1, last_lanes,
-                                          Const(-1, lanes))),
-                ]
-                with m.If(issue):
-                    m.d.sync += source_row.eq(source_row + 1)
+            m.d.comb += [buffer.read.addr.eq(reader.read.addr),
+                         buffer.read.en.eq(reader.read.en)]
         with m.Else():
-            m.d.comb += [
-                buffer.read.addr.eq(self.result_read.addr),
-                buffer.read.en.eq(self.result_read.en),
-            ]
-        m.d.comb += self.result_read.data.eq(buffer.read.data)
+            m.d.comb += [buffer.read.addr.eq(self.result_read.addr),
+                         buffer.read.en.eq(self.result_read.en)]
+        rows = reader.o
         if config.reuse:
+            wiring.connect(m, rows, quantizer.i)
             m.d.comb += [
-                quantizer.i.valid.eq(read_valid),
-                quantizer.i.payload.values.eq(buffer.read.data),
-                quantizer.i.payload.tag.eq(read_tag),
                 detector.i.valid.eq(quantizer.o.valid),
                 detector.i.payload.indices.eq(quantizer.o.payload.indices),
                 detector.i.payload.row.eq(quantizer.o.payload.tag.row),
@@ -240,35 +203,17 @@ class ProcessingTile(wiring.Component):
             scan_end = detector.done
         else:
             m.d.comb += [
-                row_register.i.valid.eq(read_valid),
-                row_register.i.payload.values.eq(buffer.read.data),
-                row_register.i.payload.mask.eq(read_tag.lanes),
-                row_register.i.payload.row.eq(read_tag.row),
-                row_register.i.payload.last.eq(read_tag.last),
+                row_register.i.valid.eq(rows.valid),
+                row_register.i.payload.values.eq(rows.payload.values),
+                row_register.i.payload.mask.eq(rows.payload.tag.lanes),
+                row_register.i.payload.row.eq(rows.payload.tag.row),
+                row_register.i.payload.last.eq(rows.payload.tag.last),
+                rows.ready.eq(row_register.i.ready),
             ]
             scan_end = serializer.done
 
-        # Counters.
-        counters = self.counters[layer]
-        with m.If(state != _State.IDLE):
-            m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
-        with m.If((state != _State.IDLE) & (state != _State.DONE)):
-            m.d.sync += counters.cycles.eq(counters.cycles + 1)
-        if config.reuse:
-            with m.If(quantizer.o.valid & quantizer.o.ready):
-                outside = quantizer.o.payload.outside & quantizer.o.payload.tag.lanes
-                m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
-        with m.If(mac.act.en):
-            real = Mux(mac.act.addr == out_rows - 1, last_output_lanes, Const(-1, lanes))
-            m.d.sync += counters.saturated_outputs.eq(
-                counters.saturated_outputs + popcount(mac.saturated & real))
-        with m.If(changed.valid & changed.ready):
-            m.d.sync += counters.changed_inputs.eq(counters.changed_inputs + 1)
-        with m.If(mac.items.valid & mac.items.ready):
-            m.d.sync += [
-                counters.weight_rows.eq(counters.weight_rows + 1),
-                counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
-            ]
+        self._count(m, state, layer, out_rows, last_output_lanes, mac, changed,
+                    quantizer.o if config.reuse else None)
 
         scan_done = Signal()
         with m.If(scan_end):
@@ -293,13 +238,10 @@ class ProcessingTile(wiring.Component):
 
                 m.d.sync += [
                     kind.eq(descriptor.kind),
-                    in_rows.eq((descriptor.inputs + lanes - 1) >> lane_bits),
                     out_rows.eq((descriptor.outputs + lanes - 1) >> lane_bits),
-                    last_lanes.eq(final_row_lanes(descriptor.inputs)),
                     last_output_lanes.eq(final_row_lanes(descriptor.outputs)),
                     shift.eq(descriptor.shift),
                     relu.eq(descriptor.relu),
-                    source_row.eq(0),
                     scan_done.eq(0),
                     state.eq(_State.SCAN),
                 ]
@@ -319,3 +261,50 @@ class ProcessingTile(wiring.Component):
                 m.d.comb += self.done.eq(1)
                 m.d.sync += state.eq(_State.IDLE)
         return m
+
+    def _count(self, m, state, layer, out_rows, last_output_lanes, mac, changed, quantized):
+        """The running layer's counters and the frame's cycle count."""
+        lanes = self._config.lanes
+        counters = self.counters[layer]
+        with m.If(state != _State.IDLE):
+            m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
+        with m.If((state != _State.IDLE) & (state != _State.DONE)):
+            m.d.sync += counters.cycles.eq(counters.cycles + 1)
+        if quantized is not None:
+            with m.If(quantized.valid & quantized.ready):
+                outside = quantized.payload.outside & quantized.payload.tag.lanes
+                m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
+        with m.If(mac.act.en):
+            real = Mux(mac.act.addr == out_rows - 1, last_output_lanes, Const(-1, lanes))
+            m.d.sync += counters.saturated_outputs.eq(
+                counters.saturated_outputs + popcount(mac.saturated & real))
+        with m.If(changed.valid & changed.ready):
+            m.d.sync += counters.changed_inputs.eq(counters.changed_inputs + 1)
+        with m.If(mac.items.valid & mac.items.ready):
+            m.d.sync += [
+                counters.weight_rows.eq(counters.weight_rows + 1),
+                counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
+            ]
+
+    def _dispatch(self, m, changed, mac, descriptor, kind, from_scratch, *, setup):
+        """Changed inputs to the address generator of the running layer's ``kind``, and its
+        MAC items to the array; every generator latches its layer in the ``setup`` cycle of a
+        layer of its kind."""
+        items_valid, changed_ready = Const(0), Const(0)
+        for layer_kind, generator_class in GENERATORS.items():
+            generator = generator_class(self._config)
+            m.submodules[f"{layer_kind.name.lower()}_generator"] = generator
+            selected = kind == layer_kind
+            m.d.comb += [
+                generator.descriptor.eq(descriptor),
+                generator.from_scratch.eq(from_scratch),
+                generator.start.eq(setup & (descriptor.kind == layer_kind)),
+                generator.i.valid.eq(changed.valid & selected),
+                generator.i.payload.eq(changed.payload),
+                generator.o.ready.eq(mac.items.ready & selected),
+            ]
+            with m.If(selected):
+                m.d.comb += mac.items.payload.eq(generator.o.payload)
+            items_valid = items_valid | (generator.o.valid & selected)
+            changed_ready = changed_ready | (generator.i.ready & selected)
+        m.d.comb += [mac.items.valid.eq(items_valid), changed.ready.eq(changed_ready)]

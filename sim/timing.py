@@ -40,10 +40,10 @@ import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.core.change_detector import ChangeDetector
-from reuse_accel.hw.core.iobuffer import IOBuffer
 from reuse_accel.hw.core.mac import DeltaMacArray
 from reuse_accel.hw.core.quantizer import CentroidQuantizer
 from reuse_accel.hw.core.register import StreamRegister
+from reuse_accel.hw.core.row_reader import RowReader
 from reuse_accel.hw.core.serializer import InputSerializer
 from reuse_accel.hw.layers import dense
 from reuse_accel.hw.tile import ProcessingTile
@@ -52,10 +52,10 @@ __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD
 
 SETUP = ProcessingTile.setup_latency
 """Setup cycles per layer: the centroid table read, the layer's parameters latched."""
-FILL = IOBuffer.read_latency + CentroidQuantizer.latency + ChangeDetector.latency
-"""Cycles from the end of setup to the first row in the serializer: the buffer read, the
-quantizer, and the change detector's previous-index read and serializer."""
-FILL_WITHOUT_REUSE = IOBuffer.read_latency + StreamRegister.latency + InputSerializer.latency
+FILL = RowReader.latency + CentroidQuantizer.latency + ChangeDetector.latency
+"""Cycles from the end of setup to the first row in the serializer: the row reader's buffer
+read, the quantizer, and the change detector's previous-index read and serializer."""
+FILL_WITHOUT_REUSE = RowReader.latency + StreamRegister.latency + InputSerializer.latency
 """The same without the quantizer and change detector (hardware generated without reuse): the
 buffer read, the row register and the serializer."""
 MAC_DRAIN = DeltaMacArray.latency

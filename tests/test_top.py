@@ -820,7 +820,7 @@ def test_property_rtl_matches_golden_model(case):
     "hw.top.Accelerator", "hw.tile.ProcessingTile", "hw.core.quantizer.CentroidQuantizer",
     "hw.core.change_detector.ChangeDetector", "hw.core.serializer.InputSerializer",
     "hw.core.mac.DeltaMacArray", "hw.core.iobuffer.IOBuffer", "hw.core.activation.Activation",
-    "hw.layers.dense.DenseAddressGenerator",
+    "hw.layers.dense.DenseAddressGenerator", "hw.core.row_reader.RowReader",
 ])
 def test_components_reject_a_config_that_is_not_an_accel_config(component):
     import importlib

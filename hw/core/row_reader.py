@@ -1,0 +1,95 @@
+"""Row reader: a layer's input rows out of the I/O buffer, one per cycle, as a stream.
+
+Contract
+--------
+- ``start``: a layer begins; latches its ``inputs`` (the count of its input values), and the
+  next row read is row 0.
+- ``active``: rows may be read (the tile's scan phase); ``read`` drives the I/O buffer's read
+  port while active.
+- ``o``: the rows ``0 .. ceil(inputs / L) - 1`` in order: L values, and a tag with the row
+  number, the mask of lanes that hold real inputs (the last row may be partial) and ``last`` on
+  the final row. The values come straight from the buffer's registered read port, which holds
+  them while ``o`` stalls.
+- Latency :attr:`RowReader.latency`: the buffer's read latency; one row per cycle.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..config import AccelConfig, check_config
+from .iobuffer import IOBuffer
+
+__all__ = ["RowReader", "row_tag_layout"]
+
+
+def row_tag_layout(config: AccelConfig) -> data.StructLayout:
+    """What travels with a row of inputs: its number, its real lanes, whether it is the last."""
+    return data.StructLayout({
+        "row": unsigned(config.row_bits),
+        "lanes": unsigned(config.lanes),
+        "last": unsigned(1),
+    })
+
+
+class RowReader(wiring.Component):
+    """Read a layer's input rows from the I/O buffer in order."""
+
+    latency = IOBuffer.read_latency
+    """Cycles from a row's read to its offer on ``o``."""
+
+    def __init__(self, config: AccelConfig):
+        self._config = check_config(config)
+        act_row = data.ArrayLayout(signed(config.act_width), config.lanes)
+        super().__init__({
+            "start": In(1),
+            "inputs": In(config.neuron_count_bits),
+            "active": In(1),
+            "read": In(memory.ReadPort.Signature(addr_width=config.row_bits, shape=act_row)),
+            "o": Out(stream.Signature(data.StructLayout({
+                "values": act_row,
+                "tag": row_tag_layout(config),
+            }))),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        lanes = config.lanes
+        lane_bits = exact_log2(lanes)
+
+        rows = Signal(config.group_count_bits)
+        last_lanes = Signal(lanes)
+        row = Signal(config.group_count_bits)
+        with m.If(self.start):
+            remainder = self.inputs[:lane_bits] if lane_bits else Const(0, 1)
+            m.d.sync += [
+                rows.eq((self.inputs + lanes - 1) >> lane_bits),
+                last_lanes.eq(Mux(remainder == 0, Const(-1, lanes),
+                                  (Const(1, lanes + 1) << remainder) - 1)),
+                row.eq(0),
+            ]
+
+        advance = ~self.o.valid | self.o.ready
+        issue = self.active & (row < rows)
+        m.d.comb += [
+            self.read.addr.eq(row),
+            self.read.en.eq(self.active & advance),
+            self.o.payload.values.eq(self.read.data),
+        ]
+        with m.If(self.active & advance):
+            final = row == rows - 1
+            m.d.sync += [
+                self.o.valid.eq(issue),
+                self.o.payload.tag.row.eq(row),
+                self.o.payload.tag.last.eq(final),
+                self.o.payload.tag.lanes.eq(Mux(final, last_lanes, Const(-1, lanes))),
+            ]
+            with m.If(issue):
+                m.d.sync += row.eq(row + 1)
+        return m
