@@ -1,4 +1,5 @@
-"""CentroidQuantizer against sim.model.quantize, and quantize against brute force."""
+"""CentroidQuantizer against sim.model.quantize (whose own rule tests/sim/test_model.py checks
+against brute force)."""
 
 import random
 
@@ -86,38 +87,6 @@ def ascending_tables(config):
     return st.lists(st.integers(config.centroid_min // 4, config.centroid_max // 4),
                     min_size=config.clusters, max_size=config.clusters,
                     unique=True).map(sorted)
-
-
-# -- the golden rule itself --------------------------------------------------------------------
-
-def brute_force(value, centroids):
-    """argmin |value - c|, ties to the lower index, and the outside flag."""
-    distances = [abs(value - c) for c in centroids]
-    index = distances.index(min(distances))
-    return index, value < min(centroids) or value > max(centroids)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(-1000, 1000), min_size=2, max_size=32, unique=True).map(sorted),
-       st.lists(st.integers(-1500, 1500), min_size=1, max_size=20))
-def test_quantize_is_nearest_centroid_ties_to_lower(centroids, values):
-    indices, outside = quantize(np.array(values), np.array(centroids))
-    assert indices.shape == outside.shape == (len(values),)
-    for value, index, out in zip(values, indices, outside):
-        assert (int(index), bool(out)) == brute_force(value, centroids)
-
-
-def test_quantize_tie_goes_to_lower_index():
-    centroids = [-30, -10, 0, 10, 30]
-    indices, outside = quantize(np.array([-20, -5, 5, 20, -30, 30]), np.array(centroids))
-    assert indices.tolist() == [0, 1, 2, 3, 0, 4]
-    assert outside.tolist() == [False] * 6
-
-
-def test_quantize_out_of_range_lands_in_end_clusters():
-    indices, outside = quantize(np.array([-100, -11, 11, 100]), np.array([-10, 0, 10]))
-    assert indices.tolist() == [0, 0, 2, 2]
-    assert outside.tolist() == [True, True, True, True]
 
 
 # -- the gateware ------------------------------------------------------------------------------
