@@ -421,7 +421,7 @@ BOARD = AccelConfig(lanes=4, clusters=8, max_neurons=8, weight_depth=64, max_lay
 
 class AmaranthBoard:
     """Stands in for the serial transport to a board: the accelerator of BOARD in Amaranth's
-    simulator (the serial line itself is tested in test_serial.py)."""
+    simulator (the serial line itself is tested in tests/sw/test_serial_link.py)."""
 
     def __init__(self, config: AccelConfig):
         from reuse_accel.sim.amaranth import AmaranthTransport
