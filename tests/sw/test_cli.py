@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import DATA
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
@@ -420,7 +421,7 @@ BOARD = AccelConfig(lanes=4, clusters=8, max_neurons=8, weight_depth=64, max_lay
 
 class AmaranthBoard:
     """Stands in for the serial transport to a board: the accelerator of BOARD in Amaranth's
-    simulator (the serial line itself is tested in test_serial.py)."""
+    simulator (the serial line itself is tested in tests/sw/test_serial_link.py)."""
 
     def __init__(self, config: AccelConfig):
         from reuse_accel.sim.amaranth import AmaranthTransport
@@ -668,7 +669,7 @@ def test_run_an_onnx_model(tmp_path, capsys):
     them, the float reference as onnxruntime does."""
     import onnxruntime
 
-    model = Path(__file__).parent / "data" / "mlp_classic.onnx"
+    model = DATA / "mlp_classic.onnx"
     frames = np.random.default_rng(5).normal(0, 1, (4, 2, 3, 4)).astype(np.float32)
     frames_path = tmp_path / "frames.npy"
     np.save(frames_path, frames)
@@ -693,7 +694,7 @@ def test_run_an_onnx_model(tmp_path, capsys):
 
 
 def test_onnx_frames_of_the_wrong_shape(tmp_path, capsys):
-    model = Path(__file__).parent / "data" / "mlp_dynamo.onnx"
+    model = DATA / "mlp_dynamo.onnx"
     frames_path = tmp_path / "flat.npy"
     np.save(frames_path, np.zeros((4, 24)))
     code, stdout, stderr = cli(capsys, "run", model, frames_path)

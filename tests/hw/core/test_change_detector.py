@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.streams import Lockstep, StreamSink, StreamSource, always
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.core.change_detector import ChangeDetector
@@ -36,9 +37,8 @@ class Pass:
         return (1 << real) - 1
 
 
-def simulate(config, passes, *, ready=None, settle=4):
+def simulate(config, passes, *, ready=always, settle=4):
     """Run the passes back to back in one simulation (start pulse, rows, wait for done)."""
-    ready = ready or (lambda cycle: True)
     dut = ChangeDetector(config)
 
     async def bench(ctx):
@@ -51,36 +51,23 @@ def simulate(config, passes, *, ready=None, settle=4):
             ctx.set(dut.o.ready, 0)
             await ctx.tick()
             cycle += 1
-            sent = 0
+            source = StreamSource(dut.i, [
+                {"indices": indices, "row": row, "lanes": job.lane_mask(row),
+                 "last": row == len(job.rows) - 1} for row, indices in enumerate(job.rows)])
+            sink = StreamSink(dut.o, ready=ready)
+            steps = Lockstep(source, sink, cycle=cycle)
             after_done = 0
-            offered = False
             while after_done < settle:
-                if sent < len(job.rows):
-                    ctx.set(dut.i.valid, 1)
-                    ctx.set(dut.i.payload, {
-                        "indices": job.rows[sent], "row": sent,
-                        "lanes": job.lane_mask(sent), "last": sent == len(job.rows) - 1})
-                else:
-                    ctx.set(dut.i.valid, 0)
-                ctx.set(dut.o.ready, ready(cycle))
-                _, _, i_valid, i_ready, o_valid, o_ready, item, done = \
-                    await ctx.tick().sample(dut.i.valid, dut.i.ready, dut.o.valid,
-                                            dut.o.ready, dut.o.payload, dut.done)
-                if i_valid and i_ready:
-                    job.row_cycles.append(cycle)
-                    sent += 1
-                if o_valid and not offered:
-                    job.offers.append(cycle)
-                    offered = True
-                if o_valid and o_ready:
-                    job.items.append((cycle, item.input, item.delta))
-                    offered = False
+                cycle, done = await steps.tick(ctx, dut.done)
                 if done:
                     job.done_cycles.append(cycle)
                 if job.done_cycles:
                     after_done += 1
-                cycle += 1
                 assert cycle < 100_000
+            cycle = steps.cycle
+            job.row_cycles = source.transfers
+            job.offers = sink.offers
+            job.items = [(edge, item.input, item.delta) for edge, item in sink.transfers]
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from networks import random_network
+from support.networks import random_network
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.protocol import LayerKind, Opcode
 from reuse_accel.sim.model import FrameResult, GoldenModel
-from reuse_accel.sw.commands import Batch, ProtocolError, split_responses
+from reuse_accel.sw.commands import Batch, ProtocolError
 from reuse_accel.sw.compiler import ModelFitError, check_fits, compile_model, size_config
 from reuse_accel.sw.driver import (
     BoardMismatchError,
@@ -703,31 +703,3 @@ def test_serial_driver_runs_on_a_board_of_its_configuration(tiny_model):
     for t, (result, expected) in enumerate(zip(got.frames, want.frames)):
         assert_results_equal(result, expected, f"frame {t}")
     assert transport.exchanges == 2 and transport.config == RTL_CONFIG
-
-
-# -- the Amaranth transport's timeout ------------------------------------------------------------
-
-def test_amaranth_timeout_counts_transfers_in_both_directions():
-    """A LOAD_WEIGHTS payload of 258 words takes longer than the 100-cycle timeout without a
-    response word: still progress, since the accelerator accepts a word every cycle."""
-    from reuse_accel.sim.amaranth import AmaranthTransport
-    layers = random_network(RTL_CONFIG, [32, 32], np.random.default_rng(9))
-    batch = Batch(RTL_CONFIG)
-    batch.load(layers)
-    longest = max(length for _, length, _ in split_commands(batch.words))
-    assert longest == 2 + 32 * 8 > 100      # control row [start, rows], then the rows
-    exchange = AmaranthTransport(RTL_CONFIG, timeout=100).exchange(batch.words,
-                                                                   len(batch.expected))
-    assert batch.decode(split_responses(exchange.words, len(batch.expected))) == \
-        [None] * len(batch.expected)
-
-
-def test_amaranth_timeout_reports_a_hang():
-    """A header that promises more payload than comes: nothing moves either way. (The
-    STATUS before it is answered: a header and 14 fields.)"""
-    from reuse_accel.sim.amaranth import AmaranthTransport
-    words = [protocol.header(Opcode.STATUS), protocol.header(Opcode.SET_MODE, 0, 3), 0]
-    with pytest.raises(TimeoutError, match="^" + re.escape(
-            "no response word for 50 cycles: the accelerator hangs (no command word moved "
-            "either; 3 of 3 command words and 15 response words through)") + "$"):
-        AmaranthTransport(RTL_CONFIG, timeout=50).exchange(words, 2)

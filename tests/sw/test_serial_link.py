@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from networks import random_network, similar_frames
+from support.networks import random_network, similar_frames
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig

@@ -16,6 +16,7 @@ import onnx
 import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from support import DATA
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
@@ -24,7 +25,6 @@ from reuse_accel.sw.driver import Driver
 from reuse_accel.sw.network import InputError, Network
 from reuse_accel.sw.onnx_import import SUPPORTED_OPS
 
-DATA = Path(__file__).parent / "data"
 SUPPORTED = ("supported ops are Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape "
              "(Add only as the bias of a MatMul or Gemm, Reshape only to (N, features)); "
              "constant subgraphs are folded")

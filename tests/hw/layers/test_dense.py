@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from support.streams import Lockstep, StreamSink, StreamSource, always
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.dense import DenseAddressGenerator, items_per_input, weight_rows
@@ -15,7 +16,7 @@ CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=
 L = CONFIG.lanes
 
 
-def simulate(layers, *, ready=lambda cycle: True, offer=lambda cycle: True):
+def simulate(layers, *, ready=always, offer=always):
     """Run layers back to back: each is (descriptor, from_scratch, [(input, delta), ...]).
 
     Returns per layer the items as (cycle, weight_row, sum_row, delta, init, real_lanes) and
@@ -32,28 +33,19 @@ def simulate(layers, *, ready=lambda cycle: True, offer=lambda cycle: True):
             await ctx.tick()
             cycle += 1
             ctx.set(dut.start, 0)
-            items, accepted = [], []
+            source = StreamSource(dut.i, [{"input": number, "delta": delta}
+                                          for number, delta in inputs], offer=offer)
+            sink = StreamSink(dut.o, ready=ready)
+            steps = Lockstep(source, sink, cycle=cycle)
             expected = len(inputs) * items_per_input(CONFIG, descriptor["outputs"])
-            sent, holding = 0, False
-            while len(items) < expected:
-                holding = sent < len(inputs) and (holding or offer(cycle))
-                ctx.set(dut.i.valid, holding)
-                if holding:
-                    ctx.set(dut.i.payload, {"input": inputs[sent][0], "delta": inputs[sent][1]})
-                ctx.set(dut.o.ready, ready(cycle))
-                _, _, i_valid, i_ready, o_valid, o_ready, item = await ctx.tick().sample(
-                    dut.i.valid, dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload)
-                if i_valid and i_ready:
-                    accepted.append(cycle)
-                    sent += 1
-                    holding = False
-                if o_valid and o_ready:
-                    items.append((cycle, item.weight_row, item.sum_row, item.delta, item.init,
-                                  item.real_lanes))
-                cycle += 1
-                assert cycle < 10_000
+            while len(sink.transfers) < expected:
+                await steps.tick(ctx)
+                assert steps.cycle < 10_000
+            cycle = steps.cycle
             ctx.set(dut.i.valid, 0)
-            results.append((items, accepted))
+            items = [(edge, item.weight_row, item.sum_row, item.delta, item.init,
+                      item.real_lanes) for edge, item in sink.transfers]
+            results.append((items, source.transfers))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

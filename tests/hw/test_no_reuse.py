@@ -12,8 +12,15 @@ import re
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from networks import random_network
-from test_top import assert_frame_equal, errors_of, frames_of, no_device_errors, run, statuses_of
+from support.accelerator import (
+    assert_frame_equal,
+    errors_of,
+    frames_of,
+    no_device_errors,
+    run,
+    statuses_of,
+)
+from support.networks import random_network
 
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.protocol import Error, Opcode

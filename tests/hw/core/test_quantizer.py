@@ -1,12 +1,13 @@
-"""CentroidQuantizer against sim.model.quantize, and quantize against brute force."""
+"""CentroidQuantizer against sim.model.quantize (whose own rule tests/sim/test_model.py checks
+against brute force)."""
 
-import random
 
 import numpy as np
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.streams import Lockstep, StreamSink, StreamSource, always, random_pattern
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.core.quantizer import CentroidQuantizer
@@ -20,7 +21,7 @@ LATENCY = 2
 TAG_BITS = 8
 
 
-def simulate(config, centroids, rows, *, bypass=False, ready=None, offer=None,
+def simulate(config, centroids, rows, *, bypass=False, ready=always, offer=always,
              extra_cycles=8):
     """Stream ``rows`` (lists of L values) through a quantizer, tags 0, 1, 2, ...
 
@@ -29,44 +30,29 @@ def simulate(config, centroids, rows, *, bypass=False, ready=None, offer=None,
     transfer cycles, the output transfers ``(cycle, indices, outside, tag)``, and every cycle's
     ``(o.valid, o.ready, o.payload)`` sample.
     """
-    ready = ready or (lambda cycle: True)
-    offer = offer or (lambda cycle: True)
     dut = CentroidQuantizer(config, tag_shape=unsigned(TAG_BITS))
-    accepted, emitted, trace = [], [], []
+    source = StreamSource(dut.i, [{"values": [int(v) for v in row], "tag": n % (1 << TAG_BITS)}
+                                  for n, row in enumerate(rows)], offer=offer)
+    sink = StreamSink(dut.o, ready=ready)
 
     async def bench(ctx):
         ctx.set(dut.centroids, [int(c) for c in centroids])
         ctx.set(dut.bypass, bypass)
         await ctx.tick()  # the thresholds are registered: one cycle before the first row
-        sent = 0
-        holding = False
-        cycle = 0
+        steps = Lockstep(source, sink)
         idle_after_done = 0
         while idle_after_done < extra_cycles:
-            holding = sent < len(rows) and (holding or offer(cycle))
-            ctx.set(dut.i.valid, holding)
-            if holding:
-                ctx.set(dut.i.payload, {"values": [int(v) for v in rows[sent]],
-                                        "tag": sent % (1 << TAG_BITS)})
-            ctx.set(dut.o.ready, ready(cycle))
-            _, _, i_valid, i_ready, o_valid, o_ready, payload = await ctx.tick().sample(
-                dut.i.valid, dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload)
-            trace.append((o_valid, o_ready, payload))
-            if i_valid and i_ready:
-                accepted.append(cycle)
-                sent += 1
-                holding = False
-            if o_valid and o_ready:
-                emitted.append((cycle, list(payload.indices), payload.outside, payload.tag))
-            if len(emitted) >= len(rows) and sent == len(rows):
+            await steps.tick(ctx)
+            if len(sink.transfers) >= len(rows) and source.done:
                 idle_after_done += 1
-            cycle += 1
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return accepted, emitted, trace
+    emitted = [(cycle, list(payload.indices), payload.outside, payload.tag)
+               for cycle, payload in sink.transfers]
+    return source.transfers, emitted, sink.trace
 
 
 def expected_rows(rows, centroids):
@@ -86,38 +72,6 @@ def ascending_tables(config):
     return st.lists(st.integers(config.centroid_min // 4, config.centroid_max // 4),
                     min_size=config.clusters, max_size=config.clusters,
                     unique=True).map(sorted)
-
-
-# -- the golden rule itself --------------------------------------------------------------------
-
-def brute_force(value, centroids):
-    """argmin |value - c|, ties to the lower index, and the outside flag."""
-    distances = [abs(value - c) for c in centroids]
-    index = distances.index(min(distances))
-    return index, value < min(centroids) or value > max(centroids)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(-1000, 1000), min_size=2, max_size=32, unique=True).map(sorted),
-       st.lists(st.integers(-1500, 1500), min_size=1, max_size=20))
-def test_quantize_is_nearest_centroid_ties_to_lower(centroids, values):
-    indices, outside = quantize(np.array(values), np.array(centroids))
-    assert indices.shape == outside.shape == (len(values),)
-    for value, index, out in zip(values, indices, outside):
-        assert (int(index), bool(out)) == brute_force(value, centroids)
-
-
-def test_quantize_tie_goes_to_lower_index():
-    centroids = [-30, -10, 0, 10, 30]
-    indices, outside = quantize(np.array([-20, -5, 5, 20, -30, 30]), np.array(centroids))
-    assert indices.tolist() == [0, 1, 2, 3, 0, 4]
-    assert outside.tolist() == [False] * 6
-
-
-def test_quantize_out_of_range_lands_in_end_clusters():
-    indices, outside = quantize(np.array([-100, -11, 11, 100]), np.array([-10, 0, 10]))
-    assert indices.tolist() == [0, 0, 2, 2]
-    assert outside.tolist() == [True, True, True, True]
 
 
 # -- the gateware ------------------------------------------------------------------------------
@@ -212,12 +166,9 @@ def test_backpressure_loses_and_duplicates_nothing(data):
     seed = data.draw(st.integers(0, 2 ** 32 - 1))
     ready_rate = data.draw(st.sampled_from([0.2, 0.5, 0.8]))
     offer_rate = data.draw(st.sampled_from([0.5, 1.0]))
-    ready_rng, offer_rng = random.Random(seed), random.Random(seed + 1)
-    ready_bits = [ready_rng.random() < ready_rate for _ in range(4000)]
-    offer_bits = [offer_rng.random() < offer_rate for _ in range(4000)]
     accepted, emitted, trace = simulate(config, centroids, rows,
-                                        ready=lambda cycle: ready_bits[cycle],
-                                        offer=lambda cycle: offer_bits[cycle])
+                                        ready=random_pattern(seed, ready_rate),
+                                        offer=random_pattern(seed + 1, offer_rate))
     assert [(indices, outside) for _, indices, outside, _ in emitted] == expected_rows(
         rows, centroids)
     assert [tag for *_, tag in emitted] == list(range(len(rows)))

@@ -7,6 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.streams import Lockstep, StreamSource
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.core.mac import DeltaMacArray
@@ -97,26 +98,23 @@ class Bench:
                          "init": op["from_scratch"] and number == 0, "real_lanes": L}
                         for number, delta, weight_row in op["items"]
                         for group in range(op["groups"])]
-                    sent, holding = 0, False
+                    source = StreamSource(dut.items, mac_items, offer=op["offer"])
+                    steps = Lockstep(source, cycle=cycle)
+                    steps.drive(ctx)
+                    # ``idle`` is read before each edge, with the cycle's item offered: it
+                    # must fall with the first handshake and rise MAC_DRAIN cycles after the
+                    # last, so every cycle in between is checked, not only the transfers.
                     while True:
-                        holding = sent < len(mac_items) and (holding or op["offer"](cycle))
-                        ctx.set(dut.items.valid, holding)
-                        if holding:
-                            ctx.set(dut.items.payload, mac_items[sent])
                         idle = ctx.get(dut.idle)
-                        if sent == len(mac_items) and idle:
-                            op["idle_at"] = cycle
+                        if source.done and idle:
+                            op["idle_at"] = steps.cycle
                             break
-                        if sent and not idle:
-                            op["idle_low"].append(cycle)
-                        _, _, valid, ready = await ctx.tick().sample(dut.items.valid,
-                                                                     dut.items.ready)
-                        if valid and ready:
-                            op["handshakes"].append(cycle)
-                            sent += 1
-                            holding = False
-                        cycle += 1
-                        assert cycle < 100_000
+                        if source.transfers and not idle:
+                            op["idle_low"].append(steps.cycle)
+                        await steps.tick(ctx)
+                        assert steps.cycle < 100_000
+                    cycle = steps.cycle
+                    op["handshakes"] = source.transfers
                     ctx.set(dut.items.valid, 0)
                 else:
                     ctx.set(dut.layer, op["layer"])

@@ -14,6 +14,7 @@ from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
+from support.streams import Lockstep, StreamSink, stream_get, stream_put
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
@@ -102,18 +103,11 @@ def test_bytes_round_trip(cpb):
 
     async def source(ctx):
         for byte in data:
-            ctx.set(dut.i.payload, byte)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
+            await stream_put(ctx, dut.i, byte)
 
     async def sink(ctx):
-        ctx.set(dut.o.ready, 1)
-        async for _, _, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
-            if valid:
-                received.append(payload)
-            if len(received) == len(data):
-                break
+        for _ in data:
+            received.append(await stream_get(ctx, dut.o))
         assert ctx.get(dut.framing_errors) == 0
 
     run(dut, sink, background=[source])
@@ -131,23 +125,19 @@ def _drive_levels(ctx, dut, levels):
 @pytest.mark.parametrize("cpb", [4, 9])
 def test_rx_latency_framing_error_and_recovery(cpb):
     dut = UartRx(clocks_per_bit=cpb)
-    events = []
+    sink = StreamSink(dut.o)      # always ready: a receiver cannot hold the line back
+    framing, count = [], []
 
     async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        tick = 0
+        steps = Lockstep(sink, cycle=1)     # edges counted from 1
         bad = [bit for bit in line_bits(0x3C, stop=0) for _ in range(cpb)]
         good = [bit for bit in line_bits(0xC3) for _ in range(cpb)]
         for level in bad + [1] * (3 * cpb) + good + [1] * (3 * cpb):
             ctx.set(dut.rx, level)
-            _, _, valid, payload, error = await ctx.tick().sample(
-                dut.o.valid, dut.o.payload, dut.framing_error)
-            tick += 1
-            if valid:
-                events.append(("byte", tick, payload))
+            edge, error = await steps.tick(ctx, dut.framing_error)
             if error:
-                events.append(("framing", tick))
-        events.append(("count", ctx.get(dut.framing_errors)))
+                framing.append(edge)
+        count.append(ctx.get(dut.framing_errors))
 
     run(dut, bench)
     # rx falls before edge 1: the synchronizer shows it after edge 2, the receiver leaves IDLE
@@ -155,20 +145,18 @@ def test_rx_latency_framing_error_and_recovery(cpb):
     # cycle), the stop bit 9 bit times after that; the byte is visible from that edge on.
     start_good = 10 * cpb + 3 * cpb
     stop_sample = 3 + cpb // 2 + 9 * cpb
-    assert events == [
-        ("framing", stop_sample),                        # sampled during this edge's cycle
-        ("byte", start_good + stop_sample + 1, 0xC3),    # visible one edge after the sample
-        ("count", 1),
-    ]
+    assert framing == [stop_sample]                                # sampled at this edge
+    assert sink.transfers == [(start_good + stop_sample + 1, 0xC3)]  # one edge after that
+    assert count == [1]
 
 
 @pytest.mark.parametrize("cpb", [4, 8])
 def test_rx_rejects_glitches_shorter_than_half_a_bit(cpb):
     dut = UartRx(clocks_per_bit=cpb)
-    received = []
+    sink = StreamSink(dut.o)
 
     async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
+        steps = Lockstep(sink)
         # Low for c//2 cycles: high again when the start bit is sampled, ignored.
         glitch = [0] * (cpb // 2) + [1] * (12 * cpb)
         # Low for c//2 + 1 cycles: a start bit followed by ones, so 0xFF.
@@ -176,13 +164,11 @@ def test_rx_rejects_glitches_shorter_than_half_a_bit(cpb):
         good = [bit for bit in line_bits(0x5A) for _ in range(cpb)] + [1] * (2 * cpb)
         for level in glitch + good + start:
             ctx.set(dut.rx, level)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if valid:
-                received.append(payload)
+            await steps.tick(ctx)
         assert ctx.get(dut.framing_errors) == 0
 
     run(dut, bench)
-    assert received == [0x5A, 0xFF]
+    assert [byte for _, byte in sink.transfers] == [0x5A, 0xFF]
 
 
 @pytest.mark.parametrize("cls", [UartRx, UartTx])

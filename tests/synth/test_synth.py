@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.synth import command
@@ -21,8 +22,6 @@ from reuse_accel.synth.flow import has_reuse_option, no_reuse, synthesize
 from reuse_accel.synth.report import reuse_overhead
 from reuse_accel.synth.sdc import generate_sdc
 from reuse_accel.synth.tools import ToolError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 TINY = AccelConfig(lanes=2, clusters=4, max_neurons=16, weight_depth=64, max_layers=2,
                    act_width=8, act_frac=4, weight_width=4, centroid_width=8)

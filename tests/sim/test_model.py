@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from networks import random_network, similar_frames
+from support.networks import random_network, similar_frames
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import FixedLayer, GoldenModel, activate, quantize
@@ -412,3 +412,35 @@ def test_a_layer_kind_the_model_does_not_know():
     with pytest.raises(ValueError, match="^" + re.escape(
             "layer 0 is of kind 'lstm', which the golden model does not know") + "$"):
         GoldenModel(CONFIG, [layer])
+
+
+# -- quantize: the golden rule itself --------------------------------------------------------------
+
+def brute_force(value, centroids):
+    """argmin |value - c|, ties to the lower index, and the outside flag."""
+    distances = [abs(value - c) for c in centroids]
+    index = distances.index(min(distances))
+    return index, value < min(centroids) or value > max(centroids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-1000, 1000), min_size=2, max_size=32, unique=True).map(sorted),
+       st.lists(st.integers(-1500, 1500), min_size=1, max_size=20))
+def test_quantize_is_nearest_centroid_ties_to_lower(centroids, values):
+    indices, outside = quantize(np.array(values), np.array(centroids))
+    assert indices.shape == outside.shape == (len(values),)
+    for value, index, out in zip(values, indices, outside):
+        assert (int(index), bool(out)) == brute_force(value, centroids)
+
+
+def test_quantize_tie_goes_to_lower_index():
+    centroids = [-30, -10, 0, 10, 30]
+    indices, outside = quantize(np.array([-20, -5, 5, 20, -30, 30]), np.array(centroids))
+    assert indices.tolist() == [0, 1, 2, 3, 0, 4]
+    assert outside.tolist() == [False] * 6
+
+
+def test_quantize_out_of_range_lands_in_end_clusters():
+    indices, outside = quantize(np.array([-100, -11, 11, 100]), np.array([-10, 0, 10]))
+    assert indices.tolist() == [0, 0, 2, 2]
+    assert outside.tolist() == [True, True, True, True]
