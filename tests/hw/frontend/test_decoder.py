@@ -4,11 +4,11 @@ tests/sim/cocotb/) cover the whole front end end to end."""
 
 import pytest
 from amaranth.sim import Simulator
+from support.streams import Lockstep, StreamSink, StreamSource, random_pattern
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.frontend.decoder import CommandDecoder
 from reuse_accel.hw.protocol import Error, Opcode, header
-from support.streams import Lockstep, StreamSink, StreamSource, random_pattern
 
 CONFIG = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
 
