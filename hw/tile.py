@@ -294,11 +294,11 @@ class ProcessingTile(wiring.Component):
         for layer_kind, generator_class in GENERATORS.items():
             generator = generator_class(self._config)
             m.submodules[f"{layer_kind.name.lower()}_generator"] = generator
-            selected = kind == layer_kind
+            selected = kind == layer_kind.value
             m.d.comb += [
                 generator.descriptor.eq(descriptor),
                 generator.from_scratch.eq(from_scratch),
-                generator.start.eq(setup & (descriptor.kind == layer_kind)),
+                generator.start.eq(setup & (descriptor.kind == layer_kind.value)),
                 generator.i.valid.eq(changed.valid & selected),
                 generator.i.payload.eq(changed.payload),
                 generator.o.ready.eq(mac.items.ready & selected),

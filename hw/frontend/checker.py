@@ -95,7 +95,7 @@ class CommandChecker(wiring.Component):
                 self.job.payload.opcode.eq(command.opcode),
                 self.job.payload.layer.eq(command.layer),
                 self.job.payload.start.eq(command.control[0]),
-                self.job.payload.words.eq(command.words),
+                self.job.payload.empty.eq(command.words == 0),
                 self.job.payload.error.eq(error),
             ]
             with m.If(self.command.valid & (error != 0)):
@@ -212,7 +212,7 @@ class CommandChecker(wiring.Component):
                     descriptor.weight_base.eq(control[2]),
                     descriptor.shift.eq(flags.shift),
                     descriptor.relu.eq(flags.relu),
-                    descriptor.kind.eq(flags.kind),
+                    descriptor.kind.eq(flags.kind.as_value()),
                     configured.bit_select(layer, 1).eq(1),
                     net_valid.eq(0),
                     reuse_valid.eq(0),

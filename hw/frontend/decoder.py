@@ -8,19 +8,20 @@ Contract
   An unknown opcode (``UNKNOWN_OPCODE``) or a length shorter than the control row
   (``BAD_LENGTH``) reads no control row: every word after the header is payload.
 - ``payload``: then exactly the command's remaining words, passed through (``i.ready`` follows
-  ``payload.ready``), so the framing never slips whatever the command holds.
+  ``payload.ready``), ``last`` on the final one, so the framing never slips whatever the
+  command holds. The command's ``words`` field counts them down once the command is taken.
 - ``done``: the response to the command has been sent; only then is the next header read
   (one command at a time).
 - ``i.ready`` depends on registers and ``payload.ready`` only, never on ``i.valid``.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
 from ..protocol import Error, Header, Opcode, control_words
-from .layouts import CONTROL_SLOTS, command_layout
+from .layouts import CONTROL_SLOTS, command_layout, payload_word_layout
 
 __all__ = ["CommandDecoder"]
 
@@ -41,7 +42,7 @@ class CommandDecoder(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(config.stream_width)),
             "command": Out(stream.Signature(command_layout(config))),
-            "payload": Out(stream.Signature(config.stream_width)),
+            "payload": Out(stream.Signature(payload_word_layout(config))),
             "done": In(1),
         })
 
@@ -57,52 +58,53 @@ class CommandDecoder(wiring.Component):
 
         state = Signal(_State)
         command = self.command.payload
-        length = Signal(16)
-        remaining = Signal(16)
+        words = command.words           # words of the command still to come, once counted down
         control_word = Signal(range(max(needed.values()) + 1))
-
-        known = Signal()
         control_length = Signal.like(control_word)
-        with m.Switch(command.opcode):
-            for op in Opcode:
-                with m.Case(op):
-                    m.d.comb += [known.eq(1), control_length.eq(needed[op])]
 
         word = self.i.payload
         take = self.i.valid & self.i.ready
         m.d.comb += [
             self.command.valid.eq(state == _State.COMMAND),
-            self.payload.payload.eq(word),
+            self.payload.payload.data.eq(word),
+            self.payload.payload.last.eq(words == 1),
         ]
 
         with m.Switch(state):
             with m.Case(_State.HEADER):
                 m.d.comb += self.i.ready.eq(1)
+                header = Header(word[:32])
+                known = Signal()
+                needs = Signal.like(control_word)
+                with m.Switch(header.code):
+                    for op in Opcode:
+                        with m.Case(op):
+                            m.d.comb += [known.eq(1), needs.eq(needed[op])]
                 with m.If(take):
-                    header = Header(word[:32])
                     m.d.sync += [
                         command.opcode.eq(header.code),
                         command.layer.eq(header.arg),
                         command.control.eq(0),
-                        command.error.eq(0),
-                        length.eq(header.length),
+                        words.eq(header.length),
                         control_word.eq(0),
+                        control_length.eq(needs),
                         state.eq(_State.CONTROL),
                     ]
+                    # Without a control row to read, every word of the command is payload.
+                    with m.If(~known):
+                        m.d.sync += [command.error.eq(Error.UNKNOWN_OPCODE),
+                                     state.eq(_State.COMMAND)]
+                    with m.Elif(header.length < needs):
+                        m.d.sync += [command.error.eq(Error.BAD_LENGTH),
+                                     state.eq(_State.COMMAND)]
+                    with m.Else():
+                        m.d.sync += command.error.eq(0)
             with m.Case(_State.CONTROL):
-                reading = known & (length >= control_length) & (control_word != control_length)
-                m.d.comb += self.i.ready.eq(reading)
-                with m.If(~known | (length < control_length)):
-                    m.d.sync += [
-                        command.error.eq(Mux(known, Error.BAD_LENGTH, Error.UNKNOWN_OPCODE)),
-                        command.words.eq(length),
-                        state.eq(_State.COMMAND),
-                    ]
-                with m.Elif(control_word == control_length):
-                    m.d.sync += [command.words.eq(length - control_length),
-                                 state.eq(_State.COMMAND)]
+                m.d.comb += self.i.ready.eq(control_word != control_length)
+                with m.If(control_word == control_length):
+                    m.d.sync += state.eq(_State.COMMAND)
                 with m.Elif(take):
-                    m.d.sync += control_word.eq(control_word + 1)
+                    m.d.sync += [control_word.eq(control_word + 1), words.eq(words - 1)]
                     for index in range(max(needed.values())):
                         with m.If(control_word == index):
                             for n in range(per_word):
@@ -112,8 +114,7 @@ class CommandDecoder(wiring.Component):
                                         word[COUNTER_WIDTH * n:COUNTER_WIDTH * (n + 1)])
             with m.Case(_State.COMMAND):
                 with m.If(self.command.ready):
-                    m.d.sync += remaining.eq(command.words)
-                    with m.If(command.words == 0):
+                    with m.If(words == 0):
                         m.d.sync += state.eq(_State.WAIT)
                     with m.Else():
                         m.d.sync += state.eq(_State.PAYLOAD)
@@ -123,8 +124,8 @@ class CommandDecoder(wiring.Component):
                     self.i.ready.eq(self.payload.ready),
                 ]
                 with m.If(take):
-                    m.d.sync += remaining.eq(remaining - 1)
-                    with m.If(remaining == 1):
+                    m.d.sync += words.eq(words - 1)
+                    with m.If(words == 1):
                         m.d.sync += state.eq(_State.WAIT)
             with m.Case(_State.WAIT):
                 with m.If(self.done):

@@ -11,8 +11,8 @@ from amaranth.lib import data
 from ..config import COUNTER_WIDTH, AccelConfig
 from ..protocol import CONTROL_FIELDS
 
-__all__ = ["command_layout", "job_layout", "reply_layout", "response_word_layout",
-           "CONTROL_SLOTS"]
+__all__ = ["command_layout", "job_layout", "payload_word_layout", "reply_layout",
+           "response_word_layout", "CONTROL_SLOTS"]
 
 CONTROL_SLOTS = max(CONTROL_FIELDS.values())
 """32-bit fields of the longest control row."""
@@ -31,15 +31,21 @@ def command_layout(config: AccelConfig) -> data.StructLayout:
     })
 
 
+def payload_word_layout(config: AccelConfig) -> data.StructLayout:
+    """A payload word, and whether it is its command's last."""
+    return data.StructLayout({"data": config.stream_width, "last": 1})
+
+
 def job_layout(config: AccelConfig) -> data.StructLayout:
     """A checked command: the payload's destination follows from ``opcode`` (LOAD_* rows to a
-    memory from row ``start``, FRAME rows to the I/O buffer); with an ``error`` the ``words``
-    payload words are drained instead."""
+    memory from row ``start``, FRAME rows to the I/O buffer); with an ``error`` the payload
+    words are drained instead; ``empty``: the command has no payload words. ``start`` is
+    narrowed to the deepest memory's address (a passing LOAD_* starts inside its memory)."""
     return data.StructLayout({
         "opcode": 8,
         "layer": 8,
-        "start": COUNTER_WIDTH,
-        "words": 16,
+        "start": max(config.weight_row_bits, config.row_bits),
+        "empty": 1,
         "error": 8,
     })
 

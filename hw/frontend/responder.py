@@ -88,8 +88,10 @@ class Responder(wiring.Component):
         row = Signal(config.group_count_bits)
         row_ready = Signal()
         row_word = Signal(range(max(act_words, 1) + 1))
-        field_word = Signal(16)
-        field_words = Signal(16)
+        longest = max(status_words, protocol.words_per_row(
+            protocol.counter_fields(config.max_layers), COUNTER_WIDTH, W))
+        field_word = Signal(range(longest + 1))
+        field_words = Signal(range(longest + 1))
 
         # A read port's enable rests high; read only when a row is fetched, so that the row's
         # data holds while its words are sent.

@@ -2,14 +2,16 @@
 
 Contract
 --------
-- ``job``: a checked command (:func:`.layouts.job_layout`); ``payload``: its ``words`` payload
-  words. With an error every word is drained; otherwise the words are gathered into rows
-  (``ceil(n / floor(W / b))`` words for a row of ``n`` fields of ``b`` bits) and each row is
-  written as its last word arrives: LOAD_WEIGHTS and LOAD_BIASES rows from row ``start``,
-  LOAD_CENTROIDS the layer's table, FRAME rows into the I/O buffer from row 0.
+- ``job``: a checked command (:func:`.layouts.job_layout`); ``payload``: its payload words,
+  ``last`` on the final one (none if the job is ``empty``). With an error every word is
+  drained; otherwise the words are gathered into rows (``ceil(n / floor(W / b))`` words for a
+  row of ``n`` fields of ``b`` bits) and each row is written as its last word arrives:
+  LOAD_WEIGHTS and LOAD_BIASES rows from row ``start``, LOAD_CENTROIDS the layer's table,
+  FRAME rows into the I/O buffer from row 0.
 - After a FRAME's last word, ``tile_start`` pulses (in the next cycle) and the router waits for
   ``tile_done``.
-- ``reply``: then the response to send (:func:`.layouts.reply_layout`).
+- ``reply``: then the response to send (:func:`.layouts.reply_layout`). The job is taken
+  (``job.ready``) with its reply: the router reads it where the checker holds it.
 - ``payload.ready`` depends on registers only.
 """
 
@@ -17,9 +19,9 @@ from amaranth.hdl import Array, Cat, Module, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import COUNTER_WIDTH, AccelConfig, check_config
+from ..config import AccelConfig, check_config
 from ..protocol import Opcode, row_words
-from .layouts import job_layout, reply_layout
+from .layouts import job_layout, payload_word_layout, reply_layout
 
 __all__ = ["PayloadRouter"]
 
@@ -40,7 +42,7 @@ class PayloadRouter(wiring.Component):
         act_row = data.ArrayLayout(signed(config.act_width), lanes)
         members = {
             "job": In(stream.Signature(job_layout(config))),
-            "payload": In(stream.Signature(config.stream_width)),
+            "payload": In(stream.Signature(payload_word_layout(config))),
             "reply": Out(stream.Signature(reply_layout(config))),
             "fill": In(memory.WritePort.Signature(addr_width=config.row_bits, shape=act_row)),
             "weight_write": In(memory.WritePort.Signature(
@@ -74,13 +76,13 @@ class PayloadRouter(wiring.Component):
         longest = max(rows.values())
 
         state = Signal(_State)
-        job = Signal(job_layout(config))
-        left = Signal(16)
+        job = self.job.payload
+        routed = Signal()               # the job's last payload word has been taken
         # The words of a row before its last (the last is used as it arrives).
         row_buffer = Array(Signal(W, name=f"row_word{n}") for n in range(max(1, longest - 1)))
         row_word = Signal(range(longest + 1))
-        row_count = Signal(COUNTER_WIDTH)
-        word = self.payload.payload
+        row_count = Signal(job.start.shape().width + 1)
+        word = self.payload.payload.data
         take = self.payload.valid & self.payload.ready
 
         def row_fields(words, field_width, fields):
@@ -98,20 +100,19 @@ class PayloadRouter(wiring.Component):
         ]
         with m.Switch(state):
             with m.Case(_State.IDLE):
-                m.d.comb += self.job.ready.eq(1)
                 with m.If(self.job.valid):
-                    m.d.sync += [job.eq(self.job.payload), left.eq(self.job.payload.words),
-                                 row_word.eq(0), row_count.eq(0), state.eq(_State.ROUTE)]
+                    m.d.sync += [routed.eq(job.empty), row_word.eq(0), row_count.eq(0),
+                                 state.eq(_State.ROUTE)]
             with m.Case(_State.ROUTE):
-                m.d.comb += self.payload.ready.eq(left != 0)
-                with m.If(left == 0):
+                m.d.comb += self.payload.ready.eq(~routed)
+                with m.If(routed):
                     with m.If((job.error == 0) & (job.opcode == Opcode.FRAME)):
                         m.d.comb += self.tile_start.eq(1)
                         m.d.sync += state.eq(_State.COMPUTE)
                     with m.Else():
                         m.d.sync += state.eq(_State.REPLY)
                 with m.Elif(take):
-                    m.d.sync += left.eq(left - 1)
+                    m.d.sync += routed.eq(self.payload.payload.last)
                     row_end = Signal()
                     with m.Switch(job.opcode):
                         for op, words in rows.items():
@@ -127,7 +128,7 @@ class PayloadRouter(wiring.Component):
                 with m.If(self.tile_done):
                     m.d.sync += state.eq(_State.REPLY)
             with m.Case(_State.REPLY):
-                m.d.comb += self.reply.valid.eq(1)
+                m.d.comb += [self.reply.valid.eq(1), self.job.ready.eq(self.reply.ready)]
                 with m.If(self.reply.ready):
                     m.d.sync += state.eq(_State.IDLE)
         return m

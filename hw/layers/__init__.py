@@ -11,15 +11,20 @@ Kinds: :mod:`.dense` (fully connected).
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data
+from amaranth.utils import bits_for
 
 from ..config import AccelConfig
 from ..protocol import LayerKind
 from .dense import DenseAddressGenerator
 
-__all__ = ["GENERATORS", "layer_descriptor_layout"]
+__all__ = ["GENERATORS", "KIND_BITS", "layer_descriptor_layout"]
 
 GENERATORS = {LayerKind.DENSE: DenseAddressGenerator}
 """The address generator of every layer kind."""
+
+KIND_BITS = bits_for(max(kind.value for kind in LayerKind))
+"""Bits of a layer kind inside the gateware: enough for every :class:`LayerKind` value (the
+protocol carries 8)."""
 
 
 def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
@@ -31,5 +36,5 @@ def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "weight_base": unsigned(config.weight_row_bits),
         "shift": range(config.max_shift + 1),
         "relu": unsigned(1),
-        "kind": LayerKind,
+        "kind": unsigned(KIND_BITS),   # a LayerKind value
     })

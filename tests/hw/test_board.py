@@ -65,13 +65,11 @@ def test_build_rejects_an_unknown_board(capsys):
 
 
 def test_icebreaker_bitstream(tmp_path, capsys):
-    """A tiny accelerator on the iCEBreaker: pins from the board's schematic, timing met at the
-    board's 12 MHz, and a bitstream of the iCE40UP5K's size."""
-    config_path = tmp_path / "tiny.toml"
-    config_path.write_text("[accelerator]\n" + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    """The iCEBreaker's own configuration (synth/configs/icebreaker.toml) next to the UART
+    link: it fits the iCE40UP5K, pins come from the board's schematic, timing is met at the
+    board's 12 MHz, and the bitstream has the iCE40UP5K's size."""
     out = tmp_path / "icebreaker"
-    code = main(["build", "--board", "icebreaker", "--config", str(config_path),
-                 "--out", str(out)])
+    code = main(["build", "--board", "icebreaker", "--out", str(out)])
     stdout = capsys.readouterr().out
     assert code == 0
     assert stdout.startswith(f"bitstream for icebreaker written to {out / 'reuse_accel.bin'} (")
@@ -86,7 +84,7 @@ def test_icebreaker_bitstream(tmp_path, capsys):
     log = (out / "reuse_accel.tim").read_text()
     assert re.search(r"Max frequency for clock\s+'[^']*clk[^']*': [\d.]+ MHz \(PASS at 12\.00 "
                      r"MHz\)", log)
-    assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**TINY)
+    assert AccelConfig.from_toml(out / "config.toml") == board_config("icebreaker")
 
 
 def test_ulx3s_build_plan_uses_the_board_pins():

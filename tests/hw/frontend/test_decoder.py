@@ -51,8 +51,11 @@ def test_decoder_frames_every_command_whatever_it_holds(seed):
             if len(commands.transfers) > len(decoded) and done_at is None:
                 command = commands.transfers[len(decoded)][1]
                 taken = sum(len(entry[4]) for entry in decoded)
-                words_so_far = [word for _, word in payload.transfers[taken:]]
+                words_so_far = [word.data for _, word in payload.transfers[taken:]]
+                lasts = [word.last for _, word in payload.transfers[taken:]]
                 if len(words_so_far) == command.words:
+                    # last marks the command's final payload word, and only that one.
+                    assert lasts == [n == command.words - 1 for n in range(command.words)]
                     decoded.append((command.opcode, command.layer, command.error,
                                     [command.control[n] for n in range(4)], words_so_far))
                     done_at = steps.cycle + seed   # the response takes a while

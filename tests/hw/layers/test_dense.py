@@ -56,7 +56,7 @@ def simulate(layers, *, ready=always, offer=always):
 
 def descriptor(inputs, outputs, weight_base=0):
     return {"inputs": inputs, "outputs": outputs, "weight_base": weight_base, "shift": 0,
-            "relu": 0, "kind": LayerKind.DENSE}
+            "relu": 0, "kind": LayerKind.DENSE.value}
 
 
 def test_weight_rows_are_group_major():
