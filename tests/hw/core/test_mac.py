@@ -17,8 +17,8 @@ CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=128)
 L = CONFIG.lanes
 ROW_BITS = CONFIG.row_bits
-MAC_DRAIN = 3  # last item's handshake -> idle (multiply, add-and-write, idle)
-READOUT_LATENCY = 3  # readout start -> first row written (row register, sum read, activation)
+MAC_DRAIN = DeltaMacArray.latency                 # last item's handshake -> idle
+READOUT_LATENCY = DeltaMacArray.readout_latency   # readout start -> first row written
 
 
 def reference_activation(acc, shift, relu, config=CONFIG):

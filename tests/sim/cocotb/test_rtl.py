@@ -10,15 +10,16 @@ Frame latency
 -------------
 Without backpressure a FRAME's response header leaves exactly ``FRAME_LATENCY + cycles``
 cycles after the FRAME's last payload word, ``cycles`` being the frame's own cycle count (the
-tile's ``frame_cycles`` counter, which the model predicts). From ``hw/top.py`` and
+tile's ``frame_cycles`` counter, which the model predicts). From ``hw/frontend/`` and
 ``hw/tile.py``, with the last word accepted at edge ``T``:
 
-- edge ``T + 1``: the top, in DATA with nothing remaining, pulses ``tile.start``; the tile
+- edge ``T + 1``: the payload router, its last word taken, pulses ``tile.start``; the tile
   leaves IDLE and clears its counters;
 - edges ``T + 2 .. D``: the tile is busy (SETUP, SCAN, READOUT per layer, then DONE) and
-  ``frame_cycles`` counts each of these ``cycles = D - T - 1`` edges; at edge ``D`` the top
-  sees ``done`` and moves to RESPOND_HEADER;
-- edge ``D + 1``: the header is registered into ``o.payload`` and ``o.valid`` rises;
+  ``frame_cycles`` counts each of these ``cycles = D - T - 1`` edges; at edge ``D`` the router
+  sees ``done`` and moves to REPLY;
+- edge ``D + 1``: the responder takes the reply and registers the header into ``o.payload``;
+  ``o.valid`` rises;
 - edge ``D + 2``: the header transfers (the host is ready).
 
 So the header moves at ``T + cycles + 3``.
@@ -34,6 +35,7 @@ from support.networks import random_network, similar_frames
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.frontend import FRAME_RESPONSE_LATENCY
 from reuse_accel.hw.protocol import Opcode
 from reuse_accel.sim.amaranth import AmaranthTransport
 from reuse_accel.sim.cocotb import transport as cocotb_transport
@@ -45,7 +47,7 @@ from reuse_accel.sw.transports import Exchange
 
 pytestmark = pytest.mark.rtl
 
-FRAME_LATENCY = 3
+FRAME_LATENCY = FRAME_RESPONSE_LATENCY
 """Cycles of a FRAME beyond its own cycle count: start, output register, transfer."""
 
 SMALL = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
