@@ -12,8 +12,8 @@ import numpy as np
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
-from reuse_accel.hw.layers import dense
-from reuse_accel.hw.protocol import Error, LayerKind, Opcode
+from reuse_accel.hw.layers import KINDS
+from reuse_accel.hw.protocol import Error, Opcode
 from reuse_accel.sim.model import FixedLayer, FrameResult
 
 __all__ = ["Batch", "DeviceError", "ProtocolError", "layer_weight_rows", "split_responses",
@@ -47,9 +47,9 @@ class ProtocolError(RuntimeError):
 def layer_weight_rows(config: AccelConfig, layer) -> int:
     """Weight-memory rows of L weights that a layer (anything with ``kind``, ``inputs`` and
     ``outputs``) takes: for a dense layer, one per input and output group."""
-    if layer.kind is not LayerKind.DENSE:
+    if layer.kind not in KINDS:
         raise ValueError(f"no weight layout for layer kind {layer.kind!r}")
-    return layer.inputs * config.groups(layer.outputs)
+    return KINDS[layer.kind].weight_row_count(config, layer.inputs, layer.outputs)
 
 
 def weight_bases(config: AccelConfig, layers: list[FixedLayer]) -> list[int]:
@@ -116,7 +116,7 @@ class Batch:
                               protocol.pack_rows([layer.centroids], config.centroid_width, W))
             biases = _lane_rows(config, np.asarray(layer.biases))
             self._rows(Opcode.LOAD_BIASES, number, biases, config.bias_width, 0)
-            rows = dense.weight_rows(config, layer.weights)
+            rows = KINDS[layer.kind].weight_rows(config, layer.weights)
             self._rows(Opcode.LOAD_WEIGHTS, number, rows, config.weight_width, base)
         self._command(Opcode.SET_NET, payload=self._control(len(layers)))
 

@@ -15,12 +15,17 @@ from amaranth.utils import bits_for
 
 from ..config import AccelConfig
 from ..protocol import LayerKind
+from . import dense
 from .dense import DenseAddressGenerator
 
-__all__ = ["GENERATORS", "KIND_BITS", "layer_descriptor_layout"]
+__all__ = ["GENERATORS", "KINDS", "KIND_BITS", "layer_descriptor_layout"]
 
 GENERATORS = {LayerKind.DENSE: DenseAddressGenerator}
 """The address generator of every layer kind."""
+
+KINDS = {LayerKind.DENSE: dense}
+"""The module of every layer kind: its weight layout (``weight_row_count``, ``weight_rows``)
+and cost (``items_per_input``), for the host and the model."""
 
 KIND_BITS = bits_for(max(kind.value for kind in LayerKind))
 """Bits of a layer kind inside the gateware: enough for every :class:`LayerKind` value (the

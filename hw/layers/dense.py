@@ -32,12 +32,17 @@ from amaranth.utils import exact_log2
 from ..config import AccelConfig, check_config
 from ..core.layouts import changed_input_layout, mac_item_layout
 
-__all__ = ["DenseAddressGenerator", "items_per_input", "weight_rows"]
+__all__ = ["DenseAddressGenerator", "items_per_input", "weight_row_count", "weight_rows"]
 
 
 def items_per_input(config: AccelConfig, outputs: int) -> int:
     """MAC items (cycles of the MAC array) per changed input of a dense layer."""
     return config.groups(outputs)
+
+
+def weight_row_count(config: AccelConfig, inputs: int, outputs: int) -> int:
+    """Weight-memory rows a dense layer takes: one per input and output group."""
+    return inputs * config.groups(outputs)
 
 
 def weight_rows(config: AccelConfig, weights: np.ndarray) -> np.ndarray:
