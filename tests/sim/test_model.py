@@ -9,13 +9,17 @@ from hypothesis import strategies as st
 from support.networks import random_network, similar_frames
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.core.change_detector import ChangeDetector
-from reuse_accel.hw.core.mac import DeltaMacArray
-from reuse_accel.hw.core.quantizer import CentroidQuantizer
-from reuse_accel.hw.core.row_reader import RowReader
-from reuse_accel.hw.tile import ProcessingTile
 from reuse_accel.sim.model import FixedLayer, GoldenModel, activate, quantize
-from reuse_accel.sim.timing import dense_layer_cycles, frame_cycles, layer_cycles
+from reuse_accel.sim.timing import (
+    FILL,
+    FRAME_OVERHEAD,
+    MAC_DRAIN,
+    READOUT,
+    SETUP,
+    dense_layer_cycles,
+    frame_cycles,
+    layer_cycles,
+)
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=12, act_frac=6, weight_width=6,
                      centroid_width=12, max_layers=3, max_neurons=32, weight_depth=1024)
@@ -23,13 +27,8 @@ CONFIG16 = AccelConfig(lanes=4, clusters=16, act_width=12, act_frac=6, weight_wi
                        centroid_width=14, max_layers=3, max_neurons=32, weight_depth=1024)
 
 # Pipeline constants as the timing docstring states them.
-# The latencies the components state (the one source of truth); the formula below is built
-# from them independently of sim/timing.py, and the RTL tests hold the hardware to it.
-SETUP = ProcessingTile.setup_latency
-FILL = RowReader.latency + CentroidQuantizer.latency + ChangeDetector.latency
-MAC_DRAIN = DeltaMacArray.latency
-READOUT = DeltaMacArray.readout_latency
-FRAME_OVERHEAD = ProcessingTile.done_latency
+# The pipeline constants the gateware states (sim/timing.py composes them from the components'
+# latencies); the per-input formula below is rebuilt independently of sim/timing.py's code.
 
 
 # -- independent references --------------------------------------------------------------------

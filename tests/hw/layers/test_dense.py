@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from support.streams import Lockstep, StreamSink, StreamSource, always
+from support.streams import Lockstep, StreamSink, StreamSource, always, random_pattern
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.dense import DenseAddressGenerator, items_per_input, weight_rows
@@ -98,8 +98,6 @@ def test_from_scratch_first_input_starts_every_row_from_the_biases():
 @pytest.mark.parametrize("seed", range(4))
 def test_backpressure_and_gaps_keep_every_item_in_order(seed):
     rng = random.Random(seed)
-    ready_bits = [rng.random() < 0.6 for _ in range(5000)]
-    offer_bits = [rng.random() < 0.5 for _ in range(5000)]
     layers = []
     for _ in range(3):
         inputs, outputs = rng.randint(1, 16), rng.randint(1, 16)
@@ -107,7 +105,8 @@ def test_backpressure_and_gaps_keep_every_item_in_order(seed):
         changed = sorted(rng.sample(range(inputs), rng.randint(1, inputs)))
         layers.append((descriptor(inputs, outputs, base), rng.random() < 0.5,
                        [(n, rng.randint(-512, 511)) for n in changed]))
-    results = simulate(layers, ready=lambda c: ready_bits[c], offer=lambda c: offer_bits[c])
+    results = simulate(layers, ready=random_pattern(seed + 100, 0.4),
+                       offer=random_pattern(seed + 200, 0.5))
     for (layer, scratch, changed), (items, _) in zip(layers, results):
         groups = -(-layer["outputs"] // L)
         last_lanes = layer["outputs"] - (groups - 1) * L
