@@ -246,8 +246,8 @@ def cmd_run(args) -> int:
     _waves_options(backend, args.waves)
     network = Network.load(args.model)
     frames = load_frames(args.frames, network.input_shape)
-    calibration = load_frames(args.calibration, network.input_shape) if args.calibration \
-        else frames
+    calibration = (load_frames(args.calibration, network.input_shape, "calibration frames")
+                   if args.calibration else frames)
     labels = load_labels(args.labels, len(frames)) if args.labels else None
     transport = None
     if backend == "serial":

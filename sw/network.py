@@ -268,16 +268,17 @@ def check_frames(frames: np.ndarray, input_shape, source: str = "frames") -> np.
     return frames.astype(np.float64)
 
 
-def load_frames(path: str | Path, input_shape) -> np.ndarray:
-    """(T, *input_shape) frames from a ``.npy`` file (see :func:`check_frames`)."""
+def load_frames(path: str | Path, input_shape, what: str = "frames") -> np.ndarray:
+    """(T, *input_shape) frames from a ``.npy`` file (see :func:`check_frames`); ``what``
+    names them in errors (``"calibration frames"``, say)."""
     path = Path(path)
-    frames = _np_load(path, "frames", ".npy array")
+    frames = _np_load(path, what, ".npy array")
     if not isinstance(frames, np.ndarray):
         frames.close()
         raise InputError(
-            f"frames file {str(path)!r} is an .npz archive; save the (T, inputs) array "
+            f"{what} file {str(path)!r} is an .npz archive; save the (T, inputs) array "
             "with numpy.save")
-    return check_frames(frames, input_shape, source=f"frames in {str(path)!r}")
+    return check_frames(frames, input_shape, source=f"{what} in {str(path)!r}")
 
 
 def load_labels(path: str | Path, frames: int) -> np.ndarray:

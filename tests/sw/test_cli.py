@@ -643,6 +643,16 @@ def test_inputs_outside_the_calibrated_range_are_warned_about(tmp_path, capsys, 
     assert stderr == expected
 
 
+def test_a_text_calibration_file_is_named_as_such(tmp_path, capsys, model_files):
+    model, frames_path, _ = model_files
+    calibration = tmp_path / "calibration.npy"
+    calibration.write_text("0.1 0.2 0.3 0.4 0.5\n")
+    code, stdout, stderr = cli(capsys, "run", model, frames_path, "--calibration", calibration)
+    assert (code, stdout) == (2, "")
+    assert stderr.startswith(f"reuse-accel: error: calibration frames file {str(calibration)!r} "
+                             "is a text file, not a NumPy .npy array")
+
+
 def test_version(capsys):
     import importlib.metadata
     with pytest.raises(SystemExit) as exit_info:
