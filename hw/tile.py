@@ -30,7 +30,6 @@ scratch.
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
 from .config import COUNTER_WIDTH, AccelConfig, check_config
 from .core.change_detector import ChangeDetector
@@ -40,8 +39,9 @@ from .core.popcount import popcount
 from .core.quantizer import CentroidQuantizer
 from .core.register import StreamRegister
 from .core.row_reader import RowReader, row_tag_layout
+from .core.rows import last_row_mask, row_count
 from .core.serializer import InputSerializer
-from .layers import GENERATORS, layer_descriptor_layout
+from .layers import KINDS, layer_descriptor_layout
 from .protocol import LAYER_COUNTERS
 
 __all__ = ["ProcessingTile", "layer_counters_layout", "tile_signature"]
@@ -113,7 +113,6 @@ class ProcessingTile(wiring.Component):
         m = Module()
         config = self._config
         lanes = config.lanes
-        lane_bits = exact_log2(lanes)
 
         m.submodules.buffer = buffer = IOBuffer(config)
         m.submodules.reader = reader = RowReader(config)
@@ -230,16 +229,10 @@ class ProcessingTile(wiring.Component):
                         self.counters.eq(0),
                     ]
             with m.Case(_State.SETUP):
-                def final_row_lanes(count):
-                    """Lanes that hold real values in the last row of ``count`` values."""
-                    remainder = count[:lane_bits] if lane_bits else Const(0, 1)
-                    return Mux(remainder == 0, Const(-1, lanes),
-                               (Const(1, lanes + 1) << remainder) - 1)
-
                 m.d.sync += [
                     kind.eq(descriptor.kind),
-                    out_rows.eq((descriptor.outputs + lanes - 1) >> lane_bits),
-                    last_output_lanes.eq(final_row_lanes(descriptor.outputs)),
+                    out_rows.eq(row_count(descriptor.outputs, lanes)),
+                    last_output_lanes.eq(last_row_mask(descriptor.outputs, lanes)),
                     shift.eq(descriptor.shift),
                     relu.eq(descriptor.relu),
                     scan_done.eq(0),
@@ -291,8 +284,8 @@ class ProcessingTile(wiring.Component):
         MAC items to the array; every generator latches its layer in the ``setup`` cycle of a
         layer of its kind."""
         items_valid, changed_ready = Const(0), Const(0)
-        for layer_kind, generator_class in GENERATORS.items():
-            generator = generator_class(self._config)
+        for layer_kind, kind_module in KINDS.items():
+            generator = kind_module.AddressGenerator(self._config)
             m.submodules[f"{layer_kind.name.lower()}_generator"] = generator
             selected = kind == layer_kind.value
             m.d.comb += [

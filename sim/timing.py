@@ -58,6 +58,8 @@ read, the quantizer, and the change detector's previous-index read and serialize
 FILL_WITHOUT_REUSE = RowReader.latency + StreamRegister.latency + InputSerializer.latency
 """The same without the quantizer and change detector (hardware generated without reuse): the
 buffer read, the row register and the serializer."""
+GENERATOR = dense.AddressGenerator.latency
+"""Cycles from a changed input's handshake with the address generator to its first MAC item."""
 MAC_DRAIN = DeltaMacArray.latency
 """Cycles from the last MAC item's handshake to the array's idle flag."""
 READOUT = DeltaMacArray.readout_latency
@@ -88,7 +90,8 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
     order = np.arange(count)
     leave = row_start[item_row] + order - changed_before_row[item_row]
     handshakes = int(np.maximum(np.diff(leave), groups).sum())
-    tail = max(serializer_total - int(leave[-1]), groups + MAC_DRAIN)
+    # The last input's items: the generator's latency, then one per cycle, then the MAC drain.
+    tail = max(serializer_total - int(leave[-1]), GENERATOR + groups - 1 + MAC_DRAIN)
     return SETUP + fill + int(leave[0]) + handshakes + tail + groups + READOUT
 
 

@@ -71,6 +71,8 @@ class ChangeDetector(wiring.Component):
 
         m.submodules.previous = previous = memory.Memory(
             shape=index_row, depth=config.max_layers << config.row_bits, init=[])
+        # Not transparent: a row's entry is read as the row enters and written as it moves on,
+        # never in the same cycle for the same row.
         prev_read = previous.read_port()
         prev_write = previous.write_port()
         m.submodules.serializer = serializer = InputSerializer(config, lane_shape=pair)

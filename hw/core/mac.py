@@ -17,7 +17,9 @@ Contract
   :class:`~reuse_accel.hw.core.activation.Activation` to ``act`` (a write port into the I/O
   buffer). Row ``r`` is written in cycle ``start + readout_latency + r`` (cycle ``start`` being
   the one with ``readout_start`` high); ``readout_done`` marks the last, and ``saturated`` flags
-  the lanes of the row being written that were clamped to the activation range.
+  the lanes of the row being written that were clamped to the activation range. The readout
+  shares the sum memory's read port with the items: start it only while ``idle``, offer no
+  item until ``readout_done``, and read at least one row (``readout_rows >= 1``).
 - ``weight_write``, ``bias_write``: host loading ports (a weight row is written one cycle after
   it is presented; weights are loaded only while no frame runs).
 

@@ -16,10 +16,10 @@ Contract
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
 from .iobuffer import IOBuffer
+from .rows import last_row_mask, row_count
 
 __all__ = ["RowReader", "row_tag_layout"]
 
@@ -61,20 +61,18 @@ class RowReader(wiring.Component):
         m = Module()
         config = self._config
         lanes = config.lanes
-        lane_bits = exact_log2(lanes)
 
         rows = Signal(config.group_count_bits)
         last_lanes = Signal(lanes)
         row = Signal(config.group_count_bits)
         with m.If(self.start):
-            remainder = self.inputs[:lane_bits] if lane_bits else Const(0, 1)
             m.d.sync += [
-                rows.eq((self.inputs + lanes - 1) >> lane_bits),
-                last_lanes.eq(Mux(remainder == 0, Const(-1, lanes),
-                                  (Const(1, lanes + 1) << remainder) - 1)),
+                rows.eq(row_count(self.inputs, lanes)),
+                last_lanes.eq(last_row_mask(self.inputs, lanes)),
                 row.eq(0),
             ]
 
+        # A row offered stays offered until taken, whether or not the reader stays active.
         advance = ~self.o.valid | self.o.ready
         issue = self.active & (row < rows)
         m.d.comb += [
@@ -82,14 +80,14 @@ class RowReader(wiring.Component):
             self.read.en.eq(self.active & advance),
             self.o.payload.values.eq(self.read.data),
         ]
-        with m.If(self.active & advance):
-            final = row == rows - 1
-            m.d.sync += [
-                self.o.valid.eq(issue),
-                self.o.payload.tag.row.eq(row),
-                self.o.payload.tag.last.eq(final),
-                self.o.payload.tag.lanes.eq(Mux(final, last_lanes, Const(-1, lanes))),
-            ]
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(issue)
             with m.If(issue):
-                m.d.sync += row.eq(row + 1)
+                final = row == rows - 1
+                m.d.sync += [
+                    self.o.payload.tag.row.eq(row),
+                    self.o.payload.tag.last.eq(final),
+                    self.o.payload.tag.lanes.eq(Mux(final, last_lanes, Const(-1, lanes))),
+                    row.eq(row + 1),
+                ]
         return m

@@ -31,13 +31,14 @@ from ..config import AccelConfig, check_config
 from ..tile import tile_signature
 from .checker import CommandChecker
 from .decoder import CommandDecoder
-from .layouts import response_word_layout
+from .layouts import word_layout
 from .responder import Responder
 from .router import PayloadRouter
 
 __all__ = ["CommandFrontend", "FRAME_RESPONSE_LATENCY"]
 
-FRAME_RESPONSE_LATENCY = 3
+FRAME_RESPONSE_LATENCY = (PayloadRouter.start_latency + PayloadRouter.reply_latency +
+                          Responder.latency)
 """Cycles from a frame's last input word to its response header's transfer, beyond the frame's
 own cycle count: the tile's start, the router's reply, the output register."""
 
@@ -55,7 +56,7 @@ class CommandFrontend(wiring.Component):
         self._config = check_config(config)
         super().__init__({
             "i": In(stream.Signature(config.stream_width)),
-            "o": Out(stream.Signature(response_word_layout(config))),
+            "o": Out(stream.Signature(word_layout(config))),
             "tile": Out(tile_signature(config).flip()),
         })
 

@@ -20,11 +20,11 @@ Contract
 from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
 from .. import protocol
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
-from ..layers import layer_descriptor_layout
+from ..core.rows import row_count
+from ..layers import KINDS, layer_descriptor_layout
 from ..protocol import Error, Opcode
 from .layouts import command_layout, job_layout
 
@@ -66,7 +66,7 @@ class CommandChecker(wiring.Component):
         last_layer = self.layers[(self.layer_count - 1).as_unsigned()]
         m.d.comb += [
             self.from_scratch.eq(baseline | ~reuse_valid if config.reuse else 1),
-            self.output_rows.eq((last_layer.outputs + lanes - 1) >> exact_log2(lanes)),
+            self.output_rows.eq(row_count(last_layer.outputs, lanes)),
         ]
         flags = (Mux(net_valid, protocol.STATUS_FLAG_NET_VALID, 0) |
                  Mux(reuse_valid & ~baseline, protocol.STATUS_FLAG_REUSE_VALID, 0) |
@@ -107,7 +107,7 @@ class CommandChecker(wiring.Component):
     def _check(self, m, command, net_valid, configured):
         """The error that answers ``command`` (0 if it passes), combinationally."""
         config = self._config
-        lanes, lane_bits = config.lanes, exact_log2(config.lanes)
+        lanes = config.lanes
         words = command.words
         control = command.control
         error = Signal(8)
@@ -151,16 +151,18 @@ class CommandChecker(wiring.Component):
                 with m.Case(Opcode.SET_LAYER):
                     inputs, outputs, weight_base = control[0], control[1], control[2]
                     flags = protocol.LayerFlags(control[3])
+                    # Only the kinds this hardware implements; the weights a layer of its kind
+                    # takes must end inside the weight memory.
                     known_kind = Const(0)
-                    for kind in protocol.LayerKind:
-                        known_kind = known_kind | (flags.kind.as_value() == kind.value)
-                    # The extent is computed on fields narrowed to their valid ranges: a field
-                    # beyond its range fails the check anyway, and the product of two 32-bit
-                    # fields would cost several DSP blocks and the longest path of the design.
+                    extent = Signal(config.weight_row_bits + 2 * config.neuron_count_bits)
                     bits = config.neuron_count_bits
-                    narrow_groups = (outputs[:bits] + lanes - 1) >> lane_bits
-                    extent = (weight_base[:config.weight_row_bits] +
-                              inputs[:bits] * narrow_groups)
+                    for kind, module in KINDS.items():
+                        this = flags.kind.as_value() == kind.value
+                        known_kind = known_kind | this
+                        with m.If(this):
+                            m.d.comb += extent.eq(
+                                weight_base[:config.weight_row_bits] +
+                                module.weight_extent(config, inputs[:bits], outputs[:bits]))
                     check((words != 0, Error.BAD_LENGTH),
                           (~layer_ok, Error.BAD_LAYER),
                           ((inputs == 0) | (inputs > config.max_neurons) |
@@ -185,7 +187,7 @@ class CommandChecker(wiring.Component):
                           (~weights & ~layer_ok, Error.BAD_LAYER),
                           ((start >= depth) | (rows > depth - start), Error.BAD_ADDRESS))
                 with m.Case(Opcode.FRAME):
-                    rows = (self.layers[0].inputs + lanes - 1) >> lane_bits
+                    rows = row_count(self.layers[0].inputs, lanes)
                     check((~net_valid, Error.NOT_READY),
                           (words != rows * row_words(Opcode.FRAME), Error.BAD_LENGTH))
         return error

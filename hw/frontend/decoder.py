@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
 from ..protocol import Error, Header, Opcode, control_words
-from .layouts import CONTROL_SLOTS, command_layout, payload_word_layout
+from .layouts import CONTROL_SLOTS, command_layout, word_layout
 
 __all__ = ["CommandDecoder"]
 
@@ -42,7 +42,7 @@ class CommandDecoder(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(config.stream_width)),
             "command": Out(stream.Signature(command_layout(config))),
-            "payload": Out(stream.Signature(payload_word_layout(config))),
+            "payload": Out(stream.Signature(word_layout(config))),
             "done": In(1),
         })
 

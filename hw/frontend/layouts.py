@@ -11,8 +11,7 @@ from amaranth.lib import data
 from ..config import COUNTER_WIDTH, AccelConfig
 from ..protocol import CONTROL_FIELDS
 
-__all__ = ["command_layout", "job_layout", "payload_word_layout", "reply_layout",
-           "response_word_layout", "CONTROL_SLOTS"]
+__all__ = ["command_layout", "job_layout", "reply_layout", "word_layout", "CONTROL_SLOTS"]
 
 CONTROL_SLOTS = max(CONTROL_FIELDS.values())
 """32-bit fields of the longest control row."""
@@ -29,11 +28,6 @@ def command_layout(config: AccelConfig) -> data.StructLayout:
         "words": 16,
         "error": 8,
     })
-
-
-def payload_word_layout(config: AccelConfig) -> data.StructLayout:
-    """A payload word, and whether it is its command's last."""
-    return data.StructLayout({"data": config.stream_width, "last": 1})
 
 
 def job_layout(config: AccelConfig) -> data.StructLayout:
@@ -55,6 +49,6 @@ def reply_layout(config: AccelConfig) -> data.StructLayout:
     return data.StructLayout({"opcode": 8, "layer": 8, "error": 8})
 
 
-def response_word_layout(config: AccelConfig) -> data.StructLayout:
-    """A word of the response stream: the word and whether it ends its response."""
+def word_layout(config: AccelConfig) -> data.StructLayout:
+    """A stream word and whether it is the last of its command's payload or of its response."""
     return data.StructLayout({"data": config.stream_width, "last": 1})

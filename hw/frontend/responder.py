@@ -13,6 +13,8 @@ Contract
 - ``o``: the response words, registered; ``o.payload.last`` marks the final word of every
   response.
 - ``done``: pulses when the final word of a response enters the output register.
+- Throughput: one word per cycle, but for one cycle per output row (its read from the I/O
+  buffer) and one between the rows and the counters, and one after the last word.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
@@ -23,7 +25,7 @@ from .. import protocol
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
 from ..protocol import Opcode
 from ..tile import layer_counters_layout
-from .layouts import reply_layout, response_word_layout
+from .layouts import reply_layout, word_layout
 
 __all__ = ["Responder"]
 
@@ -37,12 +39,15 @@ class _State(enum.Enum, shape=2):
 class Responder(wiring.Component):
     """Response words out of replies, the I/O buffer, the counters and the status row."""
 
+    latency = 1
+    """Cycles from a reply's acceptance to its header on ``o`` (the output register)."""
+
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
         act_row = data.ArrayLayout(signed(config.act_width), config.lanes)
         super().__init__({
             "reply": In(stream.Signature(reply_layout(config))),
-            "o": Out(stream.Signature(response_word_layout(config))),
+            "o": Out(stream.Signature(word_layout(config))),
             "done": Out(1),
             "result_read": In(memory.ReadPort.Signature(addr_width=config.row_bits,
                                                          shape=act_row)),

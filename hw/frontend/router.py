@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
 from ..protocol import Opcode, row_words
-from .layouts import job_layout, payload_word_layout, reply_layout
+from .layouts import job_layout, reply_layout, word_layout
 
 __all__ = ["PayloadRouter"]
 
@@ -36,13 +36,19 @@ class _State(enum.Enum, shape=2):
 class PayloadRouter(wiring.Component):
     """Payload words to memory rows; runs frames."""
 
+    start_latency = 1
+    """Cycles from a FRAME's last payload word to ``tile_start``."""
+
+    reply_latency = 1
+    """Cycles from ``tile_done`` to the reply."""
+
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
         lanes = config.lanes
         act_row = data.ArrayLayout(signed(config.act_width), lanes)
         members = {
             "job": In(stream.Signature(job_layout(config))),
-            "payload": In(stream.Signature(payload_word_layout(config))),
+            "payload": In(stream.Signature(word_layout(config))),
             "reply": Out(stream.Signature(reply_layout(config))),
             "fill": In(memory.WritePort.Signature(addr_width=config.row_bits, shape=act_row)),
             "weight_write": In(memory.WritePort.Signature(

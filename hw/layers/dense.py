@@ -18,7 +18,8 @@ input counts as changed, so input 0 comes first and touches every sum row).
 - ``i``: changed inputs; ``o``: MAC items; the next input is accepted in the cycle the current
   one issues its last item, so the MAC array sees one item every cycle while inputs wait.
 - ``start``: latches the layer's parameters from ``descriptor`` (held stable while the layer
-  runs) and ``from_scratch``.
+  runs) and ``from_scratch``; it must come while no item is offered (``o.valid`` low), as
+  between layers.
 - Latency :attr:`DenseAddressGenerator.latency` (1); cost :func:`items_per_input` items per
   changed input.
 """
@@ -31,8 +32,11 @@ from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
 from ..core.layouts import changed_input_layout, mac_item_layout
+from ..core.rows import row_count
+from .descriptor import layer_descriptor_layout
 
-__all__ = ["DenseAddressGenerator", "items_per_input", "weight_row_count", "weight_rows"]
+__all__ = ["AddressGenerator", "DenseAddressGenerator", "items_per_input", "weight_extent",
+           "weight_row_count", "weight_rows"]
 
 
 def items_per_input(config: AccelConfig, outputs: int) -> int:
@@ -43,6 +47,13 @@ def items_per_input(config: AccelConfig, outputs: int) -> int:
 def weight_row_count(config: AccelConfig, inputs: int, outputs: int) -> int:
     """Weight-memory rows a dense layer takes: one per input and output group."""
     return inputs * config.groups(outputs)
+
+
+def weight_extent(config: AccelConfig, inputs, outputs):
+    """:func:`weight_row_count` as gateware, on fields already narrowed to their valid ranges
+    (a field beyond its range fails the check anyway, and the product of two 32-bit fields
+    would cost several DSP blocks and the longest path of the design)."""
+    return inputs * row_count(outputs, config.lanes)
 
 
 def weight_rows(config: AccelConfig, weights: np.ndarray) -> np.ndarray:
@@ -64,8 +75,6 @@ class DenseAddressGenerator(wiring.Component):
     """Cycles from an input's handshake to its first item on ``o``."""
 
     def __init__(self, config: AccelConfig):
-        from . import layer_descriptor_layout
-
         self._config = check_config(config)
         super().__init__({
             "i": In(stream.Signature(changed_input_layout(config))),
@@ -117,7 +126,7 @@ class DenseAddressGenerator(wiring.Component):
             m.d.sync += [
                 base.eq(self.descriptor.weight_base),
                 stride.eq(self.descriptor.inputs),
-                groups.eq((outputs + lanes - 1) >> lane_bits),
+                groups.eq(row_count(outputs, lanes)),
                 last_lanes.eq(Mux(remainder == 0, lanes, remainder)),
                 from_scratch.eq(self.from_scratch),
                 first.eq(1),
@@ -140,3 +149,7 @@ class DenseAddressGenerator(wiring.Component):
                 m.d.sync += [row.eq(row + stride), group.eq(group + 1),
                              last.eq(group + 2 == groups)]
         return m
+
+
+AddressGenerator = DenseAddressGenerator
+"""The kind's address generator, under the name every kind module gives it."""
