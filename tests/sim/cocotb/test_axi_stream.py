@@ -8,14 +8,12 @@ transport's own bench (:meth:`CocotbTransport.run_module`).
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from support.networks import random_network, similar_frames
+from support.rtl import NETWORKS, SIMULATORS, SMALL, WIDE
 
 from reuse_accel.hw import protocol
-from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.protocol import Error
 from reuse_accel.sim.cocotb.transport import CocotbTransport
 from reuse_accel.sim.model import FrameResult, GoldenModel
@@ -23,18 +21,6 @@ from reuse_accel.sw.commands import Batch, DeviceError
 
 pytestmark = pytest.mark.rtl
 
-# The configurations the RTL tests already build: 32-bit and 64-bit tdata.
-SMALL = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
-WIDE = AccelConfig(lanes=8, clusters=32, stream_width=64, max_neurons=64, weight_depth=1024,
-                   max_layers=3)
-NETWORKS = {SMALL: [22, 13, 11, 6], WIDE: [37, 20, 17, 9]}
-
-SIMULATORS = [
-    "verilator",
-    pytest.param("icarus", marks=pytest.mark.skipif(
-        shutil.which("iverilog") is None,
-        reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog")),
-]
 
 
 def commands_of(words: list[int]) -> list[list[int]]:

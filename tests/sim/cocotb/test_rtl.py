@@ -27,11 +27,10 @@ So the header moves at ``T + cycles + 3``.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from support.networks import random_network, similar_frames
+from support.rtl import NETWORKS, SIMULATORS, SMALL, WIDE
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
@@ -50,17 +49,6 @@ pytestmark = pytest.mark.rtl
 FRAME_LATENCY = FRAME_RESPONSE_LATENCY
 """Cycles of a FRAME beyond its own cycle count: start, output register, transfer."""
 
-SMALL = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
-WIDE = AccelConfig(lanes=8, clusters=32, stream_width=64, max_neurons=64, weight_depth=1024,
-                   max_layers=3)
-NETWORKS = {SMALL: [22, 13, 11, 6], WIDE: [37, 20, 17, 9]}
-
-SIMULATORS = [
-    "verilator",
-    pytest.param("icarus", marks=pytest.mark.skipif(
-        shutil.which("iverilog") is None,
-        reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog")),
-]
 
 COUNTERS = ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows", "macs",
             "saturated_outputs")
