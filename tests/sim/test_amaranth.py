@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from support.accelerator import split_commands
 from support.networks import random_network
 
 from reuse_accel.hw import protocol
@@ -16,17 +17,6 @@ from reuse_accel.sim.amaranth import AmaranthTransport
 from reuse_accel.sw.commands import Batch, split_responses
 
 RTL_CONFIG = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3)
-
-
-def split_commands(words):
-    """(opcode, length, control fields) of each command in a word stream."""
-    commands, position = [], 0
-    while position < len(words):
-        opcode, _, length = protocol.parse_header(words[position])
-        control = [word & 0xFFFFFFFF for word in words[position + 1:position + 3]]
-        commands.append((opcode, length, control))
-        position += 1 + length
-    return commands
 
 
 # -- the Amaranth transport's timeout ------------------------------------------------------------

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 from amaranth.hdl import UnusedElaboratable
 
+from reuse_accel.hw import protocol
 from reuse_accel.sim.amaranth import AmaranthTransport
 from reuse_accel.sim.model import FrameResult
 from reuse_accel.sw.commands import Batch, DeviceError, split_responses
@@ -74,3 +75,20 @@ def assert_frame_equal(got: FrameResult, want: FrameResult, label: str) -> None:
 
 def no_device_errors(results: list) -> None:
     assert not errors_of(results), [str(error) for error in errors_of(results)]
+
+
+def command_words(words: list[int]) -> list[list[int]]:
+    """Cut a command word stream into its commands (header and payload), by the headers'
+    lengths."""
+    commands, position = [], 0
+    while position < len(words):
+        length = protocol.parse_header(words[position])[2]
+        commands.append(words[position:position + 1 + length])
+        position += 1 + length
+    return commands
+
+
+def split_commands(words: list[int]) -> list[tuple]:
+    """(opcode, length, first two control fields) of each command in a word stream."""
+    return [(protocol.parse_header(command[0])[0], len(command) - 1,
+             [word & 0xFFFFFFFF for word in command[1:3]]) for command in command_words(words)]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.accelerator import split_commands
 from support.networks import random_network
 
 from reuse_accel.hw import protocol
@@ -495,17 +496,6 @@ def test_load_commands_fit_the_length_field_at_64_lanes():
     rows = sum(control[1] for opcode, _, control in commands if opcode == Opcode.LOAD_WEIGHTS)
     assert rows == 4200 * config.groups(64)
     assert len(lengths) == 2   # 4200 rows of 16 words need two commands
-
-
-def split_commands(words):
-    """(opcode, length, control fields) of each command in a word stream."""
-    commands, position = [], 0
-    while position < len(words):
-        opcode, _, length = protocol.parse_header(words[position])
-        control = [word & 0xFFFFFFFF for word in words[position + 1:position + 3]]
-        commands.append((opcode, length, control))
-        position += 1 + length
-    return commands
 
 
 def test_zero_weights_keep_their_biases():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.accelerator import command_words
 from support.networks import random_network, similar_frames
 from support.rtl import NETWORKS, SIMULATORS, SMALL, WIDE
 
@@ -21,16 +22,6 @@ from reuse_accel.sw.commands import Batch, DeviceError
 
 pytestmark = pytest.mark.rtl
 
-
-
-def commands_of(words: list[int]) -> list[list[int]]:
-    """Cut a batch's words into commands by their headers' lengths."""
-    commands, position = [], 0
-    while position < len(words):
-        length = protocol.parse_header(words[position])[2]
-        commands.append(words[position:position + 1 + length])
-        position += 1 + length
-    return commands
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -52,7 +43,7 @@ def test_cocotbext_axi_streams_with_pauses(rtl_build_root, config, simulator):
 
     transport = CocotbTransport(config, simulator, build_dir=rtl_build_root)
     result = transport.run_module("support.axi_bench", {
-        "commands": commands_of(batch.words),
+        "commands": command_words(batch.words),
         "responses": len(batch.expected),
         "stream_width": config.stream_width,
         "seed": 3,
