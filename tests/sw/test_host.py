@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.accelerator import split_commands
+from support.accelerator import command_words, split_commands
 from support.networks import random_network
 
 from reuse_accel.hw import protocol
@@ -573,12 +573,9 @@ def test_set_layer_flags_carry_shift_activation_and_kind(tiny_model):
 
 def split_commands_words(words, opcode):
     """The payload words of every command with this opcode."""
-    position = 0
-    while position < len(words):
-        code, _, length = protocol.parse_header(words[position])
-        if code == opcode:
-            yield words[position + 1:position + 1 + length]
-        position += 1 + length
+    for command in command_words(words):
+        if protocol.parse_header(command[0])[0] == opcode:
+            yield command[1:]
 
 
 # -- hardware sized for the model -------------------------------------------------------------
