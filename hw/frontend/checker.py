@@ -3,9 +3,13 @@
 Contract
 --------
 - ``command``: decoded commands (:func:`.layouts.command_layout`), one at a time.
-- ``job``: for each command, one cycle later, what to do with its payload
-  (:func:`.layouts.job_layout`): the command itself, or the error that answers it (its payload
-  is then drained). A command that passes is applied as it is accepted: SET_LAYER configures a
+- ``job``: for each command, :attr:`CommandChecker.latency` cycles after it is accepted, what to
+  do with its payload (:func:`.layouts.job_layout`): the command itself, or the error that
+  answers it (its payload is then drained). Two registered stages: the first computes the
+  costly terms of the rules (a layer's weight extent, a product, the network's chaining, the
+  payload lengths), the second picks the first failing rule. One command is in the checker at a
+  time, so the second stage's state changes are seen by the next command's first stage.
+- A command that passes is applied as its job is issued: SET_LAYER configures a
   layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
   switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
   SET_LAYER and LOAD_* also mark the network invalid until the next SET_NET.
@@ -33,6 +37,9 @@ __all__ = ["CommandChecker"]
 
 class CommandChecker(wiring.Component):
     """Validate commands against the hardware and hold the network they configure."""
+
+    latency = 2
+    """Cycles from a command's acceptance to its job on ``job``."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -83,38 +90,94 @@ class CommandChecker(wiring.Component):
         for index, name in enumerate(protocol.STATUS_FIELDS):
             m.d.comb += self.status[index].eq(values[name])
 
-        command = self.command.payload
-        error = self._check(m, command, net_valid, configured)
+        # Stage 1: the command and the costly terms of its rules, registered.
+        held = Signal.like(self.command.payload)
+        held_valid = Signal()
+        terms = self._terms(m, self.command.payload, configured,
+                            take=self.command.valid & self.command.ready)
+        # Stage 2: the first failing rule, and the job.
+        error = self._check(m, held, terms, net_valid, configured)
 
         with m.If(self.frame_done):
             m.d.sync += reuse_valid.eq(1)
-        with m.If(~self.job.valid | self.job.ready):
-            m.d.comb += self.command.ready.eq(1)
+        m.d.comb += self.command.ready.eq(~held_valid & ~self.job.valid)
+        with m.If(self.command.ready):
+            m.d.sync += [held_valid.eq(self.command.valid), held.eq(self.command.payload)]
+        with m.If(self.job.valid & self.job.ready):
+            m.d.sync += self.job.valid.eq(0)
+        with m.If(held_valid):
             m.d.sync += [
-                self.job.valid.eq(self.command.valid),
-                self.job.payload.opcode.eq(command.opcode),
-                self.job.payload.layer.eq(command.layer),
-                self.job.payload.start.eq(command.control[0]),
-                self.job.payload.empty.eq(command.words == 0),
+                held_valid.eq(0),
+                self.job.valid.eq(1),
+                self.job.payload.opcode.eq(held.opcode),
+                self.job.payload.layer.eq(held.layer),
+                self.job.payload.start.eq(held.control[0]),
+                self.job.payload.empty.eq(held.words == 0),
                 self.job.payload.error.eq(error),
             ]
-            with m.If(self.command.valid & (error != 0)):
+            with m.If(error != 0):
                 m.d.sync += errors.eq(errors + 1)
-            with m.If(self.command.valid & (error == 0)):
-                self._apply(m, command, configured, net_valid, baseline, reuse_valid)
+            with m.Else():
+                self._apply(m, held, configured, net_valid, baseline, reuse_valid)
         return m
 
-    def _check(self, m, command, net_valid, configured):
-        """The error that answers ``command`` (0 if it passes), combinationally."""
+    def _terms(self, m, command, configured, *, take):
+        """The costly terms of the rules, registered as the command is taken (``take``)."""
         config = self._config
         lanes = config.lanes
+        control = command.control
+        bits = config.neuron_count_bits
+        terms = {
+            "extent": Signal(config.weight_row_bits + 2 * config.neuron_count_bits),
+            "known_kind": Signal(),
+            "chained": Signal(),
+            "payload": Signal(COUNTER_WIDTH + 8),
+            "frame_words": Signal(COUNTER_WIDTH),
+        }
+        with m.If(take):
+            # SET_LAYER: only the kinds this hardware implements; the weights a layer of its
+            # kind takes must end inside the weight memory.
+            flags = protocol.LayerFlags(control[3])
+            known_kind = Const(0)
+            for kind, module in KINDS.items():
+                this = flags.kind.as_value() == kind.value
+                known_kind = known_kind | this
+                with m.If(this):
+                    m.d.sync += terms["extent"].eq(
+                        control[2][:config.weight_row_bits] +
+                        module.weight_extent(config, control[0][:bits], control[1][:bits]))
+            m.d.sync += terms["known_kind"].eq(known_kind)
+            # SET_NET: every layer up to the count is configured and takes the previous one's
+            # outputs.
+            count = control[0]
+            chained = Const(1)
+            for layer in range(config.max_layers):
+                present = (layer >= count) | configured[layer]
+                linked = ((layer >= count) | (self.layers[layer].inputs ==
+                                              self.layers[layer - 1].outputs)
+                          if layer else Const(1))
+                chained = chained & present & linked
+            m.d.sync += terms["chained"].eq(chained)
+            # LOAD_*: the payload the rows take.
+            rows = control[1]
+            m.d.sync += terms["payload"].eq(
+                Mux(command.opcode == Opcode.LOAD_WEIGHTS,
+                    rows * protocol.row_words(config, Opcode.LOAD_WEIGHTS),
+                    rows * protocol.row_words(config, Opcode.LOAD_BIASES)))
+            # FRAME: layer 0's input rows.
+            m.d.sync += terms["frame_words"].eq(
+                row_count(self.layers[0].inputs, lanes) * protocol.row_words(config,
+                                                                             Opcode.FRAME))
+        return terms
+
+    def _check(self, m, command, terms, net_valid, configured):
+        """The error that answers ``command`` (0 if it passes), combinationally from the
+        registered command and its ``terms``."""
+        config = self._config
         words = command.words
         control = command.control
         error = Signal(8)
         layer_ok = command.layer < config.max_layers
-
-        def row_words(opcode):
-            return protocol.row_words(config, opcode)
 
         def check(*rules):
             """The first failing (condition, error) pair sets the error."""
@@ -138,58 +201,37 @@ class CommandChecker(wiring.Component):
                     check(*rules)
                 with m.Case(Opcode.SET_NET):
                     count = control[0]
-                    chained = Const(1)
-                    for layer in range(config.max_layers):
-                        present = (layer >= count) | configured[layer]
-                        linked = ((layer >= count) | (self.layers[layer].inputs ==
-                                                      self.layers[layer - 1].outputs)
-                                  if layer else Const(1))
-                        chained = chained & present & linked
                     check((words != 0, Error.BAD_LENGTH),
                           ((count == 0) | (count > config.max_layers), Error.BAD_PARAMETER),
-                          (~chained, Error.BAD_NETWORK))
+                          (~terms["chained"], Error.BAD_NETWORK))
                 with m.Case(Opcode.SET_LAYER):
                     inputs, outputs, weight_base = control[0], control[1], control[2]
                     flags = protocol.LayerFlags(control[3])
-                    # Only the kinds this hardware implements; the weights a layer of its kind
-                    # takes must end inside the weight memory.
-                    known_kind = Const(0)
-                    extent = Signal(config.weight_row_bits + 2 * config.neuron_count_bits)
-                    bits = config.neuron_count_bits
-                    for kind, module in KINDS.items():
-                        this = flags.kind.as_value() == kind.value
-                        known_kind = known_kind | this
-                        with m.If(this):
-                            m.d.comb += extent.eq(
-                                weight_base[:config.weight_row_bits] +
-                                module.weight_extent(config, inputs[:bits], outputs[:bits]))
                     check((words != 0, Error.BAD_LENGTH),
                           (~layer_ok, Error.BAD_LAYER),
                           ((inputs == 0) | (inputs > config.max_neurons) |
                            (outputs == 0) | (outputs > config.max_neurons) |
                            (flags.shift > config.max_shift) | (flags.reserved != 0) |
-                           (flags.unused != 0) | ~known_kind |
+                           (flags.unused != 0) | ~terms["known_kind"] |
                            (weight_base >= config.weight_depth) |
-                           (extent > config.weight_depth), Error.BAD_PARAMETER))
+                           (terms["extent"] > config.weight_depth), Error.BAD_PARAMETER))
                 with m.Case(Opcode.LOAD_CENTROIDS):
                     if not config.reuse:
                         check((Const(1), Error.UNSUPPORTED))
                     else:
-                        check((words != row_words(Opcode.LOAD_CENTROIDS), Error.BAD_LENGTH),
+                        check((words != protocol.row_words(config, Opcode.LOAD_CENTROIDS),
+                               Error.BAD_LENGTH),
                               (~layer_ok, Error.BAD_LAYER))
                 with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
                     start, rows = control[0], control[1]
                     weights = command.opcode == Opcode.LOAD_WEIGHTS
-                    payload = Mux(weights, rows * row_words(Opcode.LOAD_WEIGHTS),
-                                  rows * row_words(Opcode.LOAD_BIASES))
                     depth = Mux(weights, config.weight_depth, config.max_groups)
-                    check((words != payload, Error.BAD_LENGTH),
+                    check((words != terms["payload"], Error.BAD_LENGTH),
                           (~weights & ~layer_ok, Error.BAD_LAYER),
                           ((start >= depth) | (rows > depth - start), Error.BAD_ADDRESS))
                 with m.Case(Opcode.FRAME):
-                    rows = row_count(self.layers[0].inputs, lanes)
                     check((~net_valid, Error.NOT_READY),
-                          (words != rows * row_words(Opcode.FRAME), Error.BAD_LENGTH))
+                          (words != terms["frame_words"], Error.BAD_LENGTH))
         return error
 
     def _apply(self, m, command, configured, net_valid, baseline, reuse_valid):
