@@ -26,6 +26,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
+from .compare import less_than
 from .popcount import popcount
 
 __all__ = ["CentroidQuantizer"]
@@ -100,10 +101,10 @@ class CentroidQuantizer(wiring.Component):
                 doubled = Signal(signed(config.act_width + 1), name=f"doubled{lane}")
                 m.d.comb += doubled.eq(value << 1)
                 m.d.sync += s1_above[lane].eq(
-                    Cat(*(doubled > threshold for threshold in thresholds)))
+                    Cat(*(less_than(threshold, doubled) for threshold in thresholds)))
                 m.d.sync += s1_outside[lane].eq(
-                    ~self.bypass & ((value < self.centroids[0]) |
-                                    (value > self.centroids[clusters - 1])))
+                    ~self.bypass & (less_than(value, self.centroids[0]) |
+                                    less_than(self.centroids[clusters - 1], value)))
                 m.d.sync += s1_bypass_index[lane].eq(value[:config.index_width])
 
         # Stage 2: count the thresholds passed.
