@@ -37,7 +37,7 @@ from .core.iobuffer import IOBuffer
 from .core.mac import DeltaMacArray
 from .core.popcount import popcount
 from .core.quantizer import CentroidQuantizer
-from .core.register import StreamRegister
+from .core.register import SkidBuffer
 from .core.row_reader import RowReader, row_tag_layout
 from .core.rows import last_row_mask, row_count
 from .core.serializer import InputSerializer
@@ -130,9 +130,9 @@ class ProcessingTile(wiring.Component):
         else:
             m.submodules.serializer = serializer = InputSerializer(
                 config, lane_shape=signed(config.act_width))
-            # The row leaves the block RAM's output through a register, as it does through the
-            # change detector's read stage with reuse: both builds fill alike.
-            m.submodules.row_register = row_register = StreamRegister(serializer.i.payload.shape())
+            # The row leaves the block RAM's output through a skid buffer, which also cuts the
+            # ready chain from the MAC array back to the buffer's read enable.
+            m.submodules.row_register = row_register = SkidBuffer(serializer.i.payload.shape())
             wiring.connect(m, row_register.o, serializer.i)
             changed = serializer.o
 
@@ -191,13 +191,18 @@ class ProcessingTile(wiring.Component):
         rows = reader.o
         if config.reuse:
             wiring.connect(m, rows, quantizer.i)
+            # A skid buffer cuts the ready chain from the MAC array back to the buffer's read
+            # enable in two.
+            m.submodules.index_register = index_register = SkidBuffer(
+                detector.i.payload.shape())
+            wiring.connect(m, index_register.o, detector.i)
             m.d.comb += [
-                detector.i.valid.eq(quantizer.o.valid),
-                detector.i.payload.indices.eq(quantizer.o.payload.indices),
-                detector.i.payload.row.eq(quantizer.o.payload.tag.row),
-                detector.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
-                detector.i.payload.last.eq(quantizer.o.payload.tag.last),
-                quantizer.o.ready.eq(detector.i.ready),
+                index_register.i.valid.eq(quantizer.o.valid),
+                index_register.i.payload.indices.eq(quantizer.o.payload.indices),
+                index_register.i.payload.row.eq(quantizer.o.payload.tag.row),
+                index_register.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
+                index_register.i.payload.last.eq(quantizer.o.payload.tag.last),
+                quantizer.o.ready.eq(index_register.i.ready),
             ]
             scan_end = detector.done
         else:

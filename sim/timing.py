@@ -15,8 +15,8 @@ runs in three phases:
    (:func:`reuse_accel.hw.layers.dense.items_per_input`), and accepts the next input as soon as
    both are ready, so the ``k``-th handshake happens ``sum(max(u_{j+1} - u_j, G) for j < k)``
    cycles after the first.
-3. **readout**, ``G + 3`` cycles: the start cycle, then the sums through the activation into
-   the other bank.
+3. **readout**, ``G + 5`` cycles: one per output row, the row register, the sum read and the
+   activation's three stages, into the other bank.
 
 With ``n`` changed inputs, ``S = sum(s_w)`` and the pipeline constants below::
 
@@ -25,8 +25,8 @@ With ``n`` changed inputs, ``S = sum(s_w)`` and the pipeline constants below::
                      + max(S - u_{n-1}, G + MAC_DRAIN) + G + READOUT
 
 When every input changes (baseline mode, or the first frame), ``u_k = k`` and this is
-``inputs * G + G + 12`` cycles: the L lanes are busy for all but ``G + 12`` cycles per layer
-(``G + 10`` for hardware generated without reuse, which has no quantizer stages).
+``inputs * G + G + 15`` cycles: the L lanes are busy for all but ``G + 15`` cycles per layer
+(``G + 12`` for hardware generated without reuse, which has no quantizer stages).
 A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
 
 The constants below are composed from the latencies the gateware components state
@@ -42,7 +42,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.core.change_detector import ChangeDetector
 from reuse_accel.hw.core.mac import DeltaMacArray
 from reuse_accel.hw.core.quantizer import CentroidQuantizer
-from reuse_accel.hw.core.register import StreamRegister
+from reuse_accel.hw.core.register import SkidBuffer
 from reuse_accel.hw.core.row_reader import RowReader
 from reuse_accel.hw.core.serializer import InputSerializer
 from reuse_accel.hw.layers import dense
@@ -52,12 +52,14 @@ __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD
 
 SETUP = ProcessingTile.setup_latency
 """Setup cycles per layer: the centroid table read, the layer's parameters latched."""
-FILL = RowReader.latency + CentroidQuantizer.latency + ChangeDetector.latency
+FILL = (RowReader.latency + CentroidQuantizer.latency + SkidBuffer.latency +
+        ChangeDetector.latency)
 """Cycles from the end of setup to the first row in the serializer: the row reader's buffer
-read, the quantizer, and the change detector's previous-index read and serializer."""
-FILL_WITHOUT_REUSE = RowReader.latency + StreamRegister.latency + InputSerializer.latency
+read, the quantizer, the skid buffer that cuts the ready chain, and the change detector's
+previous-index read and serializer."""
+FILL_WITHOUT_REUSE = RowReader.latency + SkidBuffer.latency + InputSerializer.latency
 """The same without the quantizer and change detector (hardware generated without reuse): the
-buffer read, the row register and the serializer."""
+buffer read, the row's skid buffer and the serializer."""
 GENERATOR = dense.AddressGenerator.latency
 """Cycles from a changed input's handshake with the address generator to its first MAC item."""
 MAC_DRAIN = DeltaMacArray.latency

@@ -3,12 +3,15 @@
 Contract
 --------
 - ``acc``: L accumulators at the product scale; ``shift``: the layer's weight fractional bits;
-  ``relu``: ReLU (identity otherwise).
+  ``relu``: ReLU (identity otherwise). ``shift`` and ``relu`` hold while a layer's rows pass.
 - ``o``: ``saturate(act((sum + 2**(shift-1)) >> shift))`` per lane (no rounding term when
   ``shift`` is 0), saturated to ``act_width`` bits; ``saturated``: the lanes that were clamped
   to the activation range (ReLU zeroing a negative sum is not clamping).
-- Latency :attr:`Activation.latency` (1): the outputs are registered; an ``acc`` row in one
-  cycle is on ``o`` in the next. Throughput one row per cycle.
+- Latency :attr:`Activation.latency` (3), throughput one row per cycle, no stalls: an ``acc``
+  row in one cycle is on ``o`` three cycles later. One registered stage each for the rounding
+  addition, the variable shift, and ReLU with saturation; saturation looks at the bits above
+  the activation width (all equal to the sign, or the value is out of range) rather than
+  comparing the whole shifted sum with the range's ends.
 
 The golden model's :func:`reuse_accel.sim.model.activate` is the same function.
 """
@@ -23,9 +26,9 @@ __all__ = ["Activation"]
 
 
 class Activation(wiring.Component):
-    """Round, shift, ReLU or identity, and saturate, on L lanes."""
+    """Round, shift, ReLU or identity, and saturate, on L lanes, in three pipeline stages."""
 
-    latency = 1
+    latency = 3
     """Cycles from ``acc`` to ``o``."""
 
     def __init__(self, config: AccelConfig):
@@ -46,21 +49,27 @@ class Activation(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        rounding = (Const(1, config.max_shift + 1) << self.shift) >> 1
+        width = config.act_width
+        rounding = Signal(config.max_shift + 1)
+        m.d.sync += rounding.eq((Const(1, config.max_shift + 1) << self.shift) >> 1)
         for lane in range(config.lanes):
             rounded = Signal(signed(config.acc_width + 1), name=f"rounded{lane}")
             shifted = Signal(signed(config.acc_width + 1), name=f"shifted{lane}")
-            m.d.comb += [
+            m.d.sync += [
                 rounded.eq(self.acc[lane] + rounding),
                 shifted.eq(rounded >> self.shift),
             ]
+            sign = shifted[-1]
+            upper = shifted[width - 1:]            # the sign bit of the output and above
+            high = ~sign & (upper != 0)            # above act_max
+            low = sign & ~upper.all()              # below act_min
             m.d.sync += self.saturated[lane].eq(0)
-            with m.If(self.relu & (shifted < 0)):
+            with m.If(self.relu & sign):
                 m.d.sync += self.o[lane].eq(0)
-            with m.Elif(shifted > config.act_max):
+            with m.Elif(high):
                 m.d.sync += [self.o[lane].eq(config.act_max), self.saturated[lane].eq(1)]
-            with m.Elif(shifted < config.act_min):
+            with m.Elif(low):
                 m.d.sync += [self.o[lane].eq(config.act_min), self.saturated[lane].eq(1)]
             with m.Else():
-                m.d.sync += self.o[lane].eq(shifted)
+                m.d.sync += self.o[lane].eq(shifted[:width])
         return m

@@ -192,18 +192,22 @@ class DeltaMacArray(wiring.Component):
         r1_row = Signal(config.row_bits)
         r1_last = Signal()
         m.d.sync += [r1_valid.eq(ro_active), r1_row.eq(ro_row), r1_last.eq(ro_last)]
-        act_last = Signal()
-        m.d.sync += [
-            self.act.en.eq(r1_valid),
-            self.act.addr.eq(r1_row),
-            act_last.eq(r1_valid & r1_last),
-        ]
+        # The row's write follows its sums through the activation's pipeline.
+        valid, row, last = r1_valid, r1_row, r1_valid & r1_last
+        for stage in range(Activation.latency):
+            delayed = (Signal(name=f"act_valid{stage}"),
+                       Signal(config.row_bits, name=f"act_row{stage}"),
+                       Signal(name=f"act_last{stage}"))
+            m.d.sync += [delayed[0].eq(valid), delayed[1].eq(row), delayed[2].eq(last)]
+            valid, row, last = delayed
         m.d.comb += [
             activation.acc.eq(sum_read.data),
             activation.shift.eq(self.shift),
             activation.relu.eq(self.relu),
+            self.act.en.eq(valid),
+            self.act.addr.eq(row),
             self.act.data.eq(activation.o),
             self.saturated.eq(activation.saturated),
-            self.readout_done.eq(act_last),
+            self.readout_done.eq(last),
         ]
         return m

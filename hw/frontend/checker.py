@@ -3,12 +3,12 @@
 Contract
 --------
 - ``command``: decoded commands (:func:`.layouts.command_layout`), one at a time.
-- ``job``: for each command, :attr:`CommandChecker.latency` cycles after it is accepted, what to
+- ``job``: for each command, :attr:`CommandChecker.latency` cycles after it is offered, what to
   do with its payload (:func:`.layouts.job_layout`): the command itself, or the error that
-  answers it (its payload is then drained). Two registered stages: the first computes the
-  costly terms of the rules (a layer's weight extent, a product, the network's chaining, the
-  payload lengths), the second picks the first failing rule. One command is in the checker at a
-  time, so the second stage's state changes are seen by the next command's first stage.
+  answers it (its payload is then drained). Two cycles: in the first the costly terms of the
+  rules (a layer's weight extent, the network's chaining, the payload lengths) are registered
+  while the command waits on ``command``; in the second the first failing rule is picked, the
+  command taken and the job registered. One command is in the checker at a time.
 - A command that passes is applied as its job is issued: SET_LAYER configures a
   layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
   switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
@@ -39,7 +39,7 @@ class CommandChecker(wiring.Component):
     """Validate commands against the hardware and hold the network they configure."""
 
     latency = 2
-    """Cycles from a command's acceptance to its job on ``job``."""
+    """Cycles from a command's offer to its job on ``job`` (while ``job`` is free)."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -90,35 +90,37 @@ class CommandChecker(wiring.Component):
         for index, name in enumerate(protocol.STATUS_FIELDS):
             m.d.comb += self.status[index].eq(values[name])
 
-        # Stage 1: the command and the costly terms of its rules, registered.
-        held = Signal.like(self.command.payload)
-        held_valid = Signal()
+        # Stage 1: the costly terms of the command's rules, registered while the command waits
+        # on ``command`` (its payload holds until it is taken).
+        measured = Signal()
         terms = self._terms(m, self.command.payload, configured,
-                            take=self.command.valid & self.command.ready)
-        # Stage 2: the first failing rule, and the job.
-        error = self._check(m, held, terms, net_valid, configured)
+                            take=self.command.valid & ~measured)
+        with m.If(self.command.valid & ~measured):
+            m.d.sync += measured.eq(1)
+        # Stage 2: the first failing rule; the command is taken and its job issued.
+        command = self.command.payload
+        error = self._check(m, command, terms, net_valid, configured)
 
         with m.If(self.frame_done):
             m.d.sync += reuse_valid.eq(1)
-        m.d.comb += self.command.ready.eq(~held_valid & ~self.job.valid)
-        with m.If(self.command.ready):
-            m.d.sync += [held_valid.eq(self.command.valid), held.eq(self.command.payload)]
-        with m.If(self.job.valid & self.job.ready):
+        job_free = ~self.job.valid | self.job.ready
+        m.d.comb += self.command.ready.eq(measured & job_free)
+        with m.If(job_free):
             m.d.sync += self.job.valid.eq(0)
-        with m.If(held_valid):
+        with m.If(self.command.valid & self.command.ready):
             m.d.sync += [
-                held_valid.eq(0),
+                measured.eq(0),
                 self.job.valid.eq(1),
-                self.job.payload.opcode.eq(held.opcode),
-                self.job.payload.layer.eq(held.layer),
-                self.job.payload.start.eq(held.control[0]),
-                self.job.payload.empty.eq(held.words == 0),
+                self.job.payload.opcode.eq(command.opcode),
+                self.job.payload.layer.eq(command.layer),
+                self.job.payload.start.eq(command.control[0]),
+                self.job.payload.empty.eq(command.words == 0),
                 self.job.payload.error.eq(error),
             ]
             with m.If(error != 0):
                 m.d.sync += errors.eq(errors + 1)
             with m.Else():
-                self._apply(m, held, configured, net_valid, baseline, reuse_valid)
+                self._apply(m, command, configured, net_valid, baseline, reuse_valid)
         return m
 
     def _terms(self, m, command, configured, *, take):
@@ -127,12 +129,13 @@ class CommandChecker(wiring.Component):
         lanes = config.lanes
         control = command.control
         bits = config.neuron_count_bits
+        words = command.words
         terms = {
             "extent": Signal(config.weight_row_bits + 2 * config.neuron_count_bits),
             "known_kind": Signal(),
             "chained": Signal(),
-            "payload": Signal(COUNTER_WIDTH + 8),
-            "frame_words": Signal(COUNTER_WIDTH),
+            "load_length_ok": Signal(),
+            "frame_length_ok": Signal(),
         }
         with m.If(take):
             # SET_LAYER: only the kinds this hardware implements; the weights a layer of its
@@ -158,21 +161,21 @@ class CommandChecker(wiring.Component):
                           if layer else Const(1))
                 chained = chained & present & linked
             m.d.sync += terms["chained"].eq(chained)
-            # LOAD_*: the payload the rows take.
+            # LOAD_*: the payload is exactly the rows the control row announces.
             rows = control[1]
-            m.d.sync += terms["payload"].eq(
-                Mux(command.opcode == Opcode.LOAD_WEIGHTS,
-                    rows * protocol.row_words(config, Opcode.LOAD_WEIGHTS),
-                    rows * protocol.row_words(config, Opcode.LOAD_BIASES)))
+            m.d.sync += terms["load_length_ok"].eq(
+                words == Mux(command.opcode == Opcode.LOAD_WEIGHTS,
+                             rows * protocol.row_words(config, Opcode.LOAD_WEIGHTS),
+                             rows * protocol.row_words(config, Opcode.LOAD_BIASES)))
             # FRAME: layer 0's input rows.
-            m.d.sync += terms["frame_words"].eq(
-                row_count(self.layers[0].inputs, lanes) * protocol.row_words(config,
-                                                                             Opcode.FRAME))
+            m.d.sync += terms["frame_length_ok"].eq(
+                words == row_count(self.layers[0].inputs, lanes) *
+                protocol.row_words(config, Opcode.FRAME))
         return terms
 
     def _check(self, m, command, terms, net_valid, configured):
         """The error that answers ``command`` (0 if it passes), combinationally from the
-        registered command and its ``terms``."""
+        command and its registered ``terms``."""
         config = self._config
         words = command.words
         control = command.control
@@ -226,12 +229,12 @@ class CommandChecker(wiring.Component):
                     start, rows = control[0], control[1]
                     weights = command.opcode == Opcode.LOAD_WEIGHTS
                     depth = Mux(weights, config.weight_depth, config.max_groups)
-                    check((words != terms["payload"], Error.BAD_LENGTH),
+                    check((~terms["load_length_ok"], Error.BAD_LENGTH),
                           (~weights & ~layer_ok, Error.BAD_LAYER),
                           ((start >= depth) | (rows > depth - start), Error.BAD_ADDRESS))
                 with m.Case(Opcode.FRAME):
                     check((~net_valid, Error.NOT_READY),
-                          (words != terms["frame_words"], Error.BAD_LENGTH))
+                          (~terms["frame_length_ok"], Error.BAD_LENGTH))
         return error
 
     def _apply(self, m, command, configured, net_valid, baseline, reuse_valid):

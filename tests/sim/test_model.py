@@ -207,7 +207,7 @@ def test_baseline_gives_identical_outputs_and_counts_every_input():
         assert a.outputs.tolist() == b.outputs.tolist()
         assert b.changed_inputs.tolist() == inputs
         assert b.layer_cycles.tolist() == [
-            layer.inputs * CONFIG.groups(layer.outputs) + CONFIG.groups(layer.outputs) + 12
+            layer.inputs * CONFIG.groups(layer.outputs) + CONFIG.groups(layer.outputs) + 15
             for layer in layers]
     # reuse saved work on the later frames
     assert a.changed_inputs.sum() < b.changed_inputs.sum()
@@ -265,8 +265,8 @@ def test_frame_accepts_a_list():
                                             (7, 32), (32, 32)])
 def test_dense_layer_cycles(inputs, outputs):
     groups = -(-outputs // CONFIG.lanes)
-    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 12
-    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 12
+    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 15
+    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 15
 
 
 @pytest.mark.parametrize("inputs,outputs", [(1, 1), (4, 4), (5, 3), (16, 16), (32, 9)])
@@ -274,18 +274,18 @@ def test_layer_with_nothing_changed(inputs, outputs):
     # setup, fill, one serializer cycle per input row, the groups, readout
     rows = -(-inputs // CONFIG.lanes)
     groups = -(-outputs // CONFIG.lanes)
-    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 5 + rows + groups + 3
+    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 6 + rows + groups + 5
 
 
 def test_model_cycles_of_an_unchanged_frame():
     layers, frames = make()
     model = GoldenModel(CONFIG, layers)
     first = model.frame(frames[0])
-    assert first.layer_cycles.tolist() == [12 * 3 + 3 + 12, 9 * 2 + 2 + 12]
-    assert first.cycles == 51 + 32 + 1
+    assert first.layer_cycles.tolist() == [12 * 3 + 3 + 15, 9 * 2 + 2 + 15]
+    assert first.cycles == 54 + 35 + 1
     repeat = model.frame(frames[0])
-    assert repeat.layer_cycles.tolist() == [3 + 3 + 9, 3 + 2 + 9]
-    assert repeat.cycles == 15 + 14 + 1
+    assert repeat.layer_cycles.tolist() == [3 + 3 + 12, 3 + 2 + 12]
+    assert repeat.cycles == 18 + 17 + 1
 
 
 def test_single_change_cycles():
@@ -293,7 +293,7 @@ def test_single_change_cycles():
     # u_0 = 1 (row 0 took one cycle); tail = max(S - u_0, G + 3) = max(3 - 1, 6).
     changed = np.zeros(12, bool)
     changed[5] = True
-    assert layer_cycles(CONFIG, changed, 12) == 1 + 5 + 1 + 0 + 6 + 3 + 3
+    assert layer_cycles(CONFIG, changed, 12) == 1 + 6 + 1 + 0 + 6 + 3 + 5
 
 
 def test_long_unchanged_tail_cycles():
@@ -301,7 +301,7 @@ def test_long_unchanged_tail_cycles():
     # seven rows, so the tail is S - u_0 = 8 cycles, longer than G + MAC_DRAIN = 4.
     changed = np.zeros(32, bool)
     changed[0] = True
-    assert layer_cycles(CONFIG, changed, 4) == 1 + 5 + 0 + 0 + 8 + 1 + 3
+    assert layer_cycles(CONFIG, changed, 4) == 1 + 6 + 0 + 0 + 8 + 1 + 5
 
 
 @st.composite
