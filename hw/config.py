@@ -199,6 +199,12 @@ class AccelConfig:
         return signed_bits_for(bias_max + self.max_neurons * product_max)
 
     @property
+    def weight_bank_lanes(self) -> int:
+        """Lanes per bank of the weight memory: as many as fill 16 bits (one iCE40 SPRAM word),
+        at least one, at most L. Each bank has its own copy of the weight-row register."""
+        return min(self.lanes, max(1, 16 // self.weight_width))
+
+    @property
     def max_groups(self) -> int:
         """Rows of L values needed for the widest layer."""
         return -(-self.max_neurons // self.lanes)

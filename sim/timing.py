@@ -25,8 +25,8 @@ With ``n`` changed inputs, ``S = sum(s_w)`` and the pipeline constants below::
                      + max(S - u_{n-1}, G + MAC_DRAIN) + G + READOUT
 
 When every input changes (baseline mode, or the first frame), ``u_k = k`` and this is
-``inputs * G + G + 15`` cycles: the L lanes are busy for all but ``G + 15`` cycles per layer
-(``G + 12`` for hardware generated without reuse, which has no quantizer stages).
+``inputs * G + G + 17`` cycles: the L lanes are busy for all but ``G + 17`` cycles per layer
+(``G + 14`` for hardware generated without reuse, which has no quantizer stages).
 A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
 
 The constants below are composed from the latencies the gateware components state

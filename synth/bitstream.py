@@ -24,7 +24,7 @@ from pathlib import Path
 from reuse_accel.hw.board import BOARDS, BoardTop, clocks_per_bit
 from reuse_accel.hw.config import AccelConfig, ConfigError
 
-from .yosys import DROP_ZERO_INIT
+from .yosys import DROP_ZERO_INIT, KEEP_REGISTERS
 
 __all__ = ["BOARD_BUILDS", "BoardBuild", "BoardBuildError", "board_config", "build_bitstream",
            "prepare_build"]
@@ -116,7 +116,8 @@ def prepare_build(config: AccelConfig, board: str, *, baudrate: int = 1_000_000,
     clocks_per_bit(platform.default_clk_frequency, baudrate)   # fail before anything runs
     top = BoardTop(config, spec, baudrate=baudrate)
     return platform.prepare(top, name=name, synth_opts=BOARD_BUILDS[board].synth_opts,
-                            script_after_read=DROP_ZERO_INIT, nextpnr_opts="--router router2")
+                            script_after_read=f"{DROP_ZERO_INIT}\n{KEEP_REGISTERS}",
+                            nextpnr_opts="--router router2")
 
 
 def build_bitstream(config: AccelConfig, board: str, out: str | Path, *,

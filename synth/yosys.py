@@ -29,11 +29,17 @@ from .report import MemoryMapping, Multiplier
 from .tools import ToolError, run_tool, tool_failed
 
 __all__ = [
-    "DROP_ZERO_INIT", "yosys_script", "run_yosys", "rtlil_zero_init", "rtlil_memories",
+    "DROP_ZERO_INIT", "KEEP_REGISTERS", "yosys_script", "run_yosys", "rtlil_zero_init",
+    "rtlil_memories",
     "dumped_cells", "dumped_memories", "dumped_multipliers", "memory_mappings", "cmos_transistors",
     "stat_cells", "dsp_by_signal",
 ]
 
+KEEP_REGISTERS = "setattr -set keep 1 a:keep %ci1 c:* %i"
+"""Yosys command run after reading the design (here and in the board builds): a register whose
+signal the gateware marks ``keep`` (Amaranth puts the attribute on the wire) keeps its cell, so
+that register copies made to cut a long route (the weight memory's per-bank row registers) are
+not merged back into one."""
 DROP_ZERO_INIT = "delete t:$meminit_v2"
 """Yosys command run after reading the design (here and in the board builds): Amaranth writes
 every memory's (all-zero) initial contents; the gateware writes each memory before reading it,
@@ -54,6 +60,7 @@ def yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
     lines = ["read_rtlil design.il"]
     if drop_zero_init:
         lines.append(DROP_ZERO_INIT)
+    lines.append(KEEP_REGISTERS)
     if target == "generic":
         lines += [
             f"synth -flatten -top {top} -run :coarse",

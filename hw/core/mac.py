@@ -7,10 +7,9 @@ Contract
   * delta`` on L lanes, starting from ``biases[layer, sum_row]`` instead of the stored sums when
   ``init`` is set. The array knows nothing of layer shapes: a layer kind's address generator
   decides which rows an input touches.
-- The weight and sum reads are issued in the cycle an item is offered, from its payload.
-- Pipeline: read -> multiply -> add and write. A sum row written in the cycle after a read of the
-  same row was issued is forwarded to it, so results are exact even when consecutive items
-  update the same row.
+- Pipeline: item register -> weight read -> weight register, bias and sum reads -> multiply ->
+  add and write. A sum row written in the cycle after a read of the same row was issued is
+  forwarded to it, so results are exact even when consecutive items update the same row.
 - ``idle``: no item offered or in flight; the sums are final. :attr:`DeltaMacArray.latency`
   cycles after the last item's handshake.
 - ``readout_start``: streams the layer's first ``readout_rows`` sum rows through the
@@ -42,8 +41,9 @@ __all__ = ["DeltaMacArray"]
 class DeltaMacArray(wiring.Component):
     """L-lane delta multiply-accumulate array with its weight, bias and sum memories."""
 
-    latency = 3
-    """Cycles from the last item's handshake to ``idle``: multiply, add and write, idle."""
+    latency = 5
+    """Cycles from the last item's handshake to ``idle``: the item register, the weight read,
+    the weight register and the bias and sum reads, multiply, add and write, idle."""
 
     readout_latency = 2 + Activation.latency
     """Cycles from ``readout_start`` to the first row written: the readout's row register, the
@@ -88,18 +88,14 @@ class DeltaMacArray(wiring.Component):
         def sum_address(row):
             return Cat(row, self.layer) if config.reuse else row
 
-        m.submodules.weights = weights = memory.Memory(
-            shape=data.ArrayLayout(signed(config.weight_width), lanes),
-            depth=config.weight_depth, init=[])
         m.submodules.biases = biases = memory.Memory(
             shape=data.ArrayLayout(signed(config.bias_width), lanes), depth=bias_depth, init=[])
         m.submodules.sums = sums = memory.Memory(shape=sum_row, depth=sum_depth, init=[])
         m.submodules.activation = activation = Activation(config)
-        weight_read = weights.read_port()
         bias_read = biases.read_port()
         sum_write = sums.write_port()
         sum_read = sums.read_port(transparent_for=(sum_write,))
-        weight_write, bias_write = weights.write_port(), biases.write_port()
+        bias_write = biases.write_port()
         m.d.comb += [bias_write.addr.eq(self.bias_write.addr),
                      bias_write.data.eq(self.bias_write.data),
                      bias_write.en.eq(self.bias_write.en)]
@@ -112,11 +108,46 @@ class DeltaMacArray(wiring.Component):
         host_data = Signal.like(self.weight_write.data)
         m.d.sync += [host_en.eq(self.weight_write.en), host_addr.eq(self.weight_write.addr),
                      host_data.eq(self.weight_write.data)]
-        m.d.comb += [weight_write.data.eq(host_data), weight_write.en.eq(host_en)]
-        weight_address = Signal(len(weight_read.addr))
 
         item = self.items.payload
         m.d.comb += self.items.ready.eq(1)
+
+        # Stage 0: the item, registered. The weight memory is split into banks of lanes, each
+        # with its own copy of the weight-row register: a large memory's block RAMs spread over
+        # the device, and one register driving all their addresses is the longest route of the
+        # design. The copies carry ``keep`` so that synthesis does not merge them back (the
+        # project's Yosys flow turns the attribute on a register's wire into one on its cell).
+        s0_valid = Signal()
+        s0_row = Signal(config.row_bits)
+        s0_delta = Signal(signed(config.delta_width))
+        s0_init = Signal()
+        m.d.sync += [
+            s0_valid.eq(self.items.valid),
+            s0_row.eq(item.sum_row),
+            s0_delta.eq(item.delta),
+            s0_init.eq(item.init),
+        ]
+        weight_data = []
+        for bank, first in enumerate(range(0, lanes, config.weight_bank_lanes)):
+            width = min(config.weight_bank_lanes, lanes - first)
+            bank_shape = data.ArrayLayout(signed(config.weight_width), width)
+            m.submodules[f"weights{bank}"] = weights = memory.Memory(
+                shape=bank_shape, depth=config.weight_depth, init=[])
+            read, write = weights.read_port(), weights.write_port()
+            row = Signal.like(item.weight_row, name=f"weight_row{bank}", attrs={"keep": 1})
+            m.d.sync += row.eq(item.weight_row)
+            # The host loads weights only while no frame runs, so a bank's read and write ports
+            # share one address: a single-port RAM (iCE40 SPRAM, an ASIC single-port macro).
+            address = Mux(host_en, host_addr, row)
+            m.d.comb += [
+                read.addr.eq(address),
+                read.en.eq(~host_en),   # a single port reads or writes
+                write.addr.eq(address),
+                write.data.eq(host_data.as_value()[first * config.weight_width:
+                                                   (first + width) * config.weight_width]),
+                write.en.eq(host_en),
+            ]
+            weight_data += [read.data[lane] for lane in range(width)]
 
         # Readout state shares the sum read port.
         ro_active = Signal()
@@ -129,25 +160,35 @@ class DeltaMacArray(wiring.Component):
             with m.If(ro_last):
                 m.d.sync += ro_active.eq(0)
 
-        m.d.comb += [
-            weight_address.eq(Mux(host_en, host_addr, item.weight_row)),
-            weight_read.addr.eq(weight_address),
-            weight_read.en.eq(~host_en),   # a single port reads or writes
-            weight_write.addr.eq(weight_address),
-            bias_read.addr.eq(Cat(item.sum_row, self.layer)),
-            sum_read.addr.eq(sum_address(Mux(ro_active, ro_row, item.sum_row))),
-        ]
-
-        # Multiply stage.
+        # Stage 1: the weights are on the banks' outputs; the bias and sum reads are issued.
         s1_valid = Signal()
         s1_row = Signal(config.row_bits)
         s1_delta = Signal(signed(config.delta_width))
         s1_init = Signal()
         m.d.sync += [
-            s1_valid.eq(self.items.valid),
-            s1_row.eq(item.sum_row),
-            s1_delta.eq(item.delta),
-            s1_init.eq(item.init),
+            s1_valid.eq(s0_valid),
+            s1_row.eq(s0_row),
+            s1_delta.eq(s0_delta),
+            s1_init.eq(s0_init),
+        ]
+        m.d.comb += [
+            bias_read.addr.eq(Cat(s1_row, self.layer)),
+            sum_read.addr.eq(sum_address(Mux(ro_active, ro_row, s1_row))),
+        ]
+
+        # Multiply stage: the weights, registered next to the multipliers (the banks' outputs
+        # come from block RAMs spread over the device), times the delta.
+        sm_valid = Signal()
+        sm_row = Signal(config.row_bits)
+        sm_delta = Signal(signed(config.delta_width))
+        sm_init = Signal()
+        sm_weights = Signal(data.ArrayLayout(signed(config.weight_width), lanes))
+        m.d.sync += [
+            sm_valid.eq(s1_valid),
+            sm_row.eq(s1_row),
+            sm_delta.eq(s1_delta),
+            sm_init.eq(s1_init),
+            sm_weights.eq(Cat(*weight_data)),
         ]
         s2_valid = Signal()
         s2_row = Signal(config.row_bits)
@@ -156,14 +197,14 @@ class DeltaMacArray(wiring.Component):
             signed(config.weight_width + config.delta_width), lanes))
         s2_sums = Signal(sum_row)
         m.d.sync += [
-            s2_valid.eq(s1_valid),
-            s2_row.eq(s1_row),
-            s2_init.eq(s1_init),
+            s2_valid.eq(sm_valid),
+            s2_row.eq(sm_row),
+            s2_init.eq(sm_init),
         ]
         for lane in range(lanes):
             m.d.sync += [
-                s2_products[lane].eq(weight_read.data[lane] * s1_delta),
-                s2_sums[lane].eq(Mux(s1_init, bias_read.data[lane], sum_read.data[lane])),
+                s2_products[lane].eq(sm_weights[lane] * sm_delta),
+                s2_sums[lane].eq(Mux(sm_init, bias_read.data[lane], sum_read.data[lane])),
             ]
 
         # Add-and-write stage, with forwarding of the previous cycle's write, which the read
@@ -185,7 +226,7 @@ class DeltaMacArray(wiring.Component):
             last_write_addr.eq(write_addr),
             last_write_data.eq(sum_write.data),
         ]
-        m.d.comb += self.idle.eq(~self.items.valid & ~s1_valid & ~s2_valid)
+        m.d.comb += self.idle.eq(~self.items.valid & ~s0_valid & ~s1_valid & ~sm_valid & ~s2_valid)
 
         # Readout: sum row -> activation -> I/O buffer.
         r1_valid = Signal()

@@ -66,34 +66,46 @@ class InputSerializer(wiring.Component):
         lanes = self._config.lanes
 
         valid = Signal()
-        mask = Signal(lanes)
+        mask = Signal(lanes)                  # the selected lanes not yet passed on
         values = Signal.like(self.i.payload.values)
         row = Signal.like(self.i.payload.row)
         last = Signal()
+        # The lowest selected lane and its value, registered: found when a row arrives or a lane
+        # leaves, so that the output comes straight from registers.
+        head = Signal(range(lanes))
+        head_value = Signal.like(self.o.payload.value)
 
-        lowest = Signal(range(lanes))
-        for lane in reversed(range(lanes)):
-            with m.If(mask[lane]):
-                m.d.comb += lowest.eq(lane)
+        def lowest(bits):
+            found = Signal(range(lanes))
+            for lane in reversed(range(lanes)):
+                with m.If(bits[lane]):
+                    m.d.comb += found.eq(lane)
+            return found
+
         single = (mask & (mask - 1)) == 0
         free = ~valid | (mask == 0) | (single & self.o.ready)
 
         m.d.comb += [
             self.o.valid.eq(valid & (mask != 0)),
-            self.o.payload.input.eq(Cat(lowest, row)),
-            self.o.payload.value.eq(values[lowest]),
+            self.o.payload.input.eq(Cat(head, row)),
+            self.o.payload.value.eq(head_value),
             self.done.eq(valid & last & free),
             self.i.ready.eq(free),
         ]
         with m.If(free):
             m.d.sync += valid.eq(self.i.valid)
             with m.If(self.i.valid):
+                first = lowest(self.i.payload.mask)
                 m.d.sync += [
                     mask.eq(self.i.payload.mask),
                     values.eq(self.i.payload.values),
                     row.eq(self.i.payload.row),
                     last.eq(self.i.payload.last),
+                    head.eq(first),
+                    head_value.eq(self.i.payload.values[first]),
                 ]
         with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += mask.eq(mask & ~(Const(1, lanes) << lowest))
+            rest = mask & ~(Const(1, lanes) << head)
+            following = lowest(rest)
+            m.d.sync += [mask.eq(rest), head.eq(following), head_value.eq(values[following])]
         return m

@@ -5,10 +5,10 @@ Contract
 - ``command``: decoded commands (:func:`.layouts.command_layout`), one at a time.
 - ``job``: for each command, :attr:`CommandChecker.latency` cycles after it is offered, what to
   do with its payload (:func:`.layouts.job_layout`): the command itself, or the error that
-  answers it (its payload is then drained). Two cycles: in the first the costly terms of the
-  rules (a layer's weight extent, the network's chaining, the payload lengths) are registered
-  while the command waits on ``command``; in the second the first failing rule is picked, the
-  command taken and the job registered. One command is in the checker at a time.
+  answers it (its payload is then drained). Three cycles, each ending in registers, while the
+  command waits on ``command``: the costly terms of the rules (a layer's weight extent, the
+  network's chaining, the payload lengths); the first failing rule; then the command is taken,
+  applied if it passed, and its job issued. One command is in the checker at a time.
 - A command that passes is applied as its job is issued: SET_LAYER configures a
   layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
   switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
@@ -17,7 +17,8 @@ Contract
 - ``layers``, ``layer_count``, ``from_scratch``: the network and mode, for the tile (stable while
   a frame runs, since one command is handled at a time).
 - ``status``: the STATUS row (:data:`~reuse_accel.hw.protocol.STATUS_FIELDS`), ``output_rows``:
-  rows of the last layer's outputs, for the responder.
+  rows of the last layer's outputs, for the responder (registered, one cycle behind the
+  network).
 - Errors are counted as they are found (each one is answered with one error response).
 """
 
@@ -38,7 +39,7 @@ __all__ = ["CommandChecker"]
 class CommandChecker(wiring.Component):
     """Validate commands against the hardware and hold the network they configure."""
 
-    latency = 2
+    latency = 3
     """Cycles from a command's offer to its job on ``job`` (while ``job`` is free)."""
 
     def __init__(self, config: AccelConfig):
@@ -71,10 +72,11 @@ class CommandChecker(wiring.Component):
         errors = Signal(COUNTER_WIDTH)
 
         last_layer = self.layers[(self.layer_count - 1).as_unsigned()]
-        m.d.comb += [
-            self.from_scratch.eq(baseline | ~reuse_valid if config.reuse else 1),
-            self.output_rows.eq(row_count(last_layer.outputs, lanes)),
-        ]
+        m.d.comb += self.from_scratch.eq(baseline | ~reuse_valid if config.reuse else 1)
+        # Registered: the last layer's descriptor is chosen by the layer count, and the result
+        # feeds the responder's read enable. It settles one cycle after a SET_NET, long before
+        # any FRAME's response.
+        m.d.sync += self.output_rows.eq(row_count(last_layer.outputs, lanes))
         flags = (Mux(net_valid, protocol.STATUS_FLAG_NET_VALID, 0) |
                  Mux(reuse_valid & ~baseline, protocol.STATUS_FLAG_REUSE_VALID, 0) |
                  Mux(baseline, protocol.STATUS_FLAG_BASELINE, 0) |
@@ -90,34 +92,38 @@ class CommandChecker(wiring.Component):
         for index, name in enumerate(protocol.STATUS_FIELDS):
             m.d.comb += self.status[index].eq(values[name])
 
-        # Stage 1: the costly terms of the command's rules, registered while the command waits
+        # Cycle 1: the costly terms of the command's rules, registered while the command waits
         # on ``command`` (its payload holds until it is taken).
+        command = self.command.payload
         measured = Signal()
-        terms = self._terms(m, self.command.payload, configured,
-                            take=self.command.valid & ~measured)
+        checked = Signal()
+        terms = self._terms(m, command, configured, take=self.command.valid & ~measured)
         with m.If(self.command.valid & ~measured):
             m.d.sync += measured.eq(1)
-        # Stage 2: the first failing rule; the command is taken and its job issued.
-        command = self.command.payload
-        error = self._check(m, command, terms, net_valid, configured)
-
+        # Cycle 2: the first failing rule, registered.
+        verdict = Signal(8)
+        with m.If(measured & ~checked):
+            m.d.sync += [verdict.eq(self._check(m, command, terms, net_valid, configured)),
+                         checked.eq(1)]
+        # Cycle 3: the command is taken, applied if it passed, and its job issued.
         with m.If(self.frame_done):
             m.d.sync += reuse_valid.eq(1)
         job_free = ~self.job.valid | self.job.ready
-        m.d.comb += self.command.ready.eq(measured & job_free)
+        m.d.comb += self.command.ready.eq(checked & job_free)
         with m.If(job_free):
             m.d.sync += self.job.valid.eq(0)
         with m.If(self.command.valid & self.command.ready):
             m.d.sync += [
                 measured.eq(0),
+                checked.eq(0),
                 self.job.valid.eq(1),
                 self.job.payload.opcode.eq(command.opcode),
                 self.job.payload.layer.eq(command.layer),
                 self.job.payload.start.eq(command.control[0]),
                 self.job.payload.empty.eq(command.words == 0),
-                self.job.payload.error.eq(error),
+                self.job.payload.error.eq(verdict),
             ]
-            with m.If(error != 0):
+            with m.If(verdict != 0):
                 m.d.sync += errors.eq(errors + 1)
             with m.Else():
                 self._apply(m, command, configured, net_valid, baseline, reuse_valid)

@@ -75,10 +75,10 @@ def test_dense_frames_match_model_and_reference(sizes):
     for t, (result, frame) in enumerate(zip(got, frames)):
         assert_frame_equal(result, model.frame(frame), f"frame {t}")
         np.testing.assert_array_equal(result.outputs, dense_reference(layers, frame, CONFIG))
-        # Every input of every layer is applied: inputs x G + G + 12 cycles per layer (no
+        # Every input of every layer is applied: inputs x G + G + 14 cycles per layer (no
         # quantizer stages), plus the done cycle.
         groups = [CONFIG.groups(n) for n in sizes[1:]]
-        expected = [i * g + g + 12 for i, g in zip(sizes[:-1], groups)]
+        expected = [i * g + g + 14 for i, g in zip(sizes[:-1], groups)]
         np.testing.assert_array_equal(result.layer_cycles, expected)
         assert result.cycles == sum(expected) + 1
         np.testing.assert_array_equal(result.changed_inputs, sizes[:-1])
@@ -137,7 +137,9 @@ def test_reuse_logic_is_absent_from_the_design():
     # Without reuse: no tables, no previous indices, one layer of sums; the rest unchanged.
     assert "centroids" not in without and "previous" not in without
     assert without["sums"] == (L * CONFIG.acc_width, groups)
-    for name in ("weights", "biases", "banks"):
+    weight_banks = [name for name in with_reuse if name.startswith("weights")]
+    assert weight_banks == [f"weights{bank}" for bank in range(len(weight_banks))]
+    for name in (*weight_banks, "biases", "banks"):
         assert without[name] == with_reuse[name]
 
 

@@ -207,7 +207,7 @@ def test_baseline_gives_identical_outputs_and_counts_every_input():
         assert a.outputs.tolist() == b.outputs.tolist()
         assert b.changed_inputs.tolist() == inputs
         assert b.layer_cycles.tolist() == [
-            layer.inputs * CONFIG.groups(layer.outputs) + CONFIG.groups(layer.outputs) + 15
+            layer.inputs * CONFIG.groups(layer.outputs) + CONFIG.groups(layer.outputs) + 17
             for layer in layers]
     # reuse saved work on the later frames
     assert a.changed_inputs.sum() < b.changed_inputs.sum()
@@ -265,8 +265,8 @@ def test_frame_accepts_a_list():
                                             (7, 32), (32, 32)])
 def test_dense_layer_cycles(inputs, outputs):
     groups = -(-outputs // CONFIG.lanes)
-    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 15
-    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 15
+    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 17
+    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 17
 
 
 @pytest.mark.parametrize("inputs,outputs", [(1, 1), (4, 4), (5, 3), (16, 16), (32, 9)])
@@ -281,8 +281,8 @@ def test_model_cycles_of_an_unchanged_frame():
     layers, frames = make()
     model = GoldenModel(CONFIG, layers)
     first = model.frame(frames[0])
-    assert first.layer_cycles.tolist() == [12 * 3 + 3 + 15, 9 * 2 + 2 + 15]
-    assert first.cycles == 54 + 35 + 1
+    assert first.layer_cycles.tolist() == [12 * 3 + 3 + 17, 9 * 2 + 2 + 17]
+    assert first.cycles == 56 + 37 + 1
     repeat = model.frame(frames[0])
     assert repeat.layer_cycles.tolist() == [3 + 3 + 12, 3 + 2 + 12]
     assert repeat.cycles == 18 + 17 + 1
@@ -290,15 +290,15 @@ def test_model_cycles_of_an_unchanged_frame():
 
 def test_single_change_cycles():
     # One changed input (input 5, row 1, rank 0) in a 12-input layer with 3 output groups:
-    # u_0 = 1 (row 0 took one cycle); tail = max(S - u_0, G + 3) = max(3 - 1, 6).
+    # u_0 = 1 (row 0 took one cycle); tail = max(S - u_0, G + 5) = max(3 - 1, 8).
     changed = np.zeros(12, bool)
     changed[5] = True
-    assert layer_cycles(CONFIG, changed, 12) == 1 + 6 + 1 + 0 + 6 + 3 + 5
+    assert layer_cycles(CONFIG, changed, 12) == 1 + 6 + 1 + 0 + 8 + 3 + 5
 
 
 def test_long_unchanged_tail_cycles():
     # Only input 0 of 32 changes and one output group: the serializer still walks the other
-    # seven rows, so the tail is S - u_0 = 8 cycles, longer than G + MAC_DRAIN = 4.
+    # seven rows, so the tail is S - u_0 = 8 cycles, longer than G + MAC_DRAIN = 6.
     changed = np.zeros(32, bool)
     changed[0] = True
     assert layer_cycles(CONFIG, changed, 4) == 1 + 6 + 0 + 0 + 8 + 1 + 5

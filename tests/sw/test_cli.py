@@ -357,8 +357,8 @@ def test_run_without_reuse_reports_a_dense_run(tmp_path, capsys, model_files):
     summary = json.loads(report_path.read_text())["summary"]
     assert summary["cycles"] == summary["baseline_cycles"]
     assert summary["computation_reuse"] == 0.0
-    # Dense layers: inputs x groups + groups + 12 cycles each, plus the done cycle, per frame.
-    assert summary["cycles"] == 6 * ((5 * 1 + 1 + 12) + (4 * 1 + 1 + 12) + 1)
+    # Dense layers: inputs x groups + groups + 14 cycles each, plus the done cycle, per frame.
+    assert summary["cycles"] == 6 * ((5 * 1 + 1 + 14) + (4 * 1 + 1 + 14) + 1)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -56,10 +56,15 @@ def test_ice40_maps_lane_multipliers_to_dsp_and_memories_to_bram(reports):
     assert report.dsp_by_signal["accel.tile.mac.s2_products"] == TINY.lanes
     assert report.dsps == sum(report.dsp_by_signal.values()) == report.cells["SB_MAC16"]
     kinds = {memory.name.removeprefix("accel."): memory.mapped_to for memory in report.memories}
-    for name in ("tile.mac.weights", "tile.mac.biases", "tile.mac.sums", "tile.buffer.banks"):
+    banks = [f"tile.mac.weights{bank}"
+             for bank in range(-(-TINY.lanes // TINY.weight_bank_lanes))]
+    for name in (*banks, "tile.mac.biases", "tile.mac.sums", "tile.buffer.banks"):
         assert kinds[name] == "bram", (name, kinds)
-    weights = next(m for m in report.memories if m.name.endswith("tile.mac.weights"))
-    assert (weights.depth, weights.width) == (TINY.weight_depth, TINY.lanes * TINY.weight_width)
+    # The weight memory is split into banks of lanes, each with its own row register.
+    for name in banks:
+        weights = next(m for m in report.memories if m.name.endswith(name))
+        assert (weights.depth, weights.width) == (TINY.weight_depth,
+                                                  TINY.weight_bank_lanes * TINY.weight_width)
     assert report.bram_blocks == report.cells["SB_RAM40_4K"] >= 4
     assert report.bram_bits == report.bram_blocks * 4096
 
