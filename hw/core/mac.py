@@ -99,24 +99,17 @@ class DeltaMacArray(wiring.Component):
         m.d.comb += [bias_write.addr.eq(self.bias_write.addr),
                      bias_write.data.eq(self.bias_write.data),
                      bias_write.en.eq(self.bias_write.en)]
-        # The host loads weights only while no frame runs, so the weight memory's read and write
-        # ports share one address: a single-port RAM (iCE40 SPRAM, an ASIC single-port macro).
-        # Host writes are registered first: the address multiplexer of a large memory then
-        # depends on registers only, not on the command decoder.
-        host_en = Signal()
-        host_addr = Signal.like(self.weight_write.addr)
-        host_data = Signal.like(self.weight_write.data)
-        m.d.sync += [host_en.eq(self.weight_write.en), host_addr.eq(self.weight_write.addr),
-                     host_data.eq(self.weight_write.data)]
-
         item = self.items.payload
         m.d.comb += self.items.ready.eq(1)
 
         # Stage 0: the item, registered. The weight memory is split into banks of lanes, each
-        # with its own copy of the weight-row register: a large memory's block RAMs spread over
-        # the device, and one register driving all their addresses is the longest route of the
-        # design. The copies carry ``keep`` so that synthesis does not merge them back (the
-        # project's Yosys flow turns the attribute on a register's wire into one on its cell).
+        # with its own copies of the address and load registers: a large memory's block RAMs
+        # spread over the device, and one register driving all their addresses is the longest
+        # route of the design. The copies carry ``keep`` so that synthesis does not merge them
+        # back (the project's Yosys flow turns the attribute on a register's wire into one on
+        # its cell). The host loads weights only while no frame runs, so a bank's read and
+        # write ports share the address register: a single-port RAM (iCE40 SPRAM, an ASIC
+        # single-port macro), with host writes one cycle after they are presented.
         s0_valid = Signal()
         s0_row = Signal(config.row_bits)
         s0_delta = Signal(signed(config.delta_width))
@@ -134,18 +127,23 @@ class DeltaMacArray(wiring.Component):
             m.submodules[f"weights{bank}"] = weights = memory.Memory(
                 shape=bank_shape, depth=config.weight_depth, init=[])
             read, write = weights.read_port(), weights.write_port()
-            row = Signal.like(item.weight_row, name=f"weight_row{bank}", attrs={"keep": 1})
-            m.d.sync += row.eq(item.weight_row)
-            # The host loads weights only while no frame runs, so a bank's read and write ports
-            # share one address: a single-port RAM (iCE40 SPRAM, an ASIC single-port macro).
-            address = Mux(host_en, host_addr, row)
+            address = Signal.like(item.weight_row, name=f"weight_address{bank}",
+                                  attrs={"keep": 1})
+            load = Signal(name=f"weight_load{bank}", attrs={"keep": 1})
+            load_data = Signal(bank_shape, name=f"weight_load_data{bank}")
+            host_bits = self.weight_write.data.as_value()
+            m.d.sync += [
+                address.eq(Mux(self.weight_write.en, self.weight_write.addr, item.weight_row)),
+                load.eq(self.weight_write.en),
+                load_data.eq(host_bits[first * config.weight_width:
+                                       (first + width) * config.weight_width]),
+            ]
             m.d.comb += [
                 read.addr.eq(address),
-                read.en.eq(~host_en),   # a single port reads or writes
+                read.en.eq(~load),   # a single port reads or writes
                 write.addr.eq(address),
-                write.data.eq(host_data.as_value()[first * config.weight_width:
-                                                   (first + width) * config.weight_width]),
-                write.en.eq(host_en),
+                write.data.eq(load_data),
+                write.en.eq(load),
             ]
             weight_data += [read.data[lane] for lane in range(width)]
 

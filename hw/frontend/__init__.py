@@ -18,9 +18,10 @@ Four components joined by streams, one command at a time::
 Ports: ``i``, a ``lib.stream`` of ``stream_width``-bit command words; ``o``, a ``lib.stream``
 of response words with ``last``; ``tile``, the
 :class:`~reuse_accel.hw.tile.ProcessingTile`'s ports, driven from here. ``i.ready`` and
-``o.valid`` depend on registers only. A FRAME's response header leaves ``o`` 3 cycles after the
-tile's last frame cycle, without output backpressure (the tile starts in the cycle after the
-frame's last word; the router sees ``done``, then the header is registered, then it moves).
+``o.valid`` depend on registers only, and ``o.ready`` reaches only a skid buffer. A FRAME's
+response header leaves ``o`` 4 cycles after the tile's last frame cycle, without output
+backpressure (the tile starts in the cycle after the frame's last word; the router sees
+``done``, then the header is registered, passes the skid buffer, then it moves).
 """
 
 from amaranth.hdl import Module
@@ -28,6 +29,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
+from ..core.register import SkidBuffer
 from ..tile import tile_signature
 from .checker import CommandChecker
 from .decoder import CommandDecoder
@@ -38,9 +40,10 @@ from .router import PayloadRouter
 __all__ = ["CommandFrontend", "FRAME_RESPONSE_LATENCY"]
 
 FRAME_RESPONSE_LATENCY = (PayloadRouter.start_latency + PayloadRouter.reply_latency +
-                          Responder.latency)
+                          Responder.latency + SkidBuffer.latency)
 """Cycles from a frame's last input word to its response header's transfer, beyond the frame's
-own cycle count: the tile's start, the router's reply, the output register."""
+own cycle count: the tile's start, the router's reply, the output register, the output skid
+buffer."""
 
 
 class CommandFrontend(wiring.Component):
@@ -78,7 +81,10 @@ class CommandFrontend(wiring.Component):
         wiring.connect(m, checker.job, router.job)
         wiring.connect(m, decoder.payload, router.payload)
         wiring.connect(m, router.reply, responder.reply)
-        wiring.connect(m, responder.o, wiring.flipped(self.o))
+        # The output port's ready reaches only this skid buffer, not the front end's state.
+        m.submodules.output = output = SkidBuffer(word_layout(config))
+        wiring.connect(m, responder.o, output.i)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
         m.d.comb += decoder.done.eq(responder.done)
 
         wiring.connect(m, router.fill, wiring.flipped(tile.fill))
