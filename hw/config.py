@@ -199,6 +199,16 @@ class AccelConfig:
         return signed_bits_for(bias_max + self.max_neurons * product_max)
 
     @property
+    def layer_cycle_bound(self) -> int:
+        """More cycles than any layer of this hardware can take, whatever changed: with ``n``
+        changed inputs of ``N <= max_neurons``, the serializer's ``S <= 2N`` cycles, ``G <=
+        max_groups`` items per input and the pipeline constants (under 64 in all), the cycle
+        formula (:mod:`reuse_accel.sim.timing`) stays below ``6N + (N + 2)G + 64``. It sizes the
+        hardware's cycle counters."""
+        neurons, groups = self.max_neurons, self.max_groups
+        return 6 * neurons + (neurons + 2) * groups + 64
+
+    @property
     def weight_bank_lanes(self) -> int:
         """Lanes per bank of the weight memory: as many as fill 16 bits (one iCE40 SPRAM word),
         at least one, at most L. Each bank has its own copy of the weight-row register."""

@@ -31,7 +31,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import COUNTER_WIDTH, AccelConfig, check_config
+from .config import AccelConfig, check_config
 from .core.change_detector import ChangeDetector
 from .core.iobuffer import IOBuffer
 from .core.mac import DeltaMacArray
@@ -44,12 +44,29 @@ from .core.serializer import InputSerializer
 from .layers import KINDS, layer_descriptor_layout
 from .protocol import LAYER_COUNTERS
 
-__all__ = ["ProcessingTile", "layer_counters_layout", "tile_signature"]
+__all__ = ["ProcessingTile", "frame_cycles_shape", "layer_counters_layout", "tile_signature"]
 
 
-def layer_counters_layout() -> data.StructLayout:
-    """One counter per name in :data:`reuse_accel.hw.protocol.LAYER_COUNTERS`."""
-    return data.StructLayout({name: unsigned(COUNTER_WIDTH) for name in LAYER_COUNTERS})
+def layer_counters_layout(config: AccelConfig) -> data.StructLayout:
+    """One counter per name in :data:`reuse_accel.hw.protocol.LAYER_COUNTERS`, each as wide as
+    the largest count a layer of this hardware can reach (it is sent zero-extended to 32 bits):
+    none can wrap, and none costs 32 flip-flops and a 32-bit adder where a few bits do."""
+    neurons, groups = config.max_neurons, config.max_groups
+    bounds = {
+        "cycles": config.layer_cycle_bound,
+        "changed_inputs": neurons,
+        "out_of_range": neurons,
+        "weight_rows": neurons * groups,       # G items per changed input
+        "macs": neurons * neurons,             # one per changed input and output
+        "saturated_outputs": neurons,
+    }
+    return data.StructLayout({name: unsigned(bounds[name].bit_length())
+                              for name in LAYER_COUNTERS})
+
+
+def frame_cycles_shape(config: AccelConfig):
+    """The frame cycle counter: every layer at its bound, and the done cycle."""
+    return unsigned((config.max_layers * config.layer_cycle_bound + 1).bit_length())
 
 
 def tile_signature(config: AccelConfig) -> wiring.Signature:
@@ -63,8 +80,8 @@ def tile_signature(config: AccelConfig) -> wiring.Signature:
         "from_scratch": In(1),
         "start": In(1),
         "done": Out(1),
-        "frame_cycles": Out(COUNTER_WIDTH),
-        "counters": Out(data.ArrayLayout(layer_counters_layout(), config.max_layers)),
+        "frame_cycles": Out(frame_cycles_shape(config)),
+        "counters": Out(data.ArrayLayout(layer_counters_layout(config), config.max_layers)),
         "fill": Out(memory.WritePort.Signature(addr_width=config.row_bits, shape=act_row)),
         "result_read": Out(memory.ReadPort.Signature(addr_width=config.row_bits,
                                                      shape=act_row)),
@@ -86,8 +103,9 @@ class _State(enum.Enum, shape=3):
     IDLE = 0
     SETUP = 1
     SCAN = 2
-    READOUT = 3
-    DONE = 4
+    LEAD = 3      # a layer's readout runs; the next layer starts when the lead is over
+    FINISH = 4   # the last layer's readout runs
+    DONE = 5
 
 
 class ProcessingTile(wiring.Component):
@@ -100,6 +118,34 @@ class ProcessingTile(wiring.Component):
 
     done_latency = 1
     """Cycles per frame after the last layer: the done cycle."""
+
+    @staticmethod
+    def fill_latency(config: AccelConfig) -> int:
+        """Cycles from the end of setup to a layer's first row in the serializer: the row
+        reader's buffer read, then with reuse the quantizer, the skid buffer that cuts the
+        ready chain and the change detector, without reuse the row's skid buffer and the
+        serializer."""
+        if config.reuse:
+            return (RowReader.latency + CentroidQuantizer.latency + SkidBuffer.latency +
+                    ChangeDetector.latency)
+        return RowReader.latency + SkidBuffer.latency + InputSerializer.latency
+
+    @classmethod
+    def lead_margin(cls, config: AccelConfig) -> int:
+        """Cycles from the start of a layer's setup to the earliest sum read of its first MAC
+        item, less one: setup, fill, the fastest address generator, the MAC array's item
+        register and weight read."""
+        generator = min(module.AddressGenerator.latency for module in KINDS.values())
+        return (cls.setup_latency + cls.fill_latency(config) + generator +
+                DeltaMacArray.sum_read_latency - 1)
+
+    @classmethod
+    def readout_lead(cls, config: AccelConfig, groups: int) -> int:
+        """Cycles from the start of a layer's readout of ``groups`` rows to the next layer's
+        setup: the first row must be written before the next layer reads it
+        (:attr:`DeltaMacArray.readout_latency`), and the next layer's first sum read must come
+        after the readout's last (``groups`` reads)."""
+        return max(DeltaMacArray.readout_latency, groups - cls.lead_margin(config))
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -216,8 +262,13 @@ class ProcessingTile(wiring.Component):
             ]
             scan_end = serializer.done
 
-        self._count(m, state, layer, out_rows, last_output_lanes, mac, changed,
-                    quantizer.o if config.reuse else None)
+        # The layer whose readout runs, and its output rows, latched as the readout starts.
+        readout_layer = Signal.like(layer)
+        readout_rows = Signal.like(out_rows)
+        readout_last_lanes = Signal.like(last_output_lanes)
+        lead = Signal(range(max(config.max_groups, DeltaMacArray.readout_latency) + 1))
+        self._count(m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
+                    changed, quantizer.o if config.reuse else None)
 
         scan_done = Signal()
         with m.If(scan_end):
@@ -245,23 +296,38 @@ class ProcessingTile(wiring.Component):
                 ]
             with m.Case(_State.SCAN):
                 with m.If(scan_done & mac.idle):
-                    m.d.comb += mac.readout_start.eq(1)
-                    m.d.sync += state.eq(_State.READOUT)
-            with m.Case(_State.READOUT):
-                with m.If(mac.readout_done):
-                    m.d.comb += buffer.swap.eq(1)
-                    m.d.sync += layer.eq(layer + 1)
+                    # The readout starts; the next layer reads its outputs from the other bank
+                    # as they arrive, once the lead is over.
+                    m.d.comb += [mac.readout_start.eq(1), buffer.swap.eq(1)]
+                    m.d.sync += [readout_layer.eq(layer), readout_rows.eq(out_rows),
+                                 readout_last_lanes.eq(last_output_lanes)]
                     with m.If(layer == self.layer_count - 1):
-                        m.d.sync += state.eq(_State.DONE)
+                        m.d.sync += state.eq(_State.FINISH)
                     with m.Else():
-                        m.d.sync += state.eq(_State.SETUP)
+                        margin = self.lead_margin(config)
+                        minimum = DeltaMacArray.readout_latency
+                        m.d.sync += [
+                            state.eq(_State.LEAD),
+                            lead.eq(Mux(out_rows > margin + minimum, out_rows - margin - 2,
+                                        minimum - 2)),
+                        ]
+            with m.Case(_State.LEAD):
+                with m.If(lead == 0):
+                    m.d.sync += [layer.eq(layer + 1), state.eq(_State.SETUP)]
+                with m.Else():
+                    m.d.sync += lead.eq(lead - 1)
+            with m.Case(_State.FINISH):
+                with m.If(mac.readout_done):
+                    m.d.sync += state.eq(_State.DONE)
             with m.Case(_State.DONE):
                 m.d.comb += self.done.eq(1)
                 m.d.sync += state.eq(_State.IDLE)
         return m
 
-    def _count(self, m, state, layer, out_rows, last_output_lanes, mac, changed, quantized):
-        """The running layer's counters and the frame's cycle count."""
+    def _count(self, m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
+               changed, quantized):
+        """The running layer's counters, the saturated outputs of the layer whose readout
+        runs, and the frame's cycle count."""
         lanes = self._config.lanes
         counters = self.counters[layer]
         with m.If(state != _State.IDLE):
@@ -273,9 +339,9 @@ class ProcessingTile(wiring.Component):
                 outside = quantized.payload.outside & quantized.payload.tag.lanes
                 m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
         with m.If(mac.act.en):
-            real = Mux(mac.act.addr == out_rows - 1, last_output_lanes, Const(-1, lanes))
-            m.d.sync += counters.saturated_outputs.eq(
-                counters.saturated_outputs + popcount(mac.saturated & real))
+            real = Mux(mac.act.addr == readout_rows - 1, readout_last_lanes, Const(-1, lanes))
+            saturated = self.counters[readout_layer].saturated_outputs
+            m.d.sync += saturated.eq(saturated + popcount(mac.saturated & real))
         with m.If(changed.valid & changed.ready):
             m.d.sync += counters.changed_inputs.eq(counters.changed_inputs + 1)
         with m.If(mac.items.valid & mac.items.ready):

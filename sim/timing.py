@@ -15,18 +15,26 @@ runs in three phases:
    (:func:`reuse_accel.hw.layers.dense.items_per_input`), and accepts the next input as soon as
    both are ready, so the ``k``-th handshake happens ``sum(max(u_{j+1} - u_j, G) for j < k)``
    cycles after the first.
-3. **readout**, ``G + 5`` cycles: one per output row, the row register, the sum read and the
-   activation's three stages, into the other bank.
+3. **readout**: ``G + READOUT`` cycles for the frame's last layer: one per output row, the row
+   register, the sum read and the activation's three stages, into the other bank. Any other
+   layer's readout overlaps the next layer, which starts ``LEAD(G) = max(READOUT, G - 9)``
+   cycles after the readout does (``G - 6`` without reuse;
+   :meth:`~reuse_accel.hw.tile.ProcessingTile.readout_lead`): its first input row must be
+   written before it is read, and its first MAC item's sum read must come after the
+   readout's last. The
+   layer's count ends there; the rest of its readout counts for the next layer.
 
-With ``n`` changed inputs, ``S = sum(s_w)`` and the pipeline constants below::
+With ``n`` changed inputs, ``S = sum(s_w)``, ``RO = G + READOUT`` for the last layer and
+``LEAD(G)`` for the others, and the pipeline constants below::
 
-    n = 0:  cycles = SETUP + FILL + S + G + READOUT
+    n = 0:  cycles = SETUP + FILL + S + RO
     n > 0:  cycles = SETUP + FILL + u_0 + sum_{k<n-1} max(u_{k+1} - u_k, G)
-                     + max(S - u_{n-1}, G + MAC_DRAIN) + G + READOUT
+                     + max(S - u_{n-1}, G + MAC_DRAIN) + RO
 
-When every input changes (baseline mode, or the first frame), ``u_k = k`` and this is
-``inputs * G + G + 17`` cycles: the L lanes are busy for all but ``G + 17`` cycles per layer
-(``G + 14`` for hardware generated without reuse, which has no quantizer stages).
+When every input of the last layer changes (baseline mode, or the first frame), ``u_k = k``
+and this is ``inputs * G + G + 17`` cycles: the L lanes are busy for all but ``G + 17`` cycles
+(``G + 14`` for hardware generated without reuse, which has no quantizer stages); an earlier
+layer takes ``inputs * G + 12 + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``).
 A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
 
 The constants below are composed from the latencies the gateware components state
@@ -39,12 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.core.change_detector import ChangeDetector
 from reuse_accel.hw.core.mac import DeltaMacArray
-from reuse_accel.hw.core.quantizer import CentroidQuantizer
-from reuse_accel.hw.core.register import SkidBuffer
-from reuse_accel.hw.core.row_reader import RowReader
-from reuse_accel.hw.core.serializer import InputSerializer
 from reuse_accel.hw.layers import dense
 from reuse_accel.hw.tile import ProcessingTile
 
@@ -52,12 +55,11 @@ __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD
 
 SETUP = ProcessingTile.setup_latency
 """Setup cycles per layer: the centroid table read, the layer's parameters latched."""
-FILL = (RowReader.latency + CentroidQuantizer.latency + SkidBuffer.latency +
-        ChangeDetector.latency)
+FILL = ProcessingTile.fill_latency(AccelConfig())
 """Cycles from the end of setup to the first row in the serializer: the row reader's buffer
 read, the quantizer, the skid buffer that cuts the ready chain, and the change detector's
-previous-index read and serializer."""
-FILL_WITHOUT_REUSE = RowReader.latency + SkidBuffer.latency + InputSerializer.latency
+previous-index read, serializer and register."""
+FILL_WITHOUT_REUSE = ProcessingTile.fill_latency(AccelConfig(reuse=False))
 """The same without the quantizer and change detector (hardware generated without reuse): the
 buffer read, the row's skid buffer and the serializer."""
 GENERATOR = dense.AddressGenerator.latency
@@ -71,8 +73,10 @@ FRAME_OVERHEAD = ProcessingTile.done_latency
 """The tile's done cycle."""
 
 
-def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
-    """Cycles of one layer, given the mask of its changed inputs."""
+def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int, *,
+                 last: bool = True) -> int:
+    """Cycles of one layer, given the mask of its changed inputs; a layer other than the
+    frame's ``last`` ends when the next one starts, during its readout."""
     lanes = config.lanes
     groups = dense.items_per_input(config, outputs)
     changed = np.asarray(changed, dtype=bool)
@@ -83,9 +87,10 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
     row_cost = np.maximum(per_row, 1)
     serializer_total = int(row_cost.sum())
     count = int(per_row.sum())
-    fill = FILL if config.reuse else FILL_WITHOUT_REUSE
+    fill = ProcessingTile.fill_latency(config)
+    readout = groups + READOUT if last else ProcessingTile.readout_lead(config, groups)
     if count == 0:
-        return SETUP + fill + serializer_total + groups + READOUT
+        return SETUP + fill + serializer_total + readout
     row_start = np.concatenate(([0], np.cumsum(row_cost)[:-1]))
     changed_before_row = np.concatenate(([0], np.cumsum(per_row)[:-1]))
     item_row = np.flatnonzero(padded) // lanes
@@ -94,12 +99,13 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int) -> int:
     handshakes = int(np.maximum(np.diff(leave), groups).sum())
     # The last input's items: the generator's latency, then one per cycle, then the MAC drain.
     tail = max(serializer_total - int(leave[-1]), GENERATOR + groups - 1 + MAC_DRAIN)
-    return SETUP + fill + int(leave[0]) + handshakes + tail + groups + READOUT
+    return SETUP + fill + int(leave[0]) + handshakes + tail + readout
 
 
-def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int) -> int:
+def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,
+                       last: bool = True) -> int:
     """Cycles of a layer in which every input changed."""
-    return layer_cycles(config, np.ones(inputs, bool), outputs)
+    return layer_cycles(config, np.ones(inputs, bool), outputs, last=last)
 
 
 def frame_cycles(layer_counts) -> int:

@@ -7,10 +7,13 @@ Contract
 - ``read``: reads the *input* bank (registered read, one cycle latency). Used by the scanner
   while a layer runs and by the result sender after the frame.
 - ``fill``: writes the *input* bank (the host's layer-0 cluster indices, before a frame).
-- ``write``: writes the *output* bank (the activation readout of the running layer).
-- ``swap``: the output bank becomes the input bank (after each layer). Which bank is which
-  needs no reset: a frame fills the current input bank and its results end up in it.
-  ``fill`` and ``write`` are never active together.
+- ``write``: writes the *input* bank too: the activation readout of a layer, which starts with
+  ``swap``.
+- ``swap``: the other bank becomes the input bank, as a layer's readout starts: the layer has
+  read its inputs, and the next layer reads its own from the new input bank while the readout
+  writes them (a row only after it was written). Which bank is which needs no reset: a frame
+  fills the current input bank and its results end up in it. ``fill`` and ``write`` are never
+  active together.
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed
@@ -70,7 +73,7 @@ class IOBuffer(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                write.addr.eq(Cat(self.write.addr, ~input_bank)),
+                write.addr.eq(Cat(self.write.addr, input_bank)),
                 write.data.eq(self.write.data),
                 write.en.eq(self.write.en),
             ]

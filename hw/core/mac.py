@@ -17,8 +17,11 @@ Contract
   buffer). Row ``r`` is written in cycle ``start + readout_latency + r`` (cycle ``start`` being
   the one with ``readout_start`` high); ``readout_done`` marks the last, and ``saturated`` flags
   the lanes of the row being written that were clamped to the activation range. The readout
-  shares the sum memory's read port with the items: start it only while ``idle``, offer no
-  item until ``readout_done``, and read at least one row (``readout_rows >= 1``).
+  latches ``layer``, ``shift``, ``relu`` and ``readout_rows`` at its start, so the next layer's
+  parameters may be applied while it runs. It shares the sum memory's read port with the
+  items: start it only while ``idle``, read at least one row (``readout_rows >= 1``), and let
+  no item's sum read (:attr:`DeltaMacArray.sum_read_latency` cycles after its handshake) fall
+  in the readout's read cycles, ``start + 1 .. start + readout_rows``.
 - ``weight_write``, ``bias_write``: host loading ports (a weight row is written one cycle after
   it is presented; weights are loaded only while no frame runs).
 
@@ -44,6 +47,10 @@ class DeltaMacArray(wiring.Component):
     latency = 5
     """Cycles from the last item's handshake to ``idle``: the item register, the weight read,
     the weight register and the bias and sum reads, multiply, add and write, idle."""
+
+    sum_read_latency = 2
+    """Cycles from an item's handshake to its bias and sum reads: the item register, the weight
+    read."""
 
     readout_latency = 2 + Activation.latency
     """Cycles from ``readout_start`` to the first row written: the readout's row register, the
@@ -85,8 +92,8 @@ class DeltaMacArray(wiring.Component):
         bias_depth = config.max_layers << config.row_bits
         sum_depth = bias_depth if config.reuse else 1 << config.row_bits
 
-        def sum_address(row):
-            return Cat(row, self.layer) if config.reuse else row
+        def sum_address(row, layer):
+            return Cat(row, layer) if config.reuse else row
 
         m.submodules.biases = biases = memory.Memory(
             shape=data.ArrayLayout(signed(config.bias_width), lanes), depth=bias_depth, init=[])
@@ -150,9 +157,15 @@ class DeltaMacArray(wiring.Component):
         # Readout state shares the sum read port.
         ro_active = Signal()
         ro_row = Signal(config.row_bits)
-        ro_last = ro_row == self.readout_rows - 1
+        ro_rows = Signal.like(self.readout_rows)
+        ro_layer = Signal.like(self.layer)
+        ro_shift = Signal.like(self.shift)
+        ro_relu = Signal()
+        ro_last = ro_row == ro_rows - 1
         with m.If(self.readout_start):
-            m.d.sync += [ro_active.eq(1), ro_row.eq(0)]
+            m.d.sync += [ro_active.eq(1), ro_row.eq(0), ro_rows.eq(self.readout_rows),
+                         ro_layer.eq(self.layer), ro_shift.eq(self.shift),
+                         ro_relu.eq(self.relu)]
         with m.Elif(ro_active):
             m.d.sync += ro_row.eq(ro_row + 1)
             with m.If(ro_last):
@@ -171,7 +184,8 @@ class DeltaMacArray(wiring.Component):
         ]
         m.d.comb += [
             bias_read.addr.eq(Cat(s1_row, self.layer)),
-            sum_read.addr.eq(sum_address(Mux(ro_active, ro_row, s1_row))),
+            sum_read.addr.eq(Mux(ro_active, sum_address(ro_row, ro_layer),
+                                  sum_address(s1_row, self.layer))),
         ]
 
         # Multiply stage: the weights, registered next to the multipliers (the banks' outputs
@@ -210,7 +224,7 @@ class DeltaMacArray(wiring.Component):
         last_write_valid = Signal()
         last_write_addr = Signal(len(sum_write.addr))
         last_write_data = Signal(sum_row)
-        write_addr = sum_address(s2_row)
+        write_addr = sum_address(s2_row, self.layer)
         forward = ~s2_init & last_write_valid & (last_write_addr == write_addr)
         m.d.comb += [
             sum_write.addr.eq(write_addr),
@@ -241,8 +255,8 @@ class DeltaMacArray(wiring.Component):
             valid, row, last = delayed
         m.d.comb += [
             activation.acc.eq(sum_read.data),
-            activation.shift.eq(self.shift),
-            activation.relu.eq(self.relu),
+            activation.shift.eq(ro_shift),
+            activation.relu.eq(ro_relu),
             self.act.en.eq(valid),
             self.act.addr.eq(row),
             self.act.data.eq(activation.o),

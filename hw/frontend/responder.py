@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from .. import protocol
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
 from ..protocol import Opcode
-from ..tile import layer_counters_layout
+from ..tile import frame_cycles_shape, layer_counters_layout
 from .layouts import reply_layout, word_layout
 
 __all__ = ["Responder"]
@@ -53,8 +53,8 @@ class Responder(wiring.Component):
                                                          shape=act_row)),
             "output_rows": In(config.group_count_bits),
             "layer_count": In(range(config.max_layers + 1)),
-            "frame_cycles": In(COUNTER_WIDTH),
-            "counters": In(data.ArrayLayout(layer_counters_layout(), config.max_layers)),
+            "frame_cycles": In(frame_cycles_shape(config)),
+            "counters": In(data.ArrayLayout(layer_counters_layout(config), config.max_layers)),
             "status": In(data.ArrayLayout(unsigned(COUNTER_WIDTH),
                                           len(protocol.STATUS_FIELDS))),
         })

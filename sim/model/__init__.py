@@ -181,7 +181,7 @@ class GoldenModel:
             self._prev_index[number] = indices
             kind.update(self._acc[number], changed, delta)
             changed_counts[number] = int(changed.sum())
-            cycles[number] = kind.cycles(changed)
+            cycles[number] = kind.cycles(changed, last=number == n - 1)
             values, clamped = _activate(self._acc[number].astype(np.int64), layer.shift,
                                         layer.relu, config)
             saturated_counts[number] = int(clamped.sum())
@@ -199,7 +199,7 @@ class GoldenModel:
         activations = []
         for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
             acc = kind.forward(values)
-            cycles[number] = kind.cycles(np.ones(layer.inputs, bool))
+            cycles[number] = kind.cycles(np.ones(layer.inputs, bool), last=number == n - 1)
             values, clamped = _activate(acc.astype(np.int64), layer.shift, layer.relu, config)
             saturated_counts[number] = int(clamped.sum())
             activations.append(values)

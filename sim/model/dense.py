@@ -58,9 +58,10 @@ class DenseLayer:
             # once; gathering the changed columns costs more than it saves.
             sums += self.weights @ np.where(changed, delta, 0)
 
-    def cycles(self, changed: np.ndarray) -> int:
-        """Cycles of the layer, given the mask of its changed inputs."""
-        return layer_cycles(self.config, changed, self.outputs)
+    def cycles(self, changed: np.ndarray, last: bool) -> int:
+        """Cycles of the layer, given the mask of its changed inputs and whether it is the
+        frame's last (whose readout does not overlap a next layer)."""
+        return layer_cycles(self.config, changed, self.outputs, last=last)
 
     def weight_rows(self, changed: int) -> int:
         """Weight rows the MAC array reads for ``changed`` changed inputs."""

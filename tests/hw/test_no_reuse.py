@@ -20,7 +20,7 @@ from support.accelerator import (
     run,
     statuses_of,
 )
-from support.networks import random_network
+from support.networks import every_input_cycles, random_network
 
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.protocol import Error, Opcode
@@ -75,10 +75,9 @@ def test_dense_frames_match_model_and_reference(sizes):
     for t, (result, frame) in enumerate(zip(got, frames)):
         assert_frame_equal(result, model.frame(frame), f"frame {t}")
         np.testing.assert_array_equal(result.outputs, dense_reference(layers, frame, CONFIG))
-        # Every input of every layer is applied: inputs x G + G + 14 cycles per layer (no
-        # quantizer stages), plus the done cycle.
+        # Every input of every layer is applied (no quantizer stages), plus the done cycle.
         groups = [CONFIG.groups(n) for n in sizes[1:]]
-        expected = [i * g + g + 14 for i, g in zip(sizes[:-1], groups)]
+        expected = every_input_cycles(sizes[:-1], groups, reuse=False)
         np.testing.assert_array_equal(result.layer_cycles, expected)
         assert result.cycles == sum(expected) + 1
         np.testing.assert_array_equal(result.changed_inputs, sizes[:-1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.networks import random_network, similar_frames
+from support.networks import every_input_cycles, random_network, similar_frames
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import FixedLayer, GoldenModel, activate, quantize
@@ -71,11 +71,12 @@ def reference_frame(config, layers, indices):
     return result
 
 
-def formula_cycles(config, changed, outputs):
+def formula_cycles(config, changed, outputs, last=True):
     """The per-layer cycle formula of sim/timing.py's docstring, term by term."""
     lanes = config.lanes
     groups = -(-outputs // lanes)
     rows = -(-len(changed) // lanes)
+    readout = groups + READOUT if last else max(READOUT, groups - 9)
     per_row = [int(sum(changed[row * lanes:(row + 1) * lanes])) for row in range(rows)]
     slots, start = [], 0
     for count in per_row:
@@ -83,10 +84,10 @@ def formula_cycles(config, changed, outputs):
         start += max(count, 1)
     total = start
     if not slots:
-        return SETUP + FILL + total + groups + READOUT
+        return SETUP + FILL + total + readout
     handshakes = sum(max(b - a, groups) for a, b in zip(slots, slots[1:]))
     return (SETUP + FILL + slots[0] + handshakes + max(total - slots[-1], groups + MAC_DRAIN)
-            + groups + READOUT)
+            + readout)
 
 
 # -- strategies --------------------------------------------------------------------------------
@@ -161,8 +162,8 @@ def check_sequence(config, layers, frames):
                 masks.append([True] * len(now))
             else:
                 masks.append([a != b for a, b in zip(now, previous[layer_number][0])])
-        cycles = [formula_cycles(config, mask, layer.outputs)
-                  for mask, layer in zip(masks, layers)]
+        cycles = [formula_cycles(config, mask, layer.outputs, last=n == len(layers) - 1)
+                  for n, (mask, layer) in enumerate(zip(masks, layers))]
         assert result.layer_cycles.tolist() == cycles
         assert result.cycles == sum(cycles) + FRAME_OVERHEAD
         previous = expected
@@ -206,9 +207,8 @@ def test_baseline_gives_identical_outputs_and_counts_every_input():
         a, b = reuse.frame(frame), baseline.frame(frame)
         assert a.outputs.tolist() == b.outputs.tolist()
         assert b.changed_inputs.tolist() == inputs
-        assert b.layer_cycles.tolist() == [
-            layer.inputs * CONFIG.groups(layer.outputs) + CONFIG.groups(layer.outputs) + 17
-            for layer in layers]
+        assert b.layer_cycles.tolist() == every_input_cycles(
+            inputs, [CONFIG.groups(layer.outputs) for layer in layers])
     # reuse saved work on the later frames
     assert a.changed_inputs.sum() < b.changed_inputs.sum()
 
@@ -281,11 +281,11 @@ def test_model_cycles_of_an_unchanged_frame():
     layers, frames = make()
     model = GoldenModel(CONFIG, layers)
     first = model.frame(frames[0])
-    assert first.layer_cycles.tolist() == [12 * 3 + 3 + 17, 9 * 2 + 2 + 17]
-    assert first.cycles == 56 + 37 + 1
+    assert first.layer_cycles.tolist() == [12 * 3 + 12 + 5, 9 * 2 + 2 + 17]
+    assert first.cycles == 53 + 37 + 1
     repeat = model.frame(frames[0])
-    assert repeat.layer_cycles.tolist() == [3 + 3 + 12, 3 + 2 + 12]
-    assert repeat.cycles == 18 + 17 + 1
+    assert repeat.layer_cycles.tolist() == [3 + 12, 3 + 2 + 12]
+    assert repeat.cycles == 15 + 17 + 1
 
 
 def test_single_change_cycles():
@@ -413,7 +413,9 @@ def test_dense_kind_forward_update_and_counters():
     assert sums.tolist() == dense.forward(new).tolist()
     count = int(changed.sum())
     assert (dense.weight_rows(count), dense.macs(count)) == (count * 2, count * 7)
-    assert dense.cycles(changed) == formula_cycles(CONFIG, changed.tolist(), 7)
+    assert dense.cycles(changed, last=True) == formula_cycles(CONFIG, changed.tolist(), 7)
+    assert dense.cycles(changed, last=False) == formula_cycles(CONFIG, changed.tolist(), 7,
+                                                               last=False)
 
 
 def test_a_layer_kind_the_model_does_not_know():

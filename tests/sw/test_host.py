@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.accelerator import command_words, split_commands
-from support.networks import random_network
+from support.networks import every_input_cycles, random_network
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig
@@ -402,9 +402,9 @@ def test_report_fields_follow_their_definitions(tiny_model):
     dense_macs = count * sum(i * o for i, o in zip(inputs, outputs))
     assert summary["computation_reuse"] == pytest.approx(1 - macs / dense_macs)
     assert summary["cycles"] == sum(result.cycles for result in reuse.frames)
-    # Dense layer cycles from sim/timing.py: inputs * G + G + 17, plus 1 per frame.
+    # Dense layer cycles from the README's formula, plus 1 per frame.
     groups = [config.groups(o) for o in outputs]
-    dense = sum(i * g + g + 17 for i, g in zip(inputs, groups)) + 1
+    dense = sum(every_input_cycles(inputs, groups)) + 1
     assert summary["baseline_cycles"] == count * dense
     assert summary["speedup"] == pytest.approx(count * dense / summary["cycles"])
     assert summary["speedup"] > 1
