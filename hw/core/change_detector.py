@@ -16,8 +16,8 @@ Contract
   is read as the row enters and written with the new indices as the row moves on to the
   :class:`~reuse_accel.hw.core.serializer.InputSerializer`.
 - Latency :attr:`ChangeDetector.latency`: one cycle for the registered read of the previous
-  indices, then the serializer's. Only the lane leaving the serializer looks its two centroids
-  up: one pair of K-way lookups instead of L.
+  indices, one for the compared row's register, then the serializer's. Only the lane leaving
+  the serializer looks its two centroids up: one pair of K-way lookups instead of L.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
 from .layouts import changed_input_layout
+from .register import StreamRegister
 from .serializer import InputSerializer
 
 __all__ = ["ChangeDetector"]
@@ -34,7 +35,7 @@ __all__ = ["ChangeDetector"]
 class ChangeDetector(wiring.Component):
     """Compare each input's cluster with the previous frame's; emit the changed ones."""
 
-    latency = 1 + InputSerializer.latency
+    latency = 1 + StreamRegister.latency + InputSerializer.latency
     """Cycles from a row's acceptance to its first changed input on ``o``."""
 
     def __init__(self, config: AccelConfig):
@@ -76,6 +77,10 @@ class ChangeDetector(wiring.Component):
         prev_read = previous.read_port()
         prev_write = previous.write_port()
         m.submodules.serializer = serializer = InputSerializer(config, lane_shape=pair)
+        # The compared row is registered before the serializer picks its first lane: the
+        # memory's output, the comparison and the lane choice would otherwise share one cycle.
+        m.submodules.compared = compared = StreamRegister(serializer.i.payload.shape())
+        wiring.connect(m, compared.o, serializer.i)
 
         # The row waits one cycle for its previous indices (registered read).
         valid = Signal()
@@ -84,7 +89,7 @@ class ChangeDetector(wiring.Component):
         real = Signal(lanes)
         last = Signal()
 
-        advance = ~valid | serializer.i.ready
+        advance = ~valid | compared.i.ready
         m.d.comb += [
             self.i.ready.eq(advance),
             prev_read.en.eq(advance),
@@ -100,19 +105,19 @@ class ChangeDetector(wiring.Component):
             ]
 
         m.d.comb += [
-            serializer.i.valid.eq(valid),
-            serializer.i.payload.row.eq(row),
-            serializer.i.payload.last.eq(last),
+            compared.i.valid.eq(valid),
+            compared.i.payload.row.eq(row),
+            compared.i.payload.last.eq(last),
             prev_write.addr.eq(Cat(row, self.layer)),
             prev_write.data.eq(indices),
-            prev_write.en.eq(valid & serializer.i.ready),
+            prev_write.en.eq(valid & compared.i.ready),
         ]
         for lane in range(lanes):
             old = prev_read.data[lane]
             m.d.comb += [
-                serializer.i.payload.values[lane].new.eq(indices[lane]),
-                serializer.i.payload.values[lane].old.eq(old),
-                serializer.i.payload.mask[lane].eq(
+                compared.i.payload.values[lane].new.eq(indices[lane]),
+                compared.i.payload.values[lane].old.eq(old),
+                compared.i.payload.mask[lane].eq(
                     real[lane] & (self.first | (indices[lane] != old))),
             ]
 

@@ -141,6 +141,8 @@ class CommandChecker(wiring.Component):
             "known_kind": Signal(),
             "chained": Signal(),
             "load_length_ok": Signal(),
+            "load_address_ok": Signal(),
+            "layer_fields_ok": Signal(),
             "frame_length_ok": Signal(),
         }
         with m.If(take):
@@ -155,7 +157,16 @@ class CommandChecker(wiring.Component):
                     m.d.sync += terms["extent"].eq(
                         control[2][:config.weight_row_bits] +
                         module.weight_extent(config, control[0][:bits], control[1][:bits]))
-            m.d.sync += terms["known_kind"].eq(known_kind)
+            m.d.sync += [
+                terms["known_kind"].eq(known_kind),
+                # Every SET_LAYER field in its range (the extent is compared in the next cycle).
+                terms["layer_fields_ok"].eq(
+                    (control[0] != 0) & (control[0] <= config.max_neurons) &
+                    (control[1] != 0) & (control[1] <= config.max_neurons) &
+                    (flags.shift <= config.max_shift) & (flags.reserved == 0) &
+                    (flags.unused == 0) & known_kind &
+                    (control[2] < config.weight_depth)),
+            ]
             # SET_NET: every layer up to the count is configured and takes the previous one's
             # outputs.
             count = control[0]
@@ -173,6 +184,11 @@ class CommandChecker(wiring.Component):
                 words == Mux(command.opcode == Opcode.LOAD_WEIGHTS,
                              rows * protocol.row_words(config, Opcode.LOAD_WEIGHTS),
                              rows * protocol.row_words(config, Opcode.LOAD_BIASES)))
+            # LOAD_*: the rows fit their memory from the start row.
+            start = control[0]
+            depth = Mux(command.opcode == Opcode.LOAD_WEIGHTS, config.weight_depth,
+                        config.max_groups)
+            m.d.sync += terms["load_address_ok"].eq((start < depth) & (rows <= depth - start))
             # FRAME: layer 0's input rows.
             m.d.sync += terms["frame_length_ok"].eq(
                 words == row_count(self.layers[0].inputs, lanes) *
@@ -214,15 +230,9 @@ class CommandChecker(wiring.Component):
                           ((count == 0) | (count > config.max_layers), Error.BAD_PARAMETER),
                           (~terms["chained"], Error.BAD_NETWORK))
                 with m.Case(Opcode.SET_LAYER):
-                    inputs, outputs, weight_base = control[0], control[1], control[2]
-                    flags = protocol.LayerFlags(control[3])
                     check((words != 0, Error.BAD_LENGTH),
                           (~layer_ok, Error.BAD_LAYER),
-                          ((inputs == 0) | (inputs > config.max_neurons) |
-                           (outputs == 0) | (outputs > config.max_neurons) |
-                           (flags.shift > config.max_shift) | (flags.reserved != 0) |
-                           (flags.unused != 0) | ~terms["known_kind"] |
-                           (weight_base >= config.weight_depth) |
+                          (~terms["layer_fields_ok"] |
                            (terms["extent"] > config.weight_depth), Error.BAD_PARAMETER))
                 with m.Case(Opcode.LOAD_CENTROIDS):
                     if not config.reuse:
@@ -232,12 +242,10 @@ class CommandChecker(wiring.Component):
                                Error.BAD_LENGTH),
                               (~layer_ok, Error.BAD_LAYER))
                 with m.Case(Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
-                    start, rows = control[0], control[1]
                     weights = command.opcode == Opcode.LOAD_WEIGHTS
-                    depth = Mux(weights, config.weight_depth, config.max_groups)
                     check((~terms["load_length_ok"], Error.BAD_LENGTH),
                           (~weights & ~layer_ok, Error.BAD_LAYER),
-                          ((start >= depth) | (rows > depth - start), Error.BAD_ADDRESS))
+                          (~terms["load_address_ok"], Error.BAD_ADDRESS))
                 with m.Case(Opcode.FRAME):
                     check((~net_valid, Error.NOT_READY),
                           (~terms["frame_length_ok"], Error.BAD_LENGTH))

@@ -116,11 +116,11 @@ def check_pass(job, expected):
 
 
 def check_timing_ready(job, expected):
-    """o.ready always high: item k leaves at T0 + 2 + u_k, done at T0 + 1 + S."""
+    """o.ready always high: item k leaves at T0 + 3 + u_k, done at T0 + 2 + S."""
     first_row = job.row_cycles[0]
     slots, total = serializer_slots(job, expected)
-    assert [cycle for cycle, *_ in job.items] == [first_row + 2 + u for u in slots]
-    assert job.done_cycles == [first_row + 1 + total]
+    assert [cycle for cycle, *_ in job.items] == [first_row + 3 + u for u in slots]
+    assert job.done_cycles == [first_row + 2 + total]
 
 
 def check_timing_stalled(job, expected):
@@ -128,9 +128,9 @@ def check_timing_stalled(job, expected):
     first_row = job.row_cycles[0]
     slots, total = serializer_slots(job, expected)
     if not slots:
-        assert job.done_cycles == [first_row + 1 + total]
+        assert job.done_cycles == [first_row + 2 + total]
         return
-    assert job.offers[0] == first_row + 2 + slots[0]
+    assert job.offers[0] == first_row + 3 + slots[0]
     transfers = [cycle for cycle, *_ in job.items]
     for k in range(len(slots) - 1):
         assert job.offers[k + 1] == transfers[k] + slots[k + 1] - slots[k]
@@ -158,7 +158,7 @@ def test_first_pass_emits_every_real_input():
     assert [item[1:] for item in job.items] == expected
     check_timing_ready(job, expected)
     # 10 inputs in rows of 4, 4 and 2 (lanes 2 and 3 of row 2 masked): serializer 4+4+2
-    assert job.done_cycles == [job.row_cycles[0] + 1 + 10]
+    assert job.done_cycles == [job.row_cycles[0] + 2 + 10]
 
 
 def test_second_pass_emits_only_changes_with_centroid_differences():
@@ -176,7 +176,7 @@ def test_second_pass_emits_only_changes_with_centroid_differences():
     for job, expected in zip(jobs, reference(jobs)):
         check_timing_ready(job, expected)
     # rows 0 and 2 hold one and two changes, rows 1 and 3 none: serializer 1 + 1 + 2 + 1
-    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + 1 + 5]
+    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + 2 + 5]
 
 
 def test_unchanged_layer_emits_nothing_and_takes_one_cycle_per_row():
@@ -186,7 +186,7 @@ def test_unchanged_layer_emits_nothing_and_takes_one_cycle_per_row():
             Pass(layer=0, first=False, centroids=centroids, rows=rows, inputs=12)]
     simulate(CONFIG, jobs)
     assert jobs[1].items == []
-    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + 1 + 3]
+    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + 2 + 3]
 
 
 def test_masked_lanes_are_never_emitted():
