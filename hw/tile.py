@@ -122,12 +122,12 @@ class ProcessingTile(wiring.Component):
     @staticmethod
     def fill_latency(config: AccelConfig) -> int:
         """Cycles from the end of setup to a layer's first row in the serializer: the row
-        reader's buffer read, then with reuse the quantizer, the skid buffer that cuts the
-        ready chain and the change detector, without reuse the row's skid buffer and the
+        reader's buffer read and the row's skid buffer, then with reuse the quantizer, the skid
+        buffer that cuts the ready chain and the change detector, without reuse the
         serializer."""
         if config.reuse:
-            return (RowReader.latency + CentroidQuantizer.latency + SkidBuffer.latency +
-                    ChangeDetector.latency)
+            return (RowReader.latency + SkidBuffer.latency + CentroidQuantizer.latency +
+                    SkidBuffer.latency + ChangeDetector.latency)
         return RowReader.latency + SkidBuffer.latency + InputSerializer.latency
 
     @classmethod
@@ -236,7 +236,11 @@ class ProcessingTile(wiring.Component):
                          buffer.read.en.eq(self.result_read.en)]
         rows = reader.o
         if config.reuse:
-            wiring.connect(m, rows, quantizer.i)
+            # The row leaves the block RAM through a skid buffer before the quantizer compares
+            # it: the memory's output and the comparison would otherwise share one cycle.
+            m.submodules.row_register = row_register = SkidBuffer(rows.payload.shape())
+            wiring.connect(m, rows, row_register.i)
+            wiring.connect(m, row_register.o, quantizer.i)
             # A skid buffer cuts the ready chain from the MAC array back to the buffer's read
             # enable in two.
             m.submodules.index_register = index_register = SkidBuffer(

@@ -17,7 +17,7 @@ runs in three phases:
    cycles after the first.
 3. **readout**: ``G + READOUT`` cycles for the frame's last layer: one per output row, the row
    register, the sum read and the activation's three stages, into the other bank. Any other
-   layer's readout overlaps the next layer, which starts ``LEAD(G) = max(READOUT, G - 10)``
+   layer's readout overlaps the next layer, which starts ``LEAD(G) = max(READOUT, G - 11)``
    cycles after the readout does (``G - 6`` without reuse;
    :meth:`~reuse_accel.hw.tile.ProcessingTile.readout_lead`): its first input row must be
    written before it is read, and its first MAC item's sum read must come after the
@@ -32,9 +32,9 @@ With ``n`` changed inputs, ``S = sum(s_w)``, ``RO = G + READOUT`` for the last l
                      + max(S - u_{n-1}, G + MAC_DRAIN) + RO
 
 When every input of the last layer changes (baseline mode, or the first frame), ``u_k = k``
-and this is ``inputs * G + G + 18`` cycles: the L lanes are busy for all but ``G + 18`` cycles
+and this is ``inputs * G + G + 19`` cycles: the L lanes are busy for all but ``G + 19`` cycles
 (``G + 14`` for hardware generated without reuse, which has no quantizer stages); an earlier
-layer takes ``inputs * G + 13 + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``).
+layer takes ``inputs * G + 14 + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``).
 A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
 
 The constants below are composed from the latencies the gateware components state
@@ -57,8 +57,8 @@ SETUP = ProcessingTile.setup_latency
 """Setup cycles per layer: the centroid table read, the layer's parameters latched."""
 FILL = ProcessingTile.fill_latency(AccelConfig())
 """Cycles from the end of setup to the first row in the serializer: the row reader's buffer
-read, the quantizer, the skid buffer that cuts the ready chain, and the change detector's
-previous-index read, compared-row register and serializer."""
+read, the row's skid buffer, the quantizer, the skid buffer that cuts the ready chain, and the
+change detector's previous-index read, compared-row register and serializer."""
 FILL_WITHOUT_REUSE = ProcessingTile.fill_latency(AccelConfig(reuse=False))
 """The same without the quantizer and change detector (hardware generated without reuse): the
 buffer read, the row's skid buffer and the serializer."""

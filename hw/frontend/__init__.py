@@ -18,10 +18,12 @@ Four components joined by streams, one command at a time::
 Ports: ``i``, a ``lib.stream`` of ``stream_width``-bit command words; ``o``, a ``lib.stream``
 of response words with ``last``; ``tile``, the
 :class:`~reuse_accel.hw.tile.ProcessingTile`'s ports, driven from here. ``i.ready`` and
-``o.valid`` depend on registers only, and ``o.ready`` reaches only a skid buffer. A FRAME's
-response header leaves ``o`` 4 cycles after the tile's last frame cycle, without output
-backpressure (the tile starts in the cycle after the frame's last word; the router sees
-``done``, then the header is registered, passes the skid buffer, then it moves).
+``o.valid`` depend on registers only; ``i.valid``, ``i.payload`` and ``o.ready`` reach only
+skid buffers. Without output backpressure, a FRAME's response header leaves ``o``
+:data:`FRAME_RESPONSE_LATENCY` cycles plus the frame's cycle count after its last word enters
+``i``: the word passes the input skid buffer and the tile starts in the next cycle; after the
+tile's last cycle the router sees ``done``, the header is registered, passes the output skid
+buffer, then it moves.
 """
 
 from amaranth.hdl import Module
@@ -39,11 +41,11 @@ from .router import PayloadRouter
 
 __all__ = ["CommandFrontend", "FRAME_RESPONSE_LATENCY"]
 
-FRAME_RESPONSE_LATENCY = (PayloadRouter.start_latency + PayloadRouter.reply_latency +
-                          Responder.latency + SkidBuffer.latency)
+FRAME_RESPONSE_LATENCY = (SkidBuffer.latency + PayloadRouter.start_latency +
+                          PayloadRouter.reply_latency + Responder.latency + SkidBuffer.latency)
 """Cycles from a frame's last input word to its response header's transfer, beyond the frame's
-own cycle count: the tile's start, the router's reply, the output register, the output skid
-buffer."""
+own cycle count: the input skid buffer, the tile's start, the router's reply, the output
+register, the output skid buffer."""
 
 
 class CommandFrontend(wiring.Component):
@@ -76,7 +78,10 @@ class CommandFrontend(wiring.Component):
         m.submodules.router = router = PayloadRouter(config)
         m.submodules.responder = responder = Responder(config)
 
-        wiring.connect(m, wiring.flipped(self.i), decoder.i)
+        # The input port's valid and data reach only this skid buffer, not the decoder's state.
+        m.submodules.input = input_ = SkidBuffer(config.stream_width)
+        wiring.connect(m, wiring.flipped(self.i), input_.i)
+        wiring.connect(m, input_.o, decoder.i)
         wiring.connect(m, decoder.command, checker.command)
         wiring.connect(m, checker.job, router.job)
         wiring.connect(m, decoder.payload, router.payload)

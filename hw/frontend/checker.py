@@ -5,10 +5,11 @@ Contract
 - ``command``: decoded commands (:func:`.layouts.command_layout`), one at a time.
 - ``job``: for each command, :attr:`CommandChecker.latency` cycles after it is offered, what to
   do with its payload (:func:`.layouts.job_layout`): the command itself, or the error that
-  answers it (its payload is then drained). Three cycles, each ending in registers, while the
-  command waits on ``command``: the costly terms of the rules (a layer's weight extent, the
-  network's chaining, the payload lengths); the first failing rule; then the command is taken,
-  applied if it passed, and its job issued. One command is in the checker at a time.
+  answers it (its payload is then drained). Four cycles, each ending in registers, while the
+  command waits on ``command``: the costly terms of the rules (the network's chaining, the
+  payload lengths, every field's range); a layer's weight extent (a product); the first failing
+  rule; then the command is taken, applied if it passed, and its job issued. One command is in
+  the checker at a time.
 - A command that passes is applied as its job is issued: SET_LAYER configures a
   layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
   switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
@@ -29,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from .. import protocol
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
 from ..core.rows import row_count
-from ..layers import KINDS, layer_descriptor_layout
+from ..layers import KIND_BITS, KINDS, layer_descriptor_layout
 from ..protocol import Error, Opcode
 from .layouts import command_layout, job_layout
 
@@ -39,7 +40,7 @@ __all__ = ["CommandChecker"]
 class CommandChecker(wiring.Component):
     """Validate commands against the hardware and hold the network they configure."""
 
-    latency = 3
+    latency = 4
     """Cycles from a command's offer to its job on ``job`` (while ``job`` is free)."""
 
     def __init__(self, config: AccelConfig):
@@ -96,16 +97,21 @@ class CommandChecker(wiring.Component):
         # on ``command`` (its payload holds until it is taken).
         command = self.command.payload
         measured = Signal()
+        extended = Signal()
         checked = Signal()
-        terms = self._terms(m, command, configured, take=self.command.valid & ~measured)
+        terms = self._terms(m, command, configured, take=self.command.valid & ~measured,
+                            extend=measured & ~extended)
         with m.If(self.command.valid & ~measured):
             m.d.sync += measured.eq(1)
-        # Cycle 2: the first failing rule, registered.
+        # Cycle 2: a layer's weight extent, from the operands registered in cycle 1.
+        with m.If(measured & ~extended):
+            m.d.sync += extended.eq(1)
+        # Cycle 3: the first failing rule, registered.
         verdict = Signal(8)
-        with m.If(measured & ~checked):
+        with m.If(extended & ~checked):
             m.d.sync += [verdict.eq(self._check(m, command, terms, net_valid, configured)),
                          checked.eq(1)]
-        # Cycle 3: the command is taken, applied if it passed, and its job issued.
+        # Cycle 4: the command is taken, applied if it passed, and its job issued.
         with m.If(self.frame_done):
             m.d.sync += reuse_valid.eq(1)
         job_free = ~self.job.valid | self.job.ready
@@ -115,6 +121,7 @@ class CommandChecker(wiring.Component):
         with m.If(self.command.valid & self.command.ready):
             m.d.sync += [
                 measured.eq(0),
+                extended.eq(0),
                 checked.eq(0),
                 self.job.valid.eq(1),
                 self.job.payload.opcode.eq(command.opcode),
@@ -129,8 +136,9 @@ class CommandChecker(wiring.Component):
                 self._apply(m, command, configured, net_valid, baseline, reuse_valid)
         return m
 
-    def _terms(self, m, command, configured, *, take):
-        """The costly terms of the rules, registered as the command is taken (``take``)."""
+    def _terms(self, m, command, configured, *, take, extend):
+        """The costly terms of the rules, registered while the command waits (``take``); a
+        SET_LAYER's weight extent one cycle later (``extend``), from registered operands."""
         config = self._config
         lanes = config.lanes
         control = command.control
@@ -138,6 +146,10 @@ class CommandChecker(wiring.Component):
         words = command.words
         terms = {
             "extent": Signal(config.weight_row_bits + 2 * config.neuron_count_bits),
+            "extent_inputs": Signal(bits),
+            "extent_outputs": Signal(bits),
+            "extent_base": Signal(config.weight_row_bits),
+            "extent_kind": Signal(KIND_BITS),
             "known_kind": Signal(),
             "chained": Signal(),
             "load_length_ok": Signal(),
@@ -150,13 +162,14 @@ class CommandChecker(wiring.Component):
             # kind takes must end inside the weight memory.
             flags = protocol.LayerFlags(control[3])
             known_kind = Const(0)
-            for kind, module in KINDS.items():
-                this = flags.kind.as_value() == kind.value
-                known_kind = known_kind | this
-                with m.If(this):
-                    m.d.sync += terms["extent"].eq(
-                        control[2][:config.weight_row_bits] +
-                        module.weight_extent(config, control[0][:bits], control[1][:bits]))
+            for kind in KINDS:
+                known_kind = known_kind | (flags.kind.as_value() == kind.value)
+            m.d.sync += [
+                terms["extent_inputs"].eq(control[0][:bits]),
+                terms["extent_outputs"].eq(control[1][:bits]),
+                terms["extent_base"].eq(control[2][:config.weight_row_bits]),
+                terms["extent_kind"].eq(flags.kind.as_value()),
+            ]
             m.d.sync += [
                 terms["known_kind"].eq(known_kind),
                 # Every SET_LAYER field in its range (the extent is compared in the next cycle).
@@ -193,6 +206,13 @@ class CommandChecker(wiring.Component):
             m.d.sync += terms["frame_length_ok"].eq(
                 words == row_count(self.layers[0].inputs, lanes) *
                 protocol.row_words(config, Opcode.FRAME))
+        with m.If(extend):
+            for kind, module in KINDS.items():
+                with m.If(terms["extent_kind"] == kind.value):
+                    m.d.sync += terms["extent"].eq(
+                        terms["extent_base"] +
+                        module.weight_extent(config, terms["extent_inputs"],
+                                             terms["extent_outputs"]))
         return terms
 
     def _check(self, m, command, terms, net_valid, configured):

@@ -13,8 +13,9 @@ Contract
 - ``o``: the response words, registered; ``o.payload.last`` marks the final word of every
   response.
 - ``done``: pulses when the final word of a response enters the output register.
-- Throughput: one word per cycle, but for one cycle per output row (its read from the I/O
-  buffer) and one between the rows and the counters, and one after the last word.
+- Throughput: one word per cycle, but for two cycles per output row (its read from the I/O
+  buffer and its register) and one between the rows and the counters, and one after the last
+  word.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
@@ -91,7 +92,9 @@ class Responder(wiring.Component):
         state = Signal(_State)
         status = Signal()              # the fields are the status row, not the counters
         row = Signal(config.group_count_bits)
-        row_ready = Signal()
+        row_ready = Signal()           # the row's read was issued
+        row_held = Signal()            # the row is in row_data
+        row_data = Signal.like(self.result_read.data)
         row_word = Signal(range(max(act_words, 1) + 1))
         longest = max(status_words, protocol.words_per_row(
             protocol.counter_fields(config.max_layers), COUNTER_WIDTH, W))
@@ -124,30 +127,33 @@ class Responder(wiring.Component):
                     out_last.eq(~frame & ~status_reply),
                 ]
                 with m.If(self.reply.valid & out_free):
-                    m.d.sync += [row.eq(0), row_ready.eq(0), row_word.eq(0), field_word.eq(0),
-                                 status.eq(status_reply)]
+                    m.d.sync += [row.eq(0), row_ready.eq(0), row_held.eq(0), row_word.eq(0),
+                                 field_word.eq(0), status.eq(status_reply)]
                     with m.If(frame):
                         m.d.sync += [state.eq(_State.ROWS), field_words.eq(counter_words)]
                     with m.Elif(status_reply):
                         m.d.sync += [state.eq(_State.FIELDS), field_words.eq(status_words)]
             with m.Case(_State.ROWS):
-                # A registered read of the row, then its words; the read port holds its data
-                # while not enabled.
+                # A registered read of the row, the row registered (the block RAM's output and
+                # the word choice would otherwise share one cycle), then its words.
                 with m.If(row == self.output_rows):
                     m.d.sync += state.eq(_State.FIELDS)
                 with m.Elif(~row_ready):
                     m.d.comb += [self.result_read.addr.eq(row), self.result_read.en.eq(1)]
                     m.d.sync += row_ready.eq(1)
+                with m.Elif(~row_held):
+                    m.d.sync += [row_data.eq(self.result_read.data), row_held.eq(1)]
                 with m.Else():
                     per_word = W // config.act_width
-                    bits = self.result_read.data.as_value()
+                    bits = row_data.as_value()
                     words = [bits[n * per_word * config.act_width:
                                   (n + 1) * per_word * config.act_width]
                              for n in range(act_words)]
                     m.d.comb += [out_valid.eq(1), out_word.eq(Array(words)[row_word])]
                     with m.If(out_free):
                         with m.If(row_word == act_words - 1):
-                            m.d.sync += [row_word.eq(0), row_ready.eq(0), row.eq(row + 1)]
+                            m.d.sync += [row_word.eq(0), row_ready.eq(0), row_held.eq(0),
+                                         row.eq(row + 1)]
                         with m.Else():
                             m.d.sync += row_word.eq(row_word + 1)
             with m.Case(_State.FIELDS):

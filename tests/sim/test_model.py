@@ -76,7 +76,7 @@ def formula_cycles(config, changed, outputs, last=True):
     lanes = config.lanes
     groups = -(-outputs // lanes)
     rows = -(-len(changed) // lanes)
-    readout = groups + READOUT if last else max(READOUT, groups - 10)
+    readout = groups + READOUT if last else max(READOUT, groups - 11)
     per_row = [int(sum(changed[row * lanes:(row + 1) * lanes])) for row in range(rows)]
     slots, start = [], 0
     for count in per_row:
@@ -265,8 +265,8 @@ def test_frame_accepts_a_list():
                                             (7, 32), (32, 32)])
 def test_dense_layer_cycles(inputs, outputs):
     groups = -(-outputs // CONFIG.lanes)
-    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 18
-    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 18
+    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 19
+    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 19
 
 
 @pytest.mark.parametrize("inputs,outputs", [(1, 1), (4, 4), (5, 3), (16, 16), (32, 9)])
@@ -274,18 +274,18 @@ def test_layer_with_nothing_changed(inputs, outputs):
     # setup, fill, one serializer cycle per input row, the groups, readout
     rows = -(-inputs // CONFIG.lanes)
     groups = -(-outputs // CONFIG.lanes)
-    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 7 + rows + groups + 5
+    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 8 + rows + groups + 5
 
 
 def test_model_cycles_of_an_unchanged_frame():
     layers, frames = make()
     model = GoldenModel(CONFIG, layers)
     first = model.frame(frames[0])
-    assert first.layer_cycles.tolist() == [12 * 3 + 13 + 5, 9 * 2 + 2 + 18]
-    assert first.cycles == 54 + 38 + 1
+    assert first.layer_cycles.tolist() == [12 * 3 + 14 + 5, 9 * 2 + 2 + 19]
+    assert first.cycles == 55 + 39 + 1
     repeat = model.frame(frames[0])
-    assert repeat.layer_cycles.tolist() == [3 + 13, 3 + 2 + 13]
-    assert repeat.cycles == 16 + 18 + 1
+    assert repeat.layer_cycles.tolist() == [3 + 14, 3 + 2 + 14]
+    assert repeat.cycles == 17 + 19 + 1
 
 
 def test_single_change_cycles():
@@ -293,7 +293,7 @@ def test_single_change_cycles():
     # u_0 = 1 (row 0 took one cycle); tail = max(S - u_0, G + 5) = max(3 - 1, 8).
     changed = np.zeros(12, bool)
     changed[5] = True
-    assert layer_cycles(CONFIG, changed, 12) == 1 + 7 + 1 + 0 + 8 + 3 + 5
+    assert layer_cycles(CONFIG, changed, 12) == 1 + 8 + 1 + 0 + 8 + 3 + 5
 
 
 def test_long_unchanged_tail_cycles():
@@ -301,7 +301,7 @@ def test_long_unchanged_tail_cycles():
     # seven rows, so the tail is S - u_0 = 8 cycles, longer than G + MAC_DRAIN = 6.
     changed = np.zeros(32, bool)
     changed[0] = True
-    assert layer_cycles(CONFIG, changed, 4) == 1 + 7 + 0 + 0 + 8 + 1 + 5
+    assert layer_cycles(CONFIG, changed, 4) == 1 + 8 + 0 + 0 + 8 + 1 + 5
 
 
 @st.composite
