@@ -220,12 +220,13 @@ class DeltaMacArray(wiring.Component):
             ]
 
         # Add-and-write stage, with forwarding of the previous cycle's write, which the read
-        # (issued two cycles ago) could not see.
-        last_write_valid = Signal()
-        last_write_addr = Signal(len(sum_write.addr))
+        # (issued two cycles ago) could not see. Whether to forward is decided a stage early,
+        # from the rows of this item and the one ahead of it (items of one layer follow each
+        # other; between layers the array idles for the readout).
         last_write_data = Signal(sum_row)
+        forward = Signal()
+        m.d.sync += forward.eq(~sm_init & s2_valid & (s2_row == sm_row))
         write_addr = sum_address(s2_row, self.layer)
-        forward = ~s2_init & last_write_valid & (last_write_addr == write_addr)
         m.d.comb += [
             sum_write.addr.eq(write_addr),
             sum_write.en.eq(s2_valid),
@@ -234,8 +235,6 @@ class DeltaMacArray(wiring.Component):
             previous = Mux(forward, last_write_data[lane], s2_sums[lane])
             m.d.comb += sum_write.data[lane].eq(previous + s2_products[lane])
         m.d.sync += [
-            last_write_valid.eq(s2_valid),
-            last_write_addr.eq(write_addr),
             last_write_data.eq(sum_write.data),
         ]
         m.d.comb += self.idle.eq(~self.items.valid & ~s0_valid & ~s1_valid & ~sm_valid & ~s2_valid)

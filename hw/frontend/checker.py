@@ -145,17 +145,17 @@ class CommandChecker(wiring.Component):
         bits = config.neuron_count_bits
         words = command.words
         terms = {
-            "extent": Signal(config.weight_row_bits + 2 * config.neuron_count_bits),
-            "extent_inputs": Signal(bits),
-            "extent_outputs": Signal(bits),
-            "extent_base": Signal(config.weight_row_bits),
-            "extent_kind": Signal(KIND_BITS),
-            "known_kind": Signal(),
-            "chained": Signal(),
-            "load_length_ok": Signal(),
-            "load_address_ok": Signal(),
-            "layer_fields_ok": Signal(),
-            "frame_length_ok": Signal(),
+            "extent": Signal(config.weight_row_bits + 2 * config.neuron_count_bits, name="extent"),
+            "extent_inputs": Signal(bits, name="extent_inputs"),
+            "extent_outputs": Signal(bits, name="extent_outputs"),
+            "extent_base": Signal(config.weight_row_bits, name="extent_base"),
+            "extent_kind": Signal(KIND_BITS, name="extent_kind"),
+            "known_kind": Signal(name="known_kind"),
+            "chained": Signal(name="chained"),
+            "load_length_ok": Signal(name="load_length_ok"),
+            "load_address_ok": Signal(name="load_address_ok"),
+            "layer_fields_ok": Signal(name="layer_fields_ok"),
+            "frame_length_ok": Signal(name="frame_length_ok"),
         }
         with m.If(take):
             # SET_LAYER: only the kinds this hardware implements; the weights a layer of its
@@ -193,15 +193,25 @@ class CommandChecker(wiring.Component):
             m.d.sync += terms["chained"].eq(chained)
             # LOAD_*: the payload is exactly the rows the control row announces.
             rows = control[1]
+            # The fields are narrowed first (short carry chains keep this cycle short): more
+            # rows than ``words`` can count never match it, and a row count or start row
+            # beyond the deepest memory never fits.
+            word_bits = len(words)
+            counted = rows[:word_bits]
             m.d.sync += terms["load_length_ok"].eq(
-                words == Mux(command.opcode == Opcode.LOAD_WEIGHTS,
-                             rows * protocol.row_words(config, Opcode.LOAD_WEIGHTS),
-                             rows * protocol.row_words(config, Opcode.LOAD_BIASES)))
+                (rows[word_bits:] == 0) &
+                (words == Mux(command.opcode == Opcode.LOAD_WEIGHTS,
+                              counted * protocol.row_words(config, Opcode.LOAD_WEIGHTS),
+                              counted * protocol.row_words(config, Opcode.LOAD_BIASES))))
             # LOAD_*: the rows fit their memory from the start row.
+            depth_bits = max(config.weight_depth, config.max_groups).bit_length()
             start = control[0]
+            short_start, short_rows = start[:depth_bits], rows[:depth_bits]
             depth = Mux(command.opcode == Opcode.LOAD_WEIGHTS, config.weight_depth,
                         config.max_groups)
-            m.d.sync += terms["load_address_ok"].eq((start < depth) & (rows <= depth - start))
+            m.d.sync += terms["load_address_ok"].eq(
+                (rows[depth_bits:] == 0) & (start[depth_bits:] == 0) &
+                (short_start < depth) & (short_rows <= depth - short_start))
             # FRAME: layer 0's input rows.
             m.d.sync += terms["frame_length_ok"].eq(
                 words == row_count(self.layers[0].inputs, lanes) *
