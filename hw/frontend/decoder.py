@@ -64,6 +64,22 @@ class CommandDecoder(wiring.Component):
 
         word = self.i.payload
         take = self.i.valid & self.i.ready
+
+        # A control word is held in a register, with a one-hot flag for its slots, and lands
+        # in them in the next cycle: the slots' enables then come from registers, not from the
+        # word count and the input's handshake.
+        control_words_max = max(needed.values())
+        held_word = Signal.like(word)
+        held_slots = Signal(max(control_words_max, 1))
+        m.d.sync += held_slots.eq(0)
+        for index in range(control_words_max):
+            with m.If(held_slots[index]):
+                for n in range(per_word):
+                    slot = index * per_word + n
+                    if slot < CONTROL_SLOTS:
+                        m.d.sync += command.control[slot].eq(
+                            held_word[COUNTER_WIDTH * n:COUNTER_WIDTH * (n + 1)])
+
         m.d.comb += [
             self.command.valid.eq(state == _State.COMMAND),
             self.payload.payload.data.eq(word),
@@ -104,14 +120,8 @@ class CommandDecoder(wiring.Component):
                 with m.If(control_word == control_length):
                     m.d.sync += state.eq(_State.COMMAND)
                 with m.Elif(take):
-                    m.d.sync += [control_word.eq(control_word + 1), words.eq(words - 1)]
-                    for index in range(max(needed.values())):
-                        with m.If(control_word == index):
-                            for n in range(per_word):
-                                slot = index * per_word + n
-                                if slot < CONTROL_SLOTS:
-                                    m.d.sync += command.control[slot].eq(
-                                        word[COUNTER_WIDTH * n:COUNTER_WIDTH * (n + 1)])
+                    m.d.sync += [control_word.eq(control_word + 1), words.eq(words - 1),
+                                 held_word.eq(word), held_slots.eq(1 << control_word)]
             with m.Case(_State.COMMAND):
                 with m.If(self.command.ready):
                     with m.If(words == 0):
