@@ -5,11 +5,11 @@ Contract
 - ``command``: decoded commands (:func:`.layouts.command_layout`), one at a time.
 - ``job``: for each command, :attr:`CommandChecker.latency` cycles after it is offered, what to
   do with its payload (:func:`.layouts.job_layout`): the command itself, or the error that
-  answers it (its payload is then drained). Four cycles, each ending in registers, while the
+  answers it (its payload is then drained). Five cycles, each ending in registers, while the
   command waits on ``command``: the costly terms of the rules (the network's chaining, the
-  payload lengths, every field's range); a layer's weight extent (a product); the first failing
-  rule; then the command is taken, applied if it passed, and its job issued. One command is in
-  the checker at a time.
+  payload lengths, every field's range); a layer's weight extent (a product); the extent
+  against the weight memory; the first failing rule; then the command is taken, applied if it
+  passed, and its job issued. One command is in the checker at a time.
 - A command that passes is applied as its job is issued: SET_LAYER configures a
   layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
   switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
@@ -40,7 +40,7 @@ __all__ = ["CommandChecker"]
 class CommandChecker(wiring.Component):
     """Validate commands against the hardware and hold the network they configure."""
 
-    latency = 4
+    latency = 5
     """Cycles from a command's offer to its job on ``job`` (while ``job`` is free)."""
 
     def __init__(self, config: AccelConfig):
@@ -98,20 +98,24 @@ class CommandChecker(wiring.Component):
         command = self.command.payload
         measured = Signal()
         extended = Signal()
+        bounded = Signal()
         checked = Signal()
         terms = self._terms(m, command, configured, take=self.command.valid & ~measured,
-                            extend=measured & ~extended)
+                            extend=measured & ~extended, bound=extended & ~bounded)
         with m.If(self.command.valid & ~measured):
             m.d.sync += measured.eq(1)
         # Cycle 2: a layer's weight extent, from the operands registered in cycle 1.
         with m.If(measured & ~extended):
             m.d.sync += extended.eq(1)
-        # Cycle 3: the first failing rule, registered.
+        # Cycle 3: the extent against the weight memory's depth.
+        with m.If(extended & ~bounded):
+            m.d.sync += bounded.eq(1)
+        # Cycle 4: the first failing rule, registered.
         verdict = Signal(8)
-        with m.If(extended & ~checked):
+        with m.If(bounded & ~checked):
             m.d.sync += [verdict.eq(self._check(m, command, terms, net_valid, configured)),
                          checked.eq(1)]
-        # Cycle 4: the command is taken, applied if it passed, and its job issued.
+        # Cycle 5: the command is taken, applied if it passed, and its job issued.
         with m.If(self.frame_done):
             m.d.sync += reuse_valid.eq(1)
         job_free = ~self.job.valid | self.job.ready
@@ -122,6 +126,7 @@ class CommandChecker(wiring.Component):
             m.d.sync += [
                 measured.eq(0),
                 extended.eq(0),
+                bounded.eq(0),
                 checked.eq(0),
                 self.job.valid.eq(1),
                 self.job.payload.opcode.eq(command.opcode),
@@ -136,9 +141,10 @@ class CommandChecker(wiring.Component):
                 self._apply(m, command, configured, net_valid, baseline, reuse_valid)
         return m
 
-    def _terms(self, m, command, configured, *, take, extend):
+    def _terms(self, m, command, configured, *, take, extend, bound):
         """The costly terms of the rules, registered while the command waits (``take``); a
-        SET_LAYER's weight extent one cycle later (``extend``), from registered operands."""
+        SET_LAYER's weight extent one cycle later (``extend``), from registered operands, and
+        whether it fits the weight memory one more cycle later (``bound``)."""
         config = self._config
         lanes = config.lanes
         control = command.control
@@ -150,6 +156,8 @@ class CommandChecker(wiring.Component):
             "extent_outputs": Signal(bits, name="extent_outputs"),
             "extent_base": Signal(config.weight_row_bits, name="extent_base"),
             "extent_kind": Signal(KIND_BITS, name="extent_kind"),
+            "extent_ok": Signal(name="extent_ok"),
+            "net_count_ok": Signal(name="net_count_ok"),
             "known_kind": Signal(name="known_kind"),
             "chained": Signal(name="chained"),
             "load_length_ok": Signal(name="load_length_ok"),
@@ -190,7 +198,8 @@ class CommandChecker(wiring.Component):
                                               self.layers[layer - 1].outputs)
                           if layer else Const(1))
                 chained = chained & present & linked
-            m.d.sync += terms["chained"].eq(chained)
+            m.d.sync += [terms["chained"].eq(chained),
+                         terms["net_count_ok"].eq((count != 0) & (count <= config.max_layers))]
             # LOAD_*: the payload is exactly the rows the control row announces.
             rows = control[1]
             # The fields are narrowed first (short carry chains keep this cycle short): more
@@ -223,6 +232,8 @@ class CommandChecker(wiring.Component):
                         terms["extent_base"] +
                         module.weight_extent(config, terms["extent_inputs"],
                                              terms["extent_outputs"]))
+        with m.If(bound):
+            m.d.sync += terms["extent_ok"].eq(terms["extent"] <= config.weight_depth)
         return terms
 
     def _check(self, m, command, terms, net_valid, configured):
@@ -255,15 +266,14 @@ class CommandChecker(wiring.Component):
                         rules.append((~control[0][0], Error.UNSUPPORTED))
                     check(*rules)
                 with m.Case(Opcode.SET_NET):
-                    count = control[0]
                     check((words != 0, Error.BAD_LENGTH),
-                          ((count == 0) | (count > config.max_layers), Error.BAD_PARAMETER),
+                          (~terms["net_count_ok"], Error.BAD_PARAMETER),
                           (~terms["chained"], Error.BAD_NETWORK))
                 with m.Case(Opcode.SET_LAYER):
                     check((words != 0, Error.BAD_LENGTH),
                           (~layer_ok, Error.BAD_LAYER),
-                          (~terms["layer_fields_ok"] |
-                           (terms["extent"] > config.weight_depth), Error.BAD_PARAMETER))
+                          (~terms["layer_fields_ok"] | ~terms["extent_ok"],
+                           Error.BAD_PARAMETER))
                 with m.Case(Opcode.LOAD_CENTROIDS):
                     if not config.reuse:
                         check((Const(1), Error.UNSUPPORTED))
