@@ -21,8 +21,8 @@ runs in three phases:
    cycles after the readout does (``G - 6`` without reuse;
    :meth:`~reuse_accel.hw.tile.ProcessingTile.readout_lead`): its first input row must be
    written before it is read, and its first MAC item's sum read must come after the
-   readout's last. The
-   layer's count ends there; the rest of its readout counts for the next layer.
+   readout's last. The layer's count ends there; the rest of its readout counts for the next
+   layer.
 
 With ``n`` changed inputs, ``S = sum(s_w)``, ``RO = G + READOUT`` for the last layer and
 ``LEAD(G)`` for the others, and the pipeline constants below::
