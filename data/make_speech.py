@@ -48,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from mlp import fold_input_norm, forward, train_mlp
 from scipy.signal import resample_poly
 
 OUT_DIR = Path(__file__).resolve().parent
@@ -315,64 +316,26 @@ def build_set(jobs: list) -> tuple[np.ndarray, np.ndarray, int]:
 # ----------------------------------------------------------------------------- MLP
 
 
-def forward(params: list, x: np.ndarray) -> list:
-    """Activations [x, h0, h1, logits]; params are (w, b) with w in (out, in) layout."""
-    acts = [x]
-    for i, (w, b) in enumerate(params):
-        z = acts[-1] @ w.T + b
-        acts.append(np.maximum(z, 0.0) if i < len(params) - 1 else z)
-    return acts
-
-
 def accuracy(params: list, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(forward(params, x)[-1], axis=1) == y))
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> list:
-    sizes = [x.shape[1], HIDDEN, HIDDEN, len(CLASSES)]
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        w = (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(np.float32)
-        params.append((w, np.zeros(n_out, dtype=np.float32)))
-    m = [[np.zeros_like(p) for p in layer] for layer in params]
-    v = [[np.zeros_like(p) for p in layer] for layer in params]
-    b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
-    for epoch in range(EPOCHS):
-        order = rng.permutation(len(x))
-        loss_sum = 0.0
-        for start in range(0, len(x), BATCH):
-            idx = order[start : start + BATCH]
-            acts = forward(params, x[idx])
-            logits = acts[-1] - acts[-1].max(axis=1, keepdims=True)
-            prob = np.exp(logits)
-            prob /= prob.sum(axis=1, keepdims=True)
-            loss_sum += -np.sum(np.log(prob[np.arange(len(idx)), y[idx]] + 1e-12))
-            grad = prob
-            grad[np.arange(len(idx)), y[idx]] -= 1.0
-            grad /= len(idx)
-            step += 1
-            for i in reversed(range(len(params))):
-                w, b = params[i]
-                gw, gb = grad.T @ acts[i], grad.sum(axis=0)
-                if i > 0:
-                    grad = (grad @ w) * (acts[i] > 0)
-                lr_t = LR * np.sqrt(1 - b2**step) / (1 - b1**step)
-                new = []
-                for j, (p, g) in enumerate(((w, gw), (b, gb))):
-                    m[i][j] = b1 * m[i][j] + (1 - b1) * g
-                    v[i][j] = b2 * v[i][j] + (1 - b2) * g * g
-                    new.append((p - lr_t * m[i][j] / (np.sqrt(v[i][j]) + eps)).astype(np.float32))
-                params[i] = tuple(new)
-        print(f"  epoch {epoch + 1:2d}: loss {loss_sum / len(x):.4f}")
-    return params
+def cross_entropy(outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """The batch's summed softmax cross-entropy and the gradient of its mean."""
+    logits = outputs - outputs.max(axis=1, keepdims=True)
+    prob = np.exp(logits)
+    prob /= prob.sum(axis=1, keepdims=True)
+    rows = np.arange(len(targets))
+    loss = -np.sum(np.log(prob[rows, targets] + 1e-12))
+    grad = prob
+    grad[rows, targets] -= 1.0
+    grad /= len(targets)
+    return loss, grad
 
 
-def fold_input_norm(params: list, mean: np.ndarray, std: np.ndarray) -> list:
-    """Exactly fold (x - mean) / std into the first layer."""
-    w, b = params[0]
-    w_f = w / std[None, :]
-    b_f = b - w_f @ mean
-    return [(w_f.astype(np.float32), b_f.astype(np.float32)), *params[1:]]
+def train_speech_mlp(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> list:
+    return train_mlp(x, y, [x.shape[1], HIDDEN, HIDDEN, len(CLASSES)], rng,
+                     loss=cross_entropy, epochs=EPOCHS, batch=BATCH, lr=LR)
 
 
 def similarity(params: list, x: np.ndarray) -> list[float]:
@@ -425,7 +388,7 @@ def main() -> None:
     std = x_tr.std(axis=0, dtype=np.float64) + 1e-5
     x_tr_n = ((x_tr - mean) / std).astype(np.float32)
     print("training MLP ...")
-    params = fold_input_norm(train_mlp(x_tr_n, y_tr, rng), mean, std)
+    params = fold_input_norm(train_speech_mlp(x_tr_n, y_tr, rng), mean, std)
 
     acc = {
         "train": accuracy(params, x_tr, y_tr),

@@ -14,8 +14,8 @@ What it does
    NumPy on alternate blocks of ``SPLIT_BLOCK`` frames and reports the mean absolute error on
    the other blocks,
    beside the error of always predicting the training mean. The input standardisation used
-   for training (one mean per pixel, one scale for all) is folded exactly into the first layer, so the shipped network takes pixels
-   scaled to [0, 1].
+   for training (one mean per pixel, one scale for all) is folded exactly into the first
+   layer, so the shipped network takes pixels scaled to [0, 1].
 4. Reports the input similarity a computation-reuse accelerator would see with 32 uniform
    clusters per layer.
 
@@ -48,6 +48,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from mlp import fold_input_norm, forward, train_mlp
 
 OUT_DIR = Path(__file__).resolve().parent
 SEED = 1234
@@ -107,59 +108,10 @@ def densities(frames: np.ndarray) -> np.ndarray:
     return cells.reshape(t, GRID * GRID).astype(np.float32)
 
 
-def forward(params: list, x: np.ndarray) -> list:
-    """Activations of every layer, the input first; ReLU between layers, linear output."""
-    acts = [x]
-    for i, (w, b) in enumerate(params):
-        y = acts[-1] @ w.T + b
-        acts.append(np.maximum(y, 0) if i < len(params) - 1 else y)
-    return acts
-
-
-def train_mlp(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> list:
-    sizes = [x.shape[1], HIDDEN, y.shape[1]]
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        w = (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(np.float32)
-        params.append((w, np.zeros(n_out, dtype=np.float32)))
-    m = [[np.zeros_like(p) for p in layer] for layer in params]
-    v = [[np.zeros_like(p) for p in layer] for layer in params]
-    b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
-    for epoch in range(EPOCHS):
-        order = rng.permutation(len(x))
-        loss_sum = 0.0
-        for start in range(0, len(x), BATCH):
-            idx = order[start:start + BATCH]
-            acts = forward(params, x[idx])
-            error = acts[-1] - y[idx]
-            loss_sum += float(np.sum(error ** 2))
-            grad = 2 * error / error.size
-            step += 1
-            for i in reversed(range(len(params))):
-                w, b = params[i]
-                gw, gb = grad.T @ acts[i], grad.sum(axis=0)
-                if i > 0:
-                    grad = (grad @ w) * (acts[i] > 0)
-                lr_t = LR * np.sqrt(1 - b2 ** step) / (1 - b1 ** step)
-                new = []
-                for j, (p, g) in enumerate(((w, gw), (b, gb))):
-                    m[i][j] = b1 * m[i][j] + (1 - b1) * g
-                    v[i][j] = b2 * v[i][j] + (1 - b2) * g * g
-                    decay = LR * WEIGHT_DECAY * p if j == 0 else 0  # decoupled, weights only
-                    new.append((p - lr_t * m[i][j] / (np.sqrt(v[i][j]) + eps) - decay)
-                               .astype(np.float32))
-                params[i] = tuple(new)
-        if (epoch + 1) % 10 == 0:
-            print(f"  epoch {epoch + 1:3d}: mse {loss_sum / y[:len(x)].size:.5f}")
-    return params
-
-
-def fold_input_norm(params: list, mean: np.ndarray, std: np.ndarray) -> list:
-    """Exactly fold (x - mean) / std into the first layer."""
-    w, b = params[0]
-    w_f = w / std[None, :]
-    b_f = b - w_f @ mean
-    return [(w_f.astype(np.float32), b_f.astype(np.float32)), *params[1:]]
+def squared_error(outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """The batch's summed squared error and the gradient of its mean."""
+    error = outputs - targets
+    return float(np.sum(error ** 2)), 2 * error / error.size
 
 
 def similarity(params: list, x: np.ndarray) -> list[float]:
@@ -189,7 +141,10 @@ def main(argv=None) -> int:
     test = ~train
     mean = x[train].mean(axis=0)
     std = np.full_like(mean, x[train].std())
-    params = train_mlp((x[train] - mean) / std, labels[train], rng)
+    params = train_mlp((x[train] - mean) / std, labels[train],
+                       [HEIGHT * WIDTH, HIDDEN, GRID * GRID], rng, loss=squared_error,
+                       epochs=EPOCHS, batch=BATCH, lr=LR, weight_decay=WEIGHT_DECAY,
+                       report_every=10)
     params = fold_input_norm(params, mean, std)
     predicted = forward(params, x)[-1]
     mae = float(np.mean(np.abs(predicted[test] - labels[test])))
@@ -215,8 +170,8 @@ def main(argv=None) -> int:
         "input": "frames.reshape(T, 768) / 255",
         "sizes": [HEIGHT * WIDTH, HIDDEN, GRID * GRID],
         "split": f"alternate blocks of {SPLIT_BLOCK} frames, train first",
-        "optimizer": (f"adamw lr {LR}, weight decay {WEIGHT_DECAY}, batch {BATCH}, {EPOCHS} epochs, "
-                      f"seed {SEED}"),
+        "optimizer": (f"adamw lr {LR}, weight decay {WEIGHT_DECAY}, batch {BATCH}, "
+                      f"{EPOCHS} epochs, seed {SEED}"),
         "mae": {"train": train_mae, "test": mae, "test_mean_predictor": baseline},
         "similarity_32_clusters": shares,
     }, indent=1) + "\n")
