@@ -1,4 +1,5 @@
-"""Double-banked I/O buffer: a layer reads one bank while its outputs fill the other.
+"""Double-banked I/O buffer: a layer reads one bank; its readout fills the other, which the next
+layer reads as the rows arrive.
 
 Contract
 --------
@@ -65,16 +66,13 @@ class IOBuffer(wiring.Component):
             read.en.eq(self.read.en),
             self.read.data.eq(read.data),
         ]
+        # Both writers fill the input bank (the host before a frame, a readout after its swap).
         with m.If(self.fill.en):
-            m.d.comb += [
-                write.addr.eq(Cat(self.fill.addr, input_bank)),
-                write.data.eq(self.fill.data),
-                write.en.eq(1),
-            ]
+            m.d.comb += [write.addr.eq(self.fill.addr), write.data.eq(self.fill.data)]
         with m.Else():
-            m.d.comb += [
-                write.addr.eq(Cat(self.write.addr, input_bank)),
-                write.data.eq(self.write.data),
-                write.en.eq(self.write.en),
-            ]
+            m.d.comb += [write.addr.eq(self.write.addr), write.data.eq(self.write.data)]
+        m.d.comb += [
+            write.addr[-1].eq(input_bank),
+            write.en.eq(self.fill.en | self.write.en),
+        ]
         return m
