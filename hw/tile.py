@@ -2,12 +2,13 @@
 
 Per layer it runs, overlapped in one pipeline::
 
-    I/O buffer (input bank) -> quantizer -> change detector -> address generator of the layer's
-    kind -> delta MAC array
+    I/O buffer (input bank) -> change detector (interval test per lane, then the inputs that
+    left their interval one at a time through the quantizer) -> address generator of the
+    layer's kind -> delta MAC array
 
 then streams the layer's sums through the activation into the other bank and swaps the banks.
-Hardware generated without reuse has the input serializer in place of the quantizer and change
-detector; the tile chooses between them once, at generation.
+Hardware generated without reuse has the input serializer in place of the change detector; the
+tile chooses between them once, at generation.
 
 Contract
 --------
@@ -36,9 +37,8 @@ from .core.change_detector import ChangeDetector
 from .core.iobuffer import IOBuffer
 from .core.mac import DeltaMacArray
 from .core.popcount import popcount
-from .core.quantizer import CentroidQuantizer
 from .core.register import SkidBuffer
-from .core.row_reader import RowReader, row_tag_layout
+from .core.row_reader import RowReader
 from .core.rows import last_row_mask, row_count
 from .core.serializer import InputSerializer
 from .layers import KINDS, layer_descriptor_layout
@@ -122,22 +122,26 @@ class ProcessingTile(wiring.Component):
     @staticmethod
     def fill_latency(config: AccelConfig) -> int:
         """Cycles from the end of setup to a layer's first row in the serializer: the row
-        reader's buffer read and the row's skid buffer, then with reuse the quantizer, the skid
-        buffer that cuts the ready chain and the change detector, without reuse the
-        serializer."""
+        reader's buffer read and the row's skid buffer, then the change detector's state read and
+        compared row (with reuse) and the serializer."""
         if config.reuse:
-            return (RowReader.latency + SkidBuffer.latency + CentroidQuantizer.latency +
-                    SkidBuffer.latency + ChangeDetector.latency)
+            return RowReader.latency + SkidBuffer.latency + ChangeDetector.fill_latency
         return RowReader.latency + SkidBuffer.latency + InputSerializer.latency
+
+    @staticmethod
+    def quantize_latency(config: AccelConfig) -> int:
+        """Stages from a lane leaving the serializer to its offer to the address generator: the
+        change detector's quantizer and delta register with reuse, none without."""
+        return ChangeDetector.quantize_latency(config) if config.reuse else 0
 
     @classmethod
     def lead_margin(cls, config: AccelConfig) -> int:
         """Cycles from the start of a layer's setup to the earliest sum read of its first MAC
-        item, less one: setup, fill, the fastest address generator, the MAC array's item
-        register and weight read."""
+        item, less one: setup, fill, the quantizer stages, the fastest address generator, the MAC
+        array's item register and weight read."""
         generator = min(module.AddressGenerator.latency for module in KINDS.values())
-        return (cls.setup_latency + cls.fill_latency(config) + generator +
-                DeltaMacArray.sum_read_latency - 1)
+        return (cls.setup_latency + cls.fill_latency(config) + cls.quantize_latency(config) +
+                generator + DeltaMacArray.sum_read_latency - 1)
 
     @classmethod
     def readout_lead(cls, config: AccelConfig, groups: int) -> int:
@@ -164,8 +168,6 @@ class ProcessingTile(wiring.Component):
         m.submodules.reader = reader = RowReader(config)
         m.submodules.mac = mac = DeltaMacArray(config)
         if config.reuse:
-            m.submodules.quantizer = quantizer = CentroidQuantizer(
-                config, tag_shape=row_tag_layout(config))
             m.submodules.detector = detector = ChangeDetector(config)
             m.submodules.centroids = centroids = memory.Memory(
                 shape=data.ArrayLayout(signed(config.centroid_width), config.clusters),
@@ -206,9 +208,8 @@ class ProcessingTile(wiring.Component):
             m.d.comb += [
                 centroid_read.addr.eq(layer),
                 centroid_read.en.eq(state == _State.SETUP),
-                quantizer.centroids.eq(centroid_read.data),
                 detector.centroids.eq(centroid_read.data),
-                quantizer.bypass.eq(layer == 0),
+                detector.bypass.eq(layer == 0),
                 detector.first.eq(from_scratch),
                 detector.layer.eq(layer),
             ]
@@ -236,23 +237,18 @@ class ProcessingTile(wiring.Component):
                          buffer.read.en.eq(self.result_read.en)]
         rows = reader.o
         if config.reuse:
-            # The row leaves the block RAM through a skid buffer before the quantizer compares
-            # it: the memory's output and the comparison would otherwise share one cycle.
+            # The row leaves the block RAM through a skid buffer before the change detector
+            # compares it, which also cuts the ready chain from the MAC array back to the
+            # buffer's read enable.
             m.submodules.row_register = row_register = SkidBuffer(rows.payload.shape())
             wiring.connect(m, rows, row_register.i)
-            wiring.connect(m, row_register.o, quantizer.i)
-            # A skid buffer cuts the ready chain from the MAC array back to the buffer's read
-            # enable in two.
-            m.submodules.index_register = index_register = SkidBuffer(
-                detector.i.payload.shape())
-            wiring.connect(m, index_register.o, detector.i)
             m.d.comb += [
-                index_register.i.valid.eq(quantizer.o.valid),
-                index_register.i.payload.indices.eq(quantizer.o.payload.indices),
-                index_register.i.payload.row.eq(quantizer.o.payload.tag.row),
-                index_register.i.payload.lanes.eq(quantizer.o.payload.tag.lanes),
-                index_register.i.payload.last.eq(quantizer.o.payload.tag.last),
-                quantizer.o.ready.eq(index_register.i.ready),
+                detector.i.valid.eq(row_register.o.valid),
+                detector.i.payload.values.eq(row_register.o.payload.values),
+                detector.i.payload.row.eq(row_register.o.payload.tag.row),
+                detector.i.payload.lanes.eq(row_register.o.payload.tag.lanes),
+                detector.i.payload.last.eq(row_register.o.payload.tag.last),
+                row_register.o.ready.eq(detector.i.ready),
             ]
             scan_end = detector.done
         else:
@@ -272,7 +268,7 @@ class ProcessingTile(wiring.Component):
         readout_last_lanes = Signal.like(last_output_lanes)
         lead = Signal(range(max(config.max_groups, DeltaMacArray.readout_latency) + 1))
         self._count(m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
-                    changed, quantizer.o if config.reuse else None)
+                    changed, detector.outside if config.reuse else None)
 
         scan_done = Signal()
         with m.If(scan_end):
@@ -329,7 +325,7 @@ class ProcessingTile(wiring.Component):
         return m
 
     def _count(self, m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
-               changed, quantized):
+               changed, outside):
         """The running layer's counters, the saturated outputs of the layer whose readout
         runs, and the frame's cycle count."""
         lanes = self._config.lanes
@@ -338,10 +334,8 @@ class ProcessingTile(wiring.Component):
             m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
         with m.If((state != _State.IDLE) & (state != _State.DONE)):
             m.d.sync += counters.cycles.eq(counters.cycles + 1)
-        if quantized is not None:
-            with m.If(quantized.valid & quantized.ready):
-                outside = quantized.payload.outside & quantized.payload.tag.lanes
-                m.d.sync += counters.out_of_range.eq(counters.out_of_range + popcount(outside))
+        if outside is not None:
+            m.d.sync += counters.out_of_range.eq(counters.out_of_range + outside)
         with m.If(mac.act.en):
             real = Mux(mac.act.addr == readout_rows - 1, readout_last_lanes, Const(-1, lanes))
             saturated = self.counters[readout_layer].saturated_outputs

@@ -6,36 +6,51 @@ A layer with ``R = ceil(inputs / L)`` input rows and ``G = ceil(outputs / L)`` o
 runs in three phases:
 
 1. **setup**, 1 cycle: read the layer's centroid table.
-2. **scan and MAC**, overlapped. Rows flow from the I/O buffer through the quantizer and the
-   change detector into the serializer, which holds row ``w`` for ``s_w = max(c_w, 1)`` cycles
-   (``c_w`` changed inputs in the row; an unchanged row still takes one cycle). Changed input
-   ``k`` therefore leaves the serializer ``u_k`` cycles after the first row arrives, with
-   ``u_k = sum(s_v for v < w_k) + (its rank among row w_k's changed inputs)``. The layer
-   kind's address generator turns each changed input into ``G`` MAC items, one per cycle
-   (:func:`reuse_accel.hw.layers.dense.items_per_input`), and accepts the next input as soon as
-   both are ready, so the ``k``-th handshake happens ``sum(max(u_{j+1} - u_j, G) for j < k)``
-   cycles after the first.
+2. **scan and MAC**, overlapped. Rows flow from the I/O buffer into the change detector, which
+   tests every lane against the interval its input was in last frame and hands the lanes that
+   left it (all real lanes without reuse, or on a frame computed from scratch) to the
+   serializer. The serializer holds row ``w`` for ``s_w = max(c_w, 1)`` cycles (``c_w`` lanes
+   to send; a row without one still takes a cycle), so undisturbed it would send lane ``k``
+   ``u_k`` cycles after the first row arrives, ``u_k = sum(s_v for v < w_k) + (its rank in
+   row w_k)``, and after a stall it sends lane ``k`` ``u_k - u_{k-1}`` cycles after lane
+   ``k-1``. Without reuse the lanes go straight to the layer kind's address generator, which
+   turns each into ``G`` MAC items, one per cycle
+   (:func:`reuse_accel.hw.layers.dense.items_per_input`), and takes the next input as soon as
+   both are ready. With reuse each lane first passes the ``Q`` stages of the quantizer and the
+   delta register (:meth:`~reuse_accel.hw.core.change_detector.ChangeDetector.quantize_latency`,
+   ``log2(K) + 2``), which close up around bubbles, so the serializer may run up to ``Q``
+   lanes ahead; the delta register hands a lane whose centroid changed to the generator and
+   drops any other in one cycle. With ``x_k`` the cycle lane ``k`` leaves the serializer and
+   ``y_k`` the cycle it leaves the delta register::
+
+       x_0 = SETUP + FILL + u_0
+       x_k = max(x_{k-1} + u_k - u_{k-1}, y_{k-Q})
+       y_k = max(x_k + Q, y_{k-1} + 1, y_j + G for the last changed lane j < k, if k changed)
+
 3. **readout**: ``G + READOUT`` cycles for the frame's last layer: one per output row, the row
    register, the sum read and the activation's three stages, into the other bank. Any other
-   layer's readout overlaps the next layer, which starts ``LEAD(G) = max(READOUT, G - 11)``
-   cycles after the readout does (``G - 6`` without reuse;
-   :meth:`~reuse_accel.hw.tile.ProcessingTile.readout_lead`): its first input row must be
-   written before it is read, and its first MAC item's sum read must come after the
-   readout's last. The layer's count ends there; the rest of its readout counts for the next
-   layer.
+   layer's readout overlaps the next layer, which starts ``LEAD(G) = max(READOUT, G - M)``
+   cycles after the readout does (:meth:`~reuse_accel.hw.tile.ProcessingTile.readout_lead`,
+   ``M = 8 + Q`` with reuse, 6 without): its first input row must be written before it is
+   read, and its first MAC item's sum read must come after the readout's last. The layer's
+   count ends there; the rest of its readout counts for the next layer.
 
-With ``n`` changed inputs, ``S = sum(s_w)``, ``RO = G + READOUT`` for the last layer and
-``LEAD(G)`` for the others, and the pipeline constants below::
+With ``U`` lanes sent, ``S = sum(s_w)``, ``RO = G + READOUT`` for the last layer and
+``LEAD(G)`` for the others, the scan ends (with reuse, ``DONE`` = 1 cycle after the
+serializer's last row and after the last lane left the delta register) at::
 
-    n = 0:  cycles = SETUP + FILL + S + RO
-    n > 0:  cycles = SETUP + FILL + u_0 + sum_{k<n-1} max(u_{k+1} - u_k, G)
-                     + max(S - u_{n-1}, G + MAC_DRAIN) + RO
+    U = 0:  E = SETUP + FILL + S + DONE
+    U > 0:  E = max(x_{U-1} + S - u_{U-1} + DONE,  y_{U-1} + 1 + DONE,
+                    y_c + GENERATOR + G - 1 + MAC_DRAIN)      (y_c: the last changed lane)
+
+and the layer takes ``E + RO`` cycles. Without reuse ``Q = 0``, ``DONE = 0`` and every lane
+changed, so ``y_k = x_k`` and this is the closed form ``x_{k+1} - x_k = max(u_{k+1} - u_k, G)``.
 
 When every input of the last layer changes (baseline mode, or the first frame), ``u_k = k``
-and this is ``inputs * G + G + 19`` cycles: the L lanes are busy for all but ``G + 19`` cycles
-(``G + 14`` for hardware generated without reuse, which has no quantizer stages); an earlier
-layer takes ``inputs * G + 14 + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``).
-A frame takes the sum over its layers plus :data:`FRAME_OVERHEAD`.
+and this is ``inputs * G + G + 16 + Q`` cycles (``Q = 6`` at K = 16): the L lanes are busy
+for all but ``G + 16 + Q`` cycles (``G + 14`` without reuse); an earlier layer takes
+``inputs * G + 11 + Q + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``). A frame takes the sum over
+its layers plus :data:`FRAME_OVERHEAD`.
 
 The constants below are composed from the latencies the gateware components state
 (:mod:`reuse_accel.hw.core`, :mod:`reuse_accel.hw.tile`); the RTL tests check the formula against
@@ -47,6 +62,7 @@ from __future__ import annotations
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.core.change_detector import ChangeDetector
 from reuse_accel.hw.core.mac import DeltaMacArray
 from reuse_accel.hw.layers import dense
 from reuse_accel.hw.tile import ProcessingTile
@@ -56,16 +72,19 @@ __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD
 SETUP = ProcessingTile.setup_latency
 """Setup cycles per layer: the centroid table read, the layer's parameters latched."""
 FILL = ProcessingTile.fill_latency(AccelConfig())
-"""Cycles from the end of setup to the first row in the serializer: the row reader's buffer
-read, the row's skid buffer, the quantizer, the skid buffer that cuts the ready chain, and the
-change detector's previous-index read, compared-row register and serializer."""
+"""Cycles from the end of setup to the first lane leaving the serializer: the row reader's
+buffer read, the row's skid buffer, and the change detector's state read, compared-row register
+and serializer."""
 FILL_WITHOUT_REUSE = ProcessingTile.fill_latency(AccelConfig(reuse=False))
-"""The same without the quantizer and change detector (hardware generated without reuse): the
-buffer read, the row's skid buffer and the serializer."""
+"""The same without the change detector (hardware generated without reuse): the buffer read,
+the row's skid buffer and the serializer."""
 GENERATOR = dense.AddressGenerator.latency
 """Cycles from a changed input's handshake with the address generator to its first MAC item."""
 MAC_DRAIN = DeltaMacArray.latency
 """Cycles from the last MAC item's handshake to the array's idle flag."""
+DONE = ChangeDetector.done_latency
+"""Cycles from the last row leaving the serializer, or the last input leaving the change
+detector, to its done signal (with reuse)."""
 READOUT = DeltaMacArray.readout_latency
 """Readout cycles on top of one per output row: the readout's row register, the sum read, the
 activation."""
@@ -74,32 +93,70 @@ FRAME_OVERHEAD = ProcessingTile.done_latency
 
 
 def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int, *,
-                 last: bool = True) -> int:
-    """Cycles of one layer, given the mask of its changed inputs; a layer other than the
-    frame's ``last`` ends when the next one starts, during its readout."""
+                 unstable: np.ndarray | None = None, last: bool = True) -> int:
+    """Cycles of one layer, given the mask of its changed inputs and (with reuse) the mask of
+    the inputs that left their interval (``changed`` by default; a superset of it); a layer
+    other than the frame's ``last`` ends when the next one starts, during its readout."""
     lanes = config.lanes
     groups = dense.items_per_input(config, outputs)
     changed = np.asarray(changed, dtype=bool)
+    unstable = changed if unstable is None else np.asarray(unstable, dtype=bool) | changed
     rows = config.groups(len(changed))
     padded = np.zeros(rows * lanes, bool)
-    padded[:len(changed)] = changed
+    padded[:len(unstable)] = unstable
     per_row = padded.reshape(rows, lanes).sum(axis=1)
     row_cost = np.maximum(per_row, 1)
     serializer_total = int(row_cost.sum())
     count = int(per_row.sum())
-    fill = ProcessingTile.fill_latency(config)
+    start = SETUP + ProcessingTile.fill_latency(config)
+    done = DONE if config.reuse else 0
     readout = groups + READOUT if last else ProcessingTile.readout_lead(config, groups)
     if count == 0:
-        return SETUP + fill + serializer_total + readout
+        return start + serializer_total + done + readout
     row_start = np.concatenate(([0], np.cumsum(row_cost)[:-1]))
-    changed_before_row = np.concatenate(([0], np.cumsum(per_row)[:-1]))
+    before_row = np.concatenate(([0], np.cumsum(per_row)[:-1]))
     item_row = np.flatnonzero(padded) // lanes
-    order = np.arange(count)
-    leave = row_start[item_row] + order - changed_before_row[item_row]
-    handshakes = int(np.maximum(np.diff(leave), groups).sum())
-    # The last input's items: the generator's latency, then one per cycle, then the MAC drain.
-    tail = max(serializer_total - int(leave[-1]), GENERATOR + groups - 1 + MAC_DRAIN)
-    return SETUP + fill + int(leave[0]) + handshakes + tail + readout
+    leave = row_start[item_row] + np.arange(count) - before_row[item_row]
+    mac_tail = GENERATOR + groups - 1 + MAC_DRAIN
+    if not config.reuse:
+        # Every input changed and the serializer hands it straight to the address generator.
+        handshakes = int(np.maximum(np.diff(leave), groups).sum())
+        last_handshake = start + int(leave[0]) + handshakes
+        return last_handshake + max(serializer_total - int(leave[-1]), mac_tail) + readout
+    served, last_served, last_item = _quantized_handshakes(
+        (start + leave).tolist(), changed[np.flatnonzero(unstable)].tolist(), groups,
+        ProcessingTile.quantize_latency(config))
+    end = max(last_served + serializer_total - int(leave[-1]) + done, last_item + 1 + done)
+    if served is not None:
+        end = max(end, served + mac_tail)
+    return end + readout
+
+
+def _quantized_handshakes(offers, changed, groups, depth):
+    """Handshake cycles of the inputs that left their interval (with reuse): the serializer
+    offers input ``k`` ``offers[k] - offers[k-1]`` cycles after handing over input ``k-1`` and
+    may run ``depth`` inputs ahead of the delta register, through the quantizer stages that close
+    up around bubbles; the delta register hands a changed input to the address generator
+    (``groups`` cycles per input) and drops an unchanged one in one cycle. Returns the last
+    changed input's handshake with the generator (None without one), the last input's handshake
+    with the serializer, and the last input's with the delta register."""
+    entered = []          # handshakes with the serializer
+    left = []             # handshakes with the delta register
+    served = None
+    for k, is_changed in enumerate(changed):
+        enter = offers[0] if k == 0 else entered[-1] + offers[k] - offers[k - 1]
+        if k >= depth:
+            enter = max(enter, left[k - depth])
+        leave = enter + depth
+        if k:
+            leave = max(leave, left[-1] + 1)
+        if is_changed:
+            if served is not None:
+                leave = max(leave, served + groups)
+            served = leave
+        entered.append(enter)
+        left.append(leave)
+    return served, entered[-1], left[-1]
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,

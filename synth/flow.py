@@ -109,7 +109,8 @@ def _count(cells: dict, names) -> int:
 def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = None,
                workdir: str | Path | None = None, top: str = "reuse_accel",
                sram_min_bits: int = SRAM_MIN_BITS, place_and_route: bool = True,
-               seed: int = 1, timeout: float | None = 3600.0) -> SynthReport:
+               seed: int = 1, timeout: float | None = 3600.0,
+               lut_mapper: str = "abc9") -> SynthReport:
     """Synthesize ``config`` for ``target`` and, on an FPGA, place and route it.
 
     Parameters
@@ -134,6 +135,9 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
         nextpnr placer seed (results are reproducible for a given seed).
     timeout : float, optional
         Seconds allowed per tool run.
+    lut_mapper : str
+        ECP5 LUT mapper: ``abc9`` (default; the classic ``abc`` when abc9 fails) or ``abc``.
+        Designs whose LUTs are compared must be mapped alike.
 
     Returns
     -------
@@ -180,7 +184,7 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
                                       "name needs escaping); raise sram_min_bits")
     log_path, lut_mapper = run_yosys(target, top, workdir, keep_memories=macros,
                                      drop_zero_init=rtlil_zero_init(rtlil_text),
-                                     timeout=timeout)
+                                     timeout=timeout, lut_mapper=lut_mapper)
     seconds["yosys"] = round(time.perf_counter() - started, 1)
 
     cells = stat_cells(workdir / "stat.json")

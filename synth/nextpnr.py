@@ -30,9 +30,13 @@ FIT_ERRORS = re.compile(
 
 
 def critical_path(report: dict) -> CriticalPath | None:
-    """nextpnr's worst register-to-register path in its JSON ``report``."""
+    """nextpnr's worst register-to-register path of the clock in its JSON ``report``: the path
+    that sets Fmax. Paths from or to the unconstrained ports (nextpnr's ``<async>`` domain) do
+    not limit the clock and are left out."""
     best = None
     for entry in report.get("critical_paths", []):
+        if "<async>" in (entry.get("from"), entry.get("to")):
+            continue
         steps = entry.get("path", [])
         if not steps:
             continue

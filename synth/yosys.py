@@ -13,9 +13,10 @@ reads it, and neither an ASIC SRAM nor an iCE40 SPRAM has initial contents (Yosy
 SPRAM for a memory with an initializer: "does not support initialization"). A design with a
 non-zero initializer keeps it.
 
-ECP5 LUTs are mapped with abc9; when Yosys 0.70's abc9 fails an assertion on a netlist (seen on
-the default configuration), :func:`run_yosys` maps with the classic ``abc -lut 4:7`` instead and
-says so in the mapper it returns.
+ECP5 LUTs are mapped with abc9, after ``opt_clean -purge``: without it Yosys 0.70's abc9 failed
+an assertion on some netlists (the default configuration among them). Should it still fail,
+:func:`run_yosys` maps with the classic ``abc -lut 4:7`` instead and says so in the mapper it
+returns; two builds whose LUTs are compared must then both be mapped so (``lut_mapper="abc"``).
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ def yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
         dump_muls,
         f"{synth} -run coarse:map_ram",
         dump_mems,
-        *((f"{synth} -run map_ram: -json netlist.json",) if lut_mapper == "abc9" else (
-            f"{synth} -run map_ram:map_luts",
+        f"{synth} -run map_ram:map_luts",
+        # Wires left over from the earlier passes made abc9's reintegration fail an assertion
+        # on some ECP5 netlists (Yosys 0.70, ABC_OPS_REINTEGRATE); purged first, it maps them.
+        "opt_clean -purge",
+        *((f"{synth} -run map_luts: -json netlist.json",) if lut_mapper == "abc9" else (
             "techmap -map +/lattice/latches_map.v",
             "abc -lut 4:7 -dress",
             "clean",
@@ -100,12 +104,17 @@ def yosys_script(target: str, top: str, *, keep_memories: list[str] | None,
 
 
 def run_yosys(target: str, top: str, workdir: Path, *, keep_memories: list[str],
-              drop_zero_init: bool, timeout: float | None) -> tuple[Path, str]:
+              drop_zero_init: bool, timeout: float | None,
+              lut_mapper: str = "abc9") -> tuple[Path, str]:
     """Run the script of ``target`` on ``workdir/design.il``; returns the log and the LUT
-    mapper used (``abc`` on ``generic``, ``abc9`` on an FPGA unless it failed; see above).
+    mapper used (``abc`` on ``generic``; on an FPGA ``abc9`` unless it failed, see above, or
+    on the ECP5 ``abc`` when ``lut_mapper`` asks for it: two designs compared LUT for LUT must be
+    mapped alike, and there the classic mapper gives about 15% more LUTs than abc9).
 
     Raises :class:`~reuse_accel.synth.tools.ToolError` when Yosys fails.
     """
+    if lut_mapper not in ("abc9", "abc"):
+        raise ValueError(f"lut_mapper must be 'abc9' or 'abc', not {lut_mapper!r}")
     def yosys(script: str, log_name: str) -> Path:
         script_name = log_name.replace(".log", ".ys")
         (workdir / script_name).write_text(script)
@@ -117,7 +126,12 @@ def run_yosys(target: str, top: str, workdir: Path, *, keep_memories: list[str],
                               else workdir / (log_name + ".out"), code)
         return log_path
 
-    lut_mapper = "abc" if target == "generic" else "abc9"
+    if target != "ecp5":
+        lut_mapper = "abc" if target == "generic" else "abc9"
+    elif lut_mapper == "abc":
+        return yosys(yosys_script(target, top, keep_memories=keep_memories,
+                                  drop_zero_init=drop_zero_init, lut_mapper="abc"),
+                     "yosys.log"), "abc"
     try:
         log_path = yosys(yosys_script(target, top, keep_memories=keep_memories,
                                       drop_zero_init=drop_zero_init), "yosys.log")

@@ -1,42 +1,79 @@
-"""Change detector: keeps each layer's previous cluster indices and passes on what changed.
+"""Change detector: finds the inputs whose cluster changed since the previous frame.
 
 Contract
 --------
-- ``i``: stream of index rows: L cluster indices of one layer's inputs, the row number, the mask
-  of lanes that hold real inputs, and ``last`` on the layer's final row. Rows of a layer arrive
-  in order, starting with row 0.
+- ``i``: stream of value rows: L fixed-point values of one layer's inputs (cluster indices for
+  layer 0, with ``bypass``), the row number, the mask of lanes that hold real inputs, and
+  ``last`` on the layer's final row. Rows of a layer arrive in order, starting with row 0.
 - ``o``: stream of changed inputs (:func:`~reuse_accel.hw.core.layouts.changed_input_layout`),
   one per cycle at most, in ascending input order, with ``delta = centroid[new] -
-  centroid[old]``.
+  centroid[old]``. An input counts as changed when its centroid differs from the previous
+  frame's.
 - ``first``: every real input counts as changed and the old centroid is taken as 0 (first frame
-  of a sequence, or baseline mode). ``layer``, ``first`` and ``centroids`` hold while a layer
-  runs.
-- ``done``: high in the cycle the ``last`` row leaves.
-- The previous indices live in a memory of ``max_layers`` x ``max_groups`` rows; a row's entry
-  is read as the row enters and written with the new indices as the row moves on to the
-  :class:`~reuse_accel.hw.core.serializer.InputSerializer`.
-- Latency :attr:`ChangeDetector.latency`: one cycle for the registered read of the previous
-  indices, one for the compared row's register, then the serializer's. Only the lane leaving
-  the serializer looks its two centroids up: one pair of K-way lookups instead of L.
+  of a sequence, or baseline mode). ``layer``, ``first``, ``bypass`` and ``centroids`` hold
+  while a layer runs.
+- ``done``: high for one cycle once the ``last`` row has left and no input is in flight.
+- ``outside``: how many inputs this cycle found outside the calibrated range (added up over a
+  layer, the inputs outside it in this frame).
+
+How
+---
+Each input's state lives in a memory of ``max_layers`` x ``max_groups`` rows of L lanes: its
+centroid, ``outside`` flag and the interval of doubled values that quantize alike
+(:class:`~reuse_accel.hw.core.quantizer.CentroidQuantizer`). A row's state is read as the row
+enters; every lane whose doubled value is still inside its interval is unchanged (two
+comparisons per lane, no quantization). The other lanes leave the
+:class:`~reuse_accel.hw.core.serializer.InputSerializer` one per cycle into one shared
+quantizer; the quantized input's new state is written back to its lane, and it is passed on
+when its centroid changed (a lane that only crossed into or out of the calibrated range is not).
+
+Timing: :attr:`ChangeDetector.fill_latency` cycles from a row's acceptance to its first lane
+leaving the serializer, then :meth:`ChangeDetector.quantize_latency` stages to the output (the
+quantizer and the delta register), which close up around bubbles. :mod:`reuse_accel.sim.timing`
+models both.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
+from .compare import less_than
 from .layouts import changed_input_layout
+from .popcount import popcount
+from .quantizer import CentroidQuantizer, interval_layout
 from .register import StreamRegister
 from .serializer import InputSerializer
 
-__all__ = ["ChangeDetector"]
+__all__ = ["ChangeDetector", "input_state_layout"]
+
+
+def input_state_layout(config: AccelConfig) -> data.StructLayout:
+    """What the change detector keeps of one input between frames."""
+    return data.StructLayout({
+        "centroid": signed(config.centroid_width),
+        "interval": interval_layout(config),
+        "outside": unsigned(1),
+    })
 
 
 class ChangeDetector(wiring.Component):
-    """Compare each input's cluster with the previous frame's; emit the changed ones."""
+    """Compare each input with the interval of its previous cluster; emit the changed ones."""
 
-    latency = 1 + StreamRegister.latency + InputSerializer.latency
-    """Cycles from a row's acceptance to its first changed input on ``o``."""
+    fill_latency = 1 + StreamRegister.latency + InputSerializer.latency
+    """Cycles from a row's acceptance to its first lane leaving the serializer: the registered
+    read of the row's state, the compared row's register, the serializer."""
+
+    @staticmethod
+    def quantize_latency(config: AccelConfig) -> int:
+        """Stages from a lane leaving the serializer to its offer on ``o``: the quantizer and
+        the delta register."""
+        return CentroidQuantizer.latency(config) + 1
+
+    done_latency = 1
+    """Cycles from the last row leaving the serializer, or the last input leaving the delta
+    register, to ``done``."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -46,7 +83,7 @@ class ChangeDetector(wiring.Component):
         lanes = config.lanes
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "indices": data.ArrayLayout(unsigned(config.index_width), lanes),
+                "values": data.ArrayLayout(signed(config.act_width), lanes),
                 "row": unsigned(config.row_bits),
                 "lanes": unsigned(lanes),
                 "last": unsigned(1),
@@ -54,8 +91,10 @@ class ChangeDetector(wiring.Component):
             "o": Out(stream.Signature(changed_input_layout(config))),
             "layer": In(config.layer_bits),
             "first": In(1),
+            "bypass": In(1),
             "centroids": In(data.ArrayLayout(signed(config.centroid_width), config.clusters)),
             "done": Out(1),
+            "outside": Out(range(lanes + 2)),
         })
 
     @property
@@ -66,25 +105,30 @@ class ChangeDetector(wiring.Component):
         m = Module()
         config = self._config
         lanes = config.lanes
-        index_row = data.ArrayLayout(unsigned(config.index_width), lanes)
-        pair = data.StructLayout({"new": unsigned(config.index_width),
-                                  "old": unsigned(config.index_width)})
+        lane_bits = exact_log2(lanes)
+        state_row = data.ArrayLayout(input_state_layout(config), lanes)
 
-        m.submodules.previous = previous = memory.Memory(
-            shape=index_row, depth=config.max_layers << config.row_bits, init=[])
-        # Not transparent: a row's entry is read as the row enters and written as it moves on,
-        # never in the same cycle for the same row.
-        prev_read = previous.read_port()
-        prev_write = previous.write_port()
-        m.submodules.serializer = serializer = InputSerializer(config, lane_shape=pair)
+        m.submodules.state = state = memory.Memory(
+            shape=state_row, depth=config.max_layers << config.row_bits, init=[])
+        # Not transparent: a row's state is read as the row enters and its lanes are written
+        # after they leave the quantizer, never in the same cycle for the same row.
+        state_read = state.read_port()
+        state_write = state.write_port(granularity=1)
+        # The value is on the critical path into the quantizer; the previous centroid is not.
+        m.submodules.serializer = serializer = InputSerializer(
+            config, lane_shape=signed(config.act_width),
+            side_shape=signed(config.centroid_width))
         # The compared row is registered before the serializer picks its first lane: the
         # memory's output, the comparison and the lane choice would otherwise share one cycle.
         m.submodules.compared = compared = StreamRegister(serializer.i.payload.shape())
         wiring.connect(m, compared.o, serializer.i)
+        m.submodules.quantizer = quantizer = CentroidQuantizer(
+            config, tag_shape=data.StructLayout({"input": unsigned(config.input_bits),
+                                                 "previous": signed(config.centroid_width)}))
 
-        # The row waits one cycle for its previous indices (registered read).
+        # The row waits one cycle for its state (registered read).
         valid = Signal()
-        indices = Signal(index_row)
+        values = Signal(data.ArrayLayout(signed(config.act_width), lanes))
         row = Signal(config.row_bits)
         real = Signal(lanes)
         last = Signal()
@@ -92,42 +136,94 @@ class ChangeDetector(wiring.Component):
         advance = ~valid | compared.i.ready
         m.d.comb += [
             self.i.ready.eq(advance),
-            prev_read.en.eq(advance),
-            prev_read.addr.eq(Cat(self.i.payload.row, self.layer)),
+            state_read.en.eq(advance),
+            state_read.addr.eq(Cat(self.i.payload.row, self.layer)),
         ]
         with m.If(advance):
             m.d.sync += [
                 valid.eq(self.i.valid),
-                indices.eq(self.i.payload.indices),
+                values.eq(self.i.payload.values),
                 row.eq(self.i.payload.row),
                 real.eq(self.i.payload.lanes),
                 last.eq(self.i.payload.last),
             ]
 
+        kept = Signal(lanes)     # lanes still inside their interval
         m.d.comb += [
             compared.i.valid.eq(valid),
             compared.i.payload.row.eq(row),
             compared.i.payload.last.eq(last),
-            prev_write.addr.eq(Cat(row, self.layer)),
-            prev_write.data.eq(indices),
-            prev_write.en.eq(valid & compared.i.ready),
+            compared.i.payload.mask.eq(real & ~kept),
         ]
         for lane in range(lanes):
-            old = prev_read.data[lane]
+            previous = state_read.data[lane]
+            doubled = values[lane] << 1
             m.d.comb += [
-                compared.i.payload.values[lane].new.eq(indices[lane]),
-                compared.i.payload.values[lane].old.eq(old),
-                compared.i.payload.mask[lane].eq(
-                    real[lane] & (self.first | (indices[lane] != old))),
+                kept[lane].eq(~self.first & less_than(previous.interval.low, doubled) &
+                              ~less_than(previous.interval.high, doubled)),
+                compared.i.payload.values[lane].eq(values[lane]),
+                compared.i.payload.sides[lane].eq(previous.centroid),
             ]
+        kept_outside = Signal(lanes)
+        m.d.comb += kept_outside.eq(Cat(state_read.data[lane].outside for lane in range(lanes)) &
+                                    kept & real)
+        row_outside = Mux(valid & compared.i.ready, popcount(kept_outside), 0)
 
-        leaving = serializer.o.payload.value
+        # One lane at a time through the quantizer.
+        leaving = serializer.o.payload
         m.d.comb += [
-            self.o.valid.eq(serializer.o.valid),
-            serializer.o.ready.eq(self.o.ready),
-            self.o.payload.input.eq(serializer.o.payload.input),
-            self.o.payload.delta.eq(self.centroids[leaving.new] -
-                                    Mux(self.first, 0, self.centroids[leaving.old])),
-            self.done.eq(serializer.done),
+            quantizer.centroids.eq(self.centroids),
+            quantizer.bypass.eq(self.bypass),
+            quantizer.i.valid.eq(serializer.o.valid),
+            quantizer.i.payload.value.eq(leaving.value),
+            quantizer.i.payload.tag.input.eq(leaving.input),
+            quantizer.i.payload.tag.previous.eq(leaving.side),
+            serializer.o.ready.eq(quantizer.i.ready),
         ]
+
+        # The delta register; an input whose centroid did not change is dropped here.
+        delta_valid = Signal()
+        changed = Signal()
+        delta_input = Signal(config.input_bits)
+        delta = Signal(signed(config.delta_width))
+        delta_advance = ~delta_valid | ~changed | self.o.ready
+        quantized = quantizer.o.payload
+        old = Mux(self.first, 0, quantized.tag.previous)
+        m.d.comb += quantizer.o.ready.eq(delta_advance)
+        with m.If(delta_advance):
+            m.d.sync += [
+                delta_valid.eq(quantizer.o.valid),
+                changed.eq(self.first | (quantized.centroid != quantized.tag.previous)),
+                delta_input.eq(quantized.tag.input),
+                delta.eq(quantized.centroid - old),
+            ]
+        m.d.comb += [
+            self.o.valid.eq(delta_valid & changed),
+            self.o.payload.input.eq(delta_input),
+            self.o.payload.delta.eq(delta),
+        ]
+
+        # The quantized lane's new state, written back as it moves on.
+        lane_state = state_write.data[0].shape()
+        new_state = Signal(lane_state)
+        m.d.comb += [
+            new_state.centroid.eq(quantized.centroid),
+            new_state.interval.eq(quantized.interval),
+            new_state.outside.eq(quantized.outside),
+            state_write.addr.eq(Cat(quantized.tag.input[lane_bits:], self.layer)),
+            state_write.en.eq(Mux(quantizer.o.valid & delta_advance,
+                                  Const(1, lanes) << quantized.tag.input[:lane_bits], 0)),
+        ]
+        for lane in range(lanes):
+            m.d.comb += state_write.data[lane].eq(new_state)
+        item_outside = quantizer.o.valid & delta_advance & quantized.outside
+        m.d.comb += self.outside.eq(row_outside + item_outside)
+
+        # Done once the last row has left the serializer and nothing is in flight.
+        finishing = Signal()
+        with m.If(serializer.done):
+            m.d.sync += finishing.eq(1)
+        with m.If(finishing & quantizer.idle & ~delta_valid):
+            m.d.comb += self.done.eq(1)
+            m.d.sync += finishing.eq(0)
         return m

@@ -1,66 +1,91 @@
-"""Centroid-lookup quantizer: fixed-point values to nearest-centroid cluster indices.
+"""Centroid-lookup quantizer: one fixed-point value per cycle to its centroid and its interval.
 
 Contract
 --------
-- ``i``: stream of rows of L signed ``act_width`` values plus an opaque ``tag`` that travels
-  with the row. ``o``: stream of rows of L cluster indices, the ``outside`` mask (value below
-  ``centroid[0]`` or above ``centroid[K-1]``, so outside the calibrated range) and the tag.
+- ``i``: stream of single values (signed ``act_width``) plus an opaque ``tag`` that travels with
+  the value. ``o``: stream of the value's ``centroid``, the ``interval`` of doubled values
+  (:func:`interval_layout`) that quantizes exactly as this one does, ``outside`` (value below
+  ``centroid[0]`` or above ``centroid[K-1]``, outside the calibrated range), and the tag.
 - ``centroids``: the current layer's K centroids. They must be stable from one cycle before the
-  first row enters until the last row leaves (the thresholds are registered).
-- ``bypass``: the values already are cluster indices (layer 0, quantized by the host); they pass
-  through unchanged and nothing counts as outside.
-- Latency :attr:`CentroidQuantizer.latency` (2 cycles), throughput one row (L values) per
-  cycle; a two-stage pipeline in the ``lib.stream`` style, stalling without loss when
-  ``o.ready`` is low.
+  first value enters until the last one leaves (the thresholds are registered).
+- ``bypass``: the value already is a cluster index (layer 0, quantized by the host); its
+  centroid is looked up, its interval holds that index alone, and it is never outside.
+- Latency :meth:`CentroidQuantizer.latency` (``log2(K) + 1`` cycles), throughput one value per
+  cycle; a pipeline in the ``lib.stream`` style that stalls without loss when ``o.ready`` is
+  low, and whose stages close up around bubbles (``i.ready`` is high while any stage is empty).
+- ``idle``: no value in the pipeline.
 
 Rule
 ----
 The index is the number of thresholds ``centroid[k-1] + centroid[k]`` (k = 1..K-1) below
 ``2 * value``. For an ascending table that is the nearest centroid, ties going to the lower
-one; it needs no division, works for non-uniform tables, and the golden model
-(:func:`reuse_accel.sim.model.quantize`) applies the same rule to any table.
+one; it needs no division and works for non-uniform tables. The interval of index ``k`` is
+``(low, high]`` with ``low`` the threshold below it and ``high`` the one above it, narrowed at
+the ends of the table to ``2 * centroid[0] - 1`` and ``2 * centroid[K-1]`` so that whether a
+value is outside the range is also a property of its interval; values outside get the open
+interval beyond. For an ascending table every value whose double lies in the interval has the
+same index, centroid and ``outside`` flag, which is what the
+:class:`~reuse_accel.hw.core.change_detector.ChangeDetector` relies on to skip it. The golden
+model (:func:`reuse_accel.sim.model.quantize`, :func:`reuse_accel.sim.model.intervals`)
+applies the same rule to any table.
+
+Cost: one lane of K-1 comparators (the change detector tests every lane against its stored
+interval and sends only the lanes that left it here), then the index as a one-hot code selecting
+the centroid and the interval's ends.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
 from .compare import less_than
-from .popcount import popcount
+from .onehot import select
 
-__all__ = ["CentroidQuantizer"]
+__all__ = ["CentroidQuantizer", "interval_layout"]
+
+
+def interval_layout(config: AccelConfig) -> data.StructLayout:
+    """The interval ``(low, high]`` of doubled values that quantize alike. Two bits wider than a
+    centroid: thresholds are sums of two centroids, the narrowed ends reach ``2 * centroid - 1``,
+    and the open ends are the width's extremes (beyond any doubled activation)."""
+    shape = signed(config.centroid_width + 2)
+    return data.StructLayout({"low": shape, "high": shape})
 
 
 class CentroidQuantizer(wiring.Component):
-    """Pipelined nearest-centroid quantizer, L lanes.
+    """Pipelined nearest-centroid quantizer, one value per cycle.
 
     Parameters
     ----------
     config : AccelConfig
     tag_shape : shape-like
-        Shape of the tag carried alongside each row.
+        Shape of the tag carried alongside each value.
     """
 
-    latency = 2
-    """Cycles from a row's acceptance to its indices on ``o``."""
+    @staticmethod
+    def latency(config: AccelConfig) -> int:
+        """Cycles from a value's acceptance to its centroid on ``o``: one per index bit, one
+        for the centroid."""
+        return config.index_width + 1
 
     def __init__(self, config: AccelConfig, *, tag_shape):
         self._config = check_config(config)
         self._tag_shape = tag_shape
-        lanes = config.lanes
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "values": data.ArrayLayout(signed(config.act_width), lanes),
+                "value": signed(config.act_width),
                 "tag": tag_shape,
             }))),
             "o": Out(stream.Signature(data.StructLayout({
-                "indices": data.ArrayLayout(unsigned(config.index_width), lanes),
-                "outside": unsigned(lanes),
+                "centroid": signed(config.centroid_width),
+                "interval": interval_layout(config),
+                "outside": unsigned(1),
                 "tag": tag_shape,
             }))),
             "centroids": In(data.ArrayLayout(signed(config.centroid_width), config.clusters)),
             "bypass": In(1),
+            "idle": Out(1),
         })
 
     @property
@@ -70,52 +95,114 @@ class CentroidQuantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        lanes, clusters = config.lanes, config.clusters
-        sum_shape = signed(config.centroid_width + 1)
+        clusters = config.clusters
+        bound = interval_layout(config)["low"].shape
+        lowest, highest = -(1 << (bound.width - 1)), (1 << (bound.width - 1)) - 1
+        centroids = self.centroids
 
-        thresholds = [Signal(sum_shape, name=f"threshold{k}") for k in range(1, clusters)]
-        for k, threshold in enumerate(thresholds, start=1):
-            m.d.sync += threshold.eq(self.centroids[k - 1] + self.centroids[k])
+        # The table's thresholds, and the narrowed ends of the table's range, registered.
+        thresholds = [None] + [Signal(bound, name=f"threshold{k}") for k in range(1, clusters)]
+        for k in range(1, clusters):
+            m.d.sync += thresholds[k].eq(centroids[k - 1] + centroids[k])
+        bottom = Signal(bound)   # 2 * centroid[0] - 1: below it a value is outside
+        top = Signal(bound)      # 2 * centroid[K-1]: above it a value is outside
+        m.d.sync += [bottom.eq((centroids[0] << 1) - 1), top.eq(centroids[clusters - 1] << 1)]
 
-        # Stage 1: every lane compares 2x with every threshold (a thermometer code for an
-        # ascending table) and with the table's ends.
-        s1_valid = Signal()
-        s1_above = [Signal(clusters - 1, name=f"s1_above{lane}") for lane in range(lanes)]
-        s1_outside = Signal(lanes)
-        s1_bypass_index = Signal(data.ArrayLayout(unsigned(config.index_width), lanes))
-        s1_bypass = Signal()
-        s1_tag = Signal(self._tag_shape)
+        # One register stage per index bit, then the centroid's; they close up around bubbles.
+        bits = config.index_width
+        stages = bits + 1
+        valid = [Signal(name=f"s{stage}_valid") for stage in range(stages - 1)] + [self.o.valid]
+        advance = [Signal(name=f"s{stage}_advance") for stage in range(stages)]
+        m.d.comb += advance[-1].eq(~self.o.valid | self.o.ready)
+        for stage in reversed(range(stages - 1)):
+            m.d.comb += advance[stage].eq(~valid[stage] | advance[stage + 1])
+        m.d.comb += [
+            self.i.ready.eq(advance[0]),
+            self.idle.eq(~Cat(*valid).any()),
+        ]
 
-        o_advance = ~self.o.valid | self.o.ready
-        s1_advance = ~s1_valid | o_advance
-        m.d.comb += self.i.ready.eq(s1_advance)
+        def stage_signals(stage):
+            return {
+                "tag": Signal(self._tag_shape, name=f"s{stage}_tag"),
+                "doubled": Signal(signed(config.act_width + 1), name=f"s{stage}_doubled"),
+                "index": Signal(bits, name=f"s{stage}_index"),
+                "low": Signal(bound, name=f"s{stage}_low"),
+                "high": Signal(bound, name=f"s{stage}_high"),
+                "below": Signal(name=f"s{stage}_below"),
+                "beyond": Signal(name=f"s{stage}_beyond"),
+                "bypass": Signal(name=f"s{stage}_bypass"),
+                "bypass_index": Signal(bits, name=f"s{stage}_bypass_index"),
+            }
 
-        with m.If(s1_advance):
+        # Stage 0 takes the value, compares it with the table's ends and with the middle
+        # threshold; stage s then compares 2x with the threshold half-way into the interval the
+        # index bits found so far leave (a binary search, one comparator a stage), and narrows
+        # the interval to the side the value is on.
+        value = self.i.payload.value
+        previous = {"tag": self.i.payload.tag, "doubled": value << 1, "index": Const(0, bits),
+                    "low": bottom, "high": top, "bypass": self.bypass,
+                    "bypass_index": value[:bits]}
+        with m.If(advance[0]):
             m.d.sync += [
-                s1_valid.eq(self.i.valid),
-                s1_tag.eq(self.i.payload.tag),
-                s1_bypass.eq(self.bypass),
+                valid[0].eq(self.i.valid),
             ]
-            for lane in range(lanes):
-                value = self.i.payload.values[lane]
-                doubled = Signal(signed(config.act_width + 1), name=f"doubled{lane}")
-                m.d.comb += doubled.eq(value << 1)
-                m.d.sync += s1_above[lane].eq(
-                    Cat(*(less_than(threshold, doubled) for threshold in thresholds)))
-                m.d.sync += s1_outside[lane].eq(
-                    ~self.bypass & (less_than(value, self.centroids[0]) |
-                                    less_than(self.centroids[clusters - 1], value)))
-                m.d.sync += s1_bypass_index[lane].eq(value[:config.index_width])
+        for stage in range(bits):
+            now = stage_signals(stage)
+            step = 1 << (bits - 1 - stage)                 # the bit this stage decides
+            decided = previous["index"] >> (bits - stage)  # the bits decided before it
+            candidates = [thresholds[(prefix << (bits - stage)) | step]
+                          for prefix in range(1 << stage)]
+            threshold = Signal(bound, name=f"s{stage}_threshold")
+            if len(candidates) == 1:
+                m.d.comb += threshold.eq(candidates[0])
+            else:
+                m.d.comb += threshold.eq(select(Const(1, len(candidates)) << decided,
+                                                candidates))
+            above = less_than(threshold, previous["doubled"])
+            with m.If(advance[stage]):
+                if stage:
+                    m.d.sync += valid[stage].eq(valid[stage - 1])
+                m.d.sync += [
+                    now["tag"].eq(previous["tag"]),
+                    now["doubled"].eq(previous["doubled"]),
+                    now["index"].eq(previous["index"] | Mux(above, step, 0)),
+                    now["low"].eq(Mux(above, threshold, previous["low"])),
+                    now["high"].eq(Mux(above, previous["high"], threshold)),
+                    now["bypass"].eq(previous["bypass"]),
+                    now["bypass_index"].eq(previous["bypass_index"]),
+                ]
+                if stage == 0:
+                    m.d.sync += [
+                        now["below"].eq(~self.bypass & less_than(value, centroids[0])),
+                        now["beyond"].eq(
+                            ~self.bypass & less_than(centroids[clusters - 1], value)),
+                    ]
+                else:
+                    m.d.sync += [now["below"].eq(previous["below"]),
+                                 now["beyond"].eq(previous["beyond"])]
+            previous = now
 
-        # Stage 2: count the thresholds passed.
-        with m.If(o_advance):
+        # The last stage: the centroid of the index, and the interval of a value outside the
+        # range or of an index (with bypass).
+        last = previous
+        index = Mux(last["bypass"], last["bypass_index"], last["index"])
+        with m.If(advance[-1]):
+            payload = self.o.payload
             m.d.sync += [
-                self.o.valid.eq(s1_valid),
-                self.o.payload.tag.eq(s1_tag),
-                self.o.payload.outside.eq(s1_outside),
+                self.o.valid.eq(valid[-2]),
+                payload.tag.eq(last["tag"]),
+                payload.centroid.eq(select(Const(1, clusters) << index, list(centroids))),
+                payload.outside.eq(last["below"] | last["beyond"]),
             ]
-            for lane in range(lanes):
-                count = popcount(s1_above[lane])
-                m.d.sync += self.o.payload.indices[lane].eq(
-                    Mux(s1_bypass, s1_bypass_index[lane], count))
+            with m.If(last["bypass"]):
+                m.d.sync += [payload.interval.low.eq(last["doubled"] - 1),
+                             payload.interval.high.eq(last["doubled"])]
+            with m.Elif(last["below"]):
+                m.d.sync += [payload.interval.low.eq(lowest), payload.interval.high.eq(bottom)]
+            with m.Elif(last["beyond"]):
+                m.d.sync += [payload.interval.low.eq(top), payload.interval.high.eq(highest)]
+            with m.Else():
+                m.d.sync += [payload.interval.low.eq(last["low"]),
+                             payload.interval.high.eq(last["high"])]
         return m
+

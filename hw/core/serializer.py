@@ -6,6 +6,10 @@ Contract
   row number and ``last`` on a layer's final row.
 - ``o``: stream of the selected lanes, one per cycle at most, in ascending order: the input
   number ``row * L + lane`` and the lane's value.
+- ``side`` (with a ``side_shape``): a second value per lane that travels with the row and
+  leaves with its lane, for fields off the critical path. ``value`` comes straight from a
+  register (chosen as the lane is); ``side`` is chosen from the held row in the cycle it leaves
+  (one AND-OR tree instead of two and a register).
 - ``done``: high in the cycle the ``last`` row leaves.
 - Latency :attr:`InputSerializer.latency` (1): a row accepted at one edge offers its first lane
   in the next cycle. A row spends ``max(selected lanes, 1)`` cycles in the serializer and the
@@ -18,11 +22,12 @@ with reuse, the :class:`~reuse_accel.hw.core.change_detector.ChangeDetector` fee
 whose cluster changed.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
+from .onehot import encode, lowest, select
 
 __all__ = ["InputSerializer"]
 
@@ -35,25 +40,30 @@ class InputSerializer(wiring.Component):
     config : AccelConfig
     lane_shape : shape-like
         Shape of one lane's value.
+    side_shape : shape-like or None
+        Shape of one lane's side value (none by default).
     """
 
     latency = 1
     """Cycles from a row's acceptance to its first lane on ``o``."""
 
-    def __init__(self, config: AccelConfig, *, lane_shape):
+    def __init__(self, config: AccelConfig, *, lane_shape, side_shape=None):
         self._config = check_config(config)
+        self._side = side_shape is not None
         lanes = config.lanes
+        row = {
+            "values": data.ArrayLayout(lane_shape, lanes),
+            "mask": unsigned(lanes),
+            "row": unsigned(config.row_bits),
+            "last": unsigned(1),
+        }
+        lane = {"input": unsigned(config.input_bits), "value": lane_shape}
+        if self._side:
+            row["sides"] = data.ArrayLayout(side_shape, lanes)
+            lane["side"] = side_shape
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "values": data.ArrayLayout(lane_shape, lanes),
-                "mask": unsigned(lanes),
-                "row": unsigned(config.row_bits),
-                "last": unsigned(1),
-            }))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "input": unsigned(config.input_bits),
-                "value": lane_shape,
-            }))),
+            "i": In(stream.Signature(data.StructLayout(row))),
+            "o": Out(stream.Signature(data.StructLayout(lane))),
             "done": Out(1),
         })
 
@@ -71,41 +81,48 @@ class InputSerializer(wiring.Component):
         row = Signal.like(self.i.payload.row)
         last = Signal()
         # The lowest selected lane and its value, registered: found when a row arrives or a lane
-        # leaves, so that the output comes straight from registers.
-        head = Signal(range(lanes))
+        # leaves, so that the output comes straight from registers. The lane is found as a
+        # one-hot code (the lowest set bit, ``bits & -bits``, one carry chain) that selects its
+        # value through an AND-OR tree: an index and a multiplexer cost several times more.
+        head = Signal(lanes)
         head_value = Signal.like(self.o.payload.value)
 
-        def lowest(bits):
-            found = Signal(range(lanes))
-            for lane in reversed(range(lanes)):
-                with m.If(bits[lane]):
-                    m.d.comb += found.eq(lane)
-            return found
+        first = Signal(lanes)       # the lowest selected lane of an arriving row
+        rest = Signal(lanes)        # the lanes left once the head leaves
+        following = Signal(lanes)   # the lowest of them
+        m.d.comb += [
+            first.eq(lowest(self.i.payload.mask)),
+            rest.eq(mask & ~head),
+            following.eq(lowest(rest)),
+        ]
 
         single = (mask & (mask - 1)) == 0
         free = ~valid | (mask == 0) | (single & self.o.ready)
 
         m.d.comb += [
             self.o.valid.eq(valid & (mask != 0)),
-            self.o.payload.input.eq(Cat(head, row)),
+            self.o.payload.input.eq(Cat(encode(head), row)),
             self.o.payload.value.eq(head_value),
             self.done.eq(valid & last & free),
             self.i.ready.eq(free),
         ]
+        if self._side:
+            sides = Signal.like(self.i.payload.sides)
+            m.d.comb += self.o.payload.side.eq(select(head, list(sides)))
+            with m.If(free):
+                m.d.sync += sides.eq(self.i.payload.sides)
         with m.If(free):
             m.d.sync += valid.eq(self.i.valid)
             with m.If(self.i.valid):
-                first = lowest(self.i.payload.mask)
                 m.d.sync += [
                     mask.eq(self.i.payload.mask),
                     values.eq(self.i.payload.values),
                     row.eq(self.i.payload.row),
                     last.eq(self.i.payload.last),
                     head.eq(first),
-                    head_value.eq(self.i.payload.values[first]),
+                    head_value.eq(select(first, list(self.i.payload.values))),
                 ]
         with m.Elif(self.o.valid & self.o.ready):
-            rest = mask & ~(Const(1, lanes) << head)
-            following = lowest(rest)
-            m.d.sync += [mask.eq(rest), head.eq(following), head_value.eq(values[following])]
+            m.d.sync += [mask.eq(rest), head.eq(following),
+                         head_value.eq(select(following, list(values)))]
         return m

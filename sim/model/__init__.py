@@ -22,7 +22,8 @@ from reuse_accel.sim.timing import frame_cycles
 
 from .dense import DenseLayer
 
-__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "KINDS", "quantize", "activate"]
+__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "InputState", "KINDS", "quantize",
+           "quantized_state", "activate"]
 
 KINDS = {LayerKind.DENSE: DenseLayer}
 """The golden model of each layer kind."""
@@ -55,20 +56,94 @@ class FixedLayer:
 
 
 def quantize(values: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-centroid cluster index of each fixed-point value, as the RTL computes it.
+    """Cluster index of each fixed-point value, as the RTL computes it, and the mask of values
+    outside ``[centroid[0], centroid[K-1]]`` (the calibrated range; they land in the end
+    clusters).
 
-    The index is the number of thresholds ``centroid[k-1] + centroid[k]`` (k = 1..K-1) below
-    ``2 * value``: a value half-way between two centroids goes to the lower one. Returns the
-    indices and a mask of values outside ``[centroid[0], centroid[K-1]]`` (the calibrated
-    range), which land in the end clusters.
+    The index is found by binary search over the thresholds ``centroid[k-1] + centroid[k]``
+    (k = 1..K-1) with ``2 * value``: for an ascending table, the number of thresholds below
+    it, which is the nearest centroid, a value half-way between two going to the lower one.
     """
+    index, _, _, outside = _search(values, centroids)
+    return index, outside
+
+
+def _search(values, centroids):
+    """The quantizer's binary search: index, the interval ``(low, high]`` it narrowed to
+    (starting from ``(2 * centroid[0] - 1, 2 * centroid[K-1]]``), and ``outside``."""
     values = np.asarray(values, dtype=np.int64)
     centroids = np.asarray(centroids, dtype=np.int64)
-    thresholds = centroids[:-1] + centroids[1:]
+    # The hardware's K is a power of two; a shorter table searches as if padded with thresholds
+    # above every value.
+    size = 1 << (len(centroids) - 1).bit_length()
+    thresholds = np.full(size, np.iinfo(np.int64).max)
+    thresholds[0] = 0
+    thresholds[1:len(centroids)] = centroids[:-1] + centroids[1:]
     doubled = 2 * values
-    indices = (doubled[..., None] > thresholds).sum(axis=-1)
+    index = np.zeros(values.shape, np.int64)
+    low = np.full(values.shape, 2 * centroids[0] - 1)
+    high = np.full(values.shape, 2 * centroids[-1])
+    step = size >> 1
+    while step:
+        threshold = thresholds[index | step]
+        above = threshold < doubled
+        index = np.where(above, index | step, index)
+        low = np.where(above, threshold, low)
+        high = np.where(above, high, threshold)
+        step >>= 1
     outside = (values < centroids[0]) | (values > centroids[-1])
-    return indices.astype(np.int64), outside
+    return index, low, high, outside
+
+
+@dataclass
+class InputState:
+    """What the change detector keeps of each input of a layer between frames: its centroid,
+    whether it was outside the calibrated range, and the interval ``(low, high]`` of doubled
+    values that quantize alike (:class:`~reuse_accel.hw.core.quantizer.CentroidQuantizer`)."""
+
+    centroid: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    outside: np.ndarray
+
+    @classmethod
+    def empty(cls, inputs: int) -> InputState:
+        zeros = np.zeros(inputs, np.int64)
+        return cls(zeros, zeros.copy(), zeros.copy(), np.zeros(inputs, bool))
+
+    def keeps(self, values: np.ndarray) -> np.ndarray:
+        """The inputs whose doubled value is still inside their interval."""
+        doubled = 2 * np.asarray(values, dtype=np.int64)
+        return (self.low < doubled) & (doubled <= self.high)
+
+    def update(self, mask: np.ndarray, new: InputState) -> None:
+        """Take the ``mask``ed inputs' state from ``new``."""
+        for name in ("centroid", "low", "high", "outside"):
+            getattr(self, name)[mask] = getattr(new, name)[mask]
+
+
+def quantized_state(values: np.ndarray, centroids: np.ndarray, config: AccelConfig, *,
+                    bypass: bool = False) -> InputState:
+    """The state the quantizer gives each value: the centroid of its index (:func:`quantize`),
+    ``outside``, and the interval its binary search narrowed to: between the thresholds around
+    its index for an ascending table, ``2 * centroid[0] - 1`` and ``2 * centroid[K-1]`` at the
+    table's ends, the open interval beyond them for a value outside; ``(2v - 1, 2v]`` with
+    ``bypass`` (the value is an index)."""
+    values = np.asarray(values, dtype=np.int64)
+    centroids = np.asarray(centroids, dtype=np.int64)
+    width = config.centroid_width + 2
+    lowest, highest = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    doubled = 2 * values
+    if bypass:
+        index = values & ((1 << config.index_width) - 1)
+        return InputState(centroids[index], doubled - 1, doubled, np.zeros(values.shape, bool))
+    index, low, high, _ = _search(values, centroids)
+    below = values < centroids[0]
+    beyond = values > centroids[-1]
+    bottom, top = 2 * centroids[0] - 1, 2 * centroids[-1]
+    low = np.where(below, lowest, np.where(beyond, top, low))
+    high = np.where(below, bottom, np.where(beyond, highest, high))
+    return InputState(centroids[index], low, high, below | beyond)
 
 
 def activate(acc: np.ndarray, shift: int, relu: bool, config: AccelConfig) -> np.ndarray:
@@ -123,7 +198,7 @@ class GoldenModel:
                                  f"model does not know")
         self._kinds = [KINDS[layer.kind](config, layer) for layer in layers]
         self._centroids = [np.asarray(layer.centroids, dtype=np.int64) for layer in layers]
-        self._prev_index = [np.zeros(layer.inputs, np.int64) for layer in layers]
+        self._state = [InputState.empty(layer.inputs) for layer in layers]
         self._acc = [np.zeros(layer.outputs, np.float64) for layer in layers]
         self._reuse_valid = False
 
@@ -167,21 +242,23 @@ class GoldenModel:
         activations = []
         values = None
         for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
-            if number > 0:
-                indices, outside = quantize(values, self._centroids[number])
-                outside_counts[number] = int(outside.sum())
             centroids = self._centroids[number]
+            state = self._state[number]
+            inputs = indices if number == 0 else values
             if from_scratch:
-                changed = np.ones(layer.inputs, bool)
-                delta = centroids[indices]
+                unstable = np.ones(layer.inputs, bool)
+                previous = np.zeros(layer.inputs, np.int64)
                 self._acc[number][:] = layer.biases
             else:
-                changed = indices != self._prev_index[number]
-                delta = centroids[indices] - centroids[self._prev_index[number]]
-            self._prev_index[number] = indices
-            kind.update(self._acc[number], changed, delta)
+                unstable = ~state.keeps(inputs)
+                previous = state.centroid.copy()
+            new = quantized_state(inputs, centroids, config, bypass=number == 0)
+            state.update(unstable, new)
+            changed = unstable & (from_scratch | (new.centroid != previous))
+            outside_counts[number] = int(state.outside.sum())
+            kind.update(self._acc[number], changed, new.centroid - previous)
             changed_counts[number] = int(changed.sum())
-            cycles[number] = kind.cycles(changed, last=number == n - 1)
+            cycles[number] = kind.cycles(changed, unstable=unstable, last=number == n - 1)
             values, clamped = _activate(self._acc[number].astype(np.int64), layer.shift,
                                         layer.relu, config)
             saturated_counts[number] = int(clamped.sum())

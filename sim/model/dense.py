@@ -58,10 +58,12 @@ class DenseLayer:
             # once; gathering the changed columns costs more than it saves.
             sums += self.weights @ np.where(changed, delta, 0)
 
-    def cycles(self, changed: np.ndarray, last: bool) -> int:
-        """Cycles of the layer, given the mask of its changed inputs and whether it is the
+    def cycles(self, changed: np.ndarray, *, unstable: np.ndarray | None = None,
+               last: bool) -> int:
+        """Cycles of the layer, given the mask of its changed inputs, the mask of the inputs
+        that left their interval (with reuse; ``changed`` by default), and whether it is the
         frame's last (whose readout does not overlap a next layer)."""
-        return layer_cycles(self.config, changed, self.outputs, last=last)
+        return layer_cycles(self.config, changed, self.outputs, unstable=unstable, last=last)
 
     def weight_rows(self, changed: int) -> int:
         """Weight rows the MAC array reads for ``changed`` changed inputs."""

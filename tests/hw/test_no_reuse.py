@@ -129,12 +129,15 @@ def test_reuse_logic_is_absent_from_the_design():
     with_reuse = memory_bits(dataclasses.replace(CONFIG, reuse=True))
     without = memory_bits(CONFIG)
     L, groups = CONFIG.lanes, CONFIG.max_groups
-    # The reuse build keeps per layer: centroid tables, previous indices, every layer's sums.
+    # The reuse build keeps per layer: centroid tables, every input's state (its centroid, the
+    # two ends of its interval of doubled values, two bits wider than a centroid, and whether it
+    # is outside the range), every layer's sums.
     assert with_reuse["centroids"] == (CONFIG.clusters * CONFIG.centroid_width, 4)
-    assert with_reuse["previous"] == (L * CONFIG.index_width, CONFIG.max_layers * groups)
+    input_state = CONFIG.centroid_width + 2 * (CONFIG.centroid_width + 2) + 1
+    assert with_reuse["state"] == (L * input_state, CONFIG.max_layers * groups)
     assert with_reuse["sums"] == (L * CONFIG.acc_width, CONFIG.max_layers * groups)
     # Without reuse: no tables, no previous indices, one layer of sums; the rest unchanged.
-    assert "centroids" not in without and "previous" not in without
+    assert "centroids" not in without and "state" not in without
     assert without["sums"] == (L * CONFIG.acc_width, groups)
     weight_banks = [name for name in with_reuse if name.startswith("weights")]
     assert weight_banks == [f"weights{bank}" for bank in range(len(weight_banks))]

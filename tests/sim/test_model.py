@@ -1,5 +1,6 @@
 """GoldenModel: reuse equals from-scratch computation, counters, cycle formula, activate."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -9,10 +10,14 @@ from hypothesis import strategies as st
 from support.networks import every_input_cycles, random_network, similar_frames
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.sim.model import FixedLayer, GoldenModel, activate, quantize
+from reuse_accel.hw.tile import ProcessingTile
+from reuse_accel.sim.model import FixedLayer, GoldenModel, activate, quantize, quantized_state
 from reuse_accel.sim.timing import (
+    DONE,
     FILL,
+    FILL_WITHOUT_REUSE,
     FRAME_OVERHEAD,
+    GENERATOR,
     MAC_DRAIN,
     READOUT,
     SETUP,
@@ -23,6 +28,7 @@ from reuse_accel.sim.timing import (
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=12, act_frac=6, weight_width=6,
                      centroid_width=12, max_layers=3, max_neurons=32, weight_depth=1024)
+NO_REUSE = dataclasses.replace(CONFIG, reuse=False)
 CONFIG16 = AccelConfig(lanes=4, clusters=16, act_width=12, act_frac=6, weight_width=8,
                        centroid_width=14, max_layers=3, max_neurons=32, weight_depth=1024)
 
@@ -49,45 +55,84 @@ def nearest(value, centroids):
 def reference_frame(config, layers, indices):
     """Every layer computed from scratch with Python integers.
 
-    Returns per layer: input indices, outside count, activations.
+    Returns per layer: input indices, outside count, activations, outside flags.
     """
     result = []
     indices = [int(i) for i in indices]
-    outside_count = 0
+    outside = [False] * len(indices)
     values = []
     for number, layer in enumerate(layers):
         centroids = [int(c) for c in layer.centroids]
         if number > 0:
             pairs = [nearest(v, centroids) for v in values]
             indices = [index for index, _ in pairs]
-            outside_count = sum(out for _, out in pairs)
+            outside = [out for _, out in pairs]
+        outside_count = sum(outside)
         inputs = [centroids[i] for i in indices]
         values = []
         for output in range(layer.outputs):
             acc = int(layer.biases[output]) + sum(
                 int(layer.weights[output][i]) * inputs[i] for i in range(layer.inputs))
             values.append(reference_activation(acc, layer.shift, layer.relu, config))
-        result.append((indices, outside_count, values))
+        result.append((indices, outside_count, values, outside))
     return result
 
 
-def formula_cycles(config, changed, outputs, last=True):
-    """The per-layer cycle formula of sim/timing.py's docstring, term by term."""
+def formula_cycles(config, changed, outputs, last=True, unstable=None):
+    """The layer's cycles from sim/timing.py's docstring, stepped cycle by cycle: the
+    serializer walks the rows (a row without a lane to send takes one cycle), hands its lanes to
+    the quantizer stages (with reuse; they close up around bubbles) and the delta register, which
+    drops an input whose centroid did not change and hands a changed one to the address
+    generator, busy for G cycles per input. Without reuse the serializer hands every lane to
+    the generator itself."""
     lanes = config.lanes
     groups = -(-outputs // lanes)
-    rows = -(-len(changed) // lanes)
-    readout = groups + READOUT if last else max(READOUT, groups - 11)
-    per_row = [int(sum(changed[row * lanes:(row + 1) * lanes])) for row in range(rows)]
-    slots, start = [], 0
-    for count in per_row:
-        slots += [start + rank for rank in range(count)]
-        start += max(count, 1)
-    total = start
-    if not slots:
-        return SETUP + FILL + total + readout
-    handshakes = sum(max(b - a, groups) for a, b in zip(slots, slots[1:]))
-    return (SETUP + FILL + slots[0] + handshakes + max(total - slots[-1], groups + MAC_DRAIN)
-            + readout)
+    unstable = list(changed) if unstable is None else [a or b for a, b in zip(unstable, changed)]
+    rows = -(-len(unstable) // lanes)
+    depth = ProcessingTile.quantize_latency(config)
+    done_delay = DONE if config.reuse else 0
+    fill = FILL if config.reuse else FILL_WITHOUT_REUSE
+    readout = groups + READOUT if last else max(READOUT, groups - (12 if config.reuse else 6))
+    queue = [[(changed[n], n) for n in range(row * lanes, min((row + 1) * lanes, len(unstable)))
+              if unstable[n]] for row in range(rows)]
+    stages = [None] * depth          # stage depth-1 is the delta register
+    generator_free = 0               # first cycle the generator takes a new input
+    served = None                    # its last handshake
+    row, row_start = 0, SETUP + fill  # the serializer's row and the cycle it arrived
+    serializer_done = None
+    cycle = 0
+    while True:
+        cycle += 1 if cycle else SETUP + fill
+        # the delta register (or, without reuse, the serializer's lane) and the generator
+        if depth:
+            head = stages[-1]
+            if head is not None and (not head[0] or cycle >= generator_free):
+                if head[0]:
+                    generator_free, served = cycle + groups, cycle
+                stages[-1] = None
+            for stage in reversed(range(depth - 1)):     # close up around bubbles
+                if stages[stage + 1] is None:
+                    stages[stage + 1], stages[stage] = stages[stage], None
+        if serializer_done is None and cycle >= row_start:
+            if queue[row]:
+                taken = (stages[0] is None) if depth else cycle >= generator_free
+                if taken:
+                    item = queue[row].pop(0)
+                    if depth:
+                        stages[0] = item
+                    else:
+                        generator_free, served = cycle + groups, cycle
+            if not queue[row]:
+                if row == rows - 1:
+                    serializer_done = cycle
+                else:
+                    row, row_start = row + 1, cycle + 1
+        empty = all(stage is None for stage in stages)
+        if serializer_done is not None and empty:
+            end = cycle + 1 + done_delay    # the scan's end, as the tile registers it
+            if served is not None:
+                end = max(end, served + GENERATOR + groups - 1 + MAC_DRAIN)
+            return end + readout
 
 
 # -- strategies --------------------------------------------------------------------------------
@@ -142,28 +187,34 @@ def check_sequence(config, layers, frames):
         assert result.outputs.tolist() == scratch.outputs.tolist()
         assert [a.tolist() for a in result.activations] == [a.tolist()
                                                             for a in scratch.activations]
-        assert [a.tolist() for a in result.activations] == [values for *_, values in expected]
+        assert [a.tolist() for a in result.activations] == [values for _, _, values, _ in
+                                                            expected]
         assert result.outputs.tolist() == expected[-1][2]
+        expected_counts = [layer[:3] for layer in expected]
         # counters
         if previous is None:
             changed = [layer.inputs for layer in layers]
         else:
             changed = [sum(a != b for a, b in zip(now[0], before[0]))
-                       for now, before in zip(expected, previous)]
+                       for now, before in zip(expected_counts, previous)]
         assert result.changed_inputs.tolist() == changed
-        assert result.out_of_range.tolist() == [count for _, count, _ in expected]
+        assert result.out_of_range.tolist() == [count for _, count, _ in expected_counts]
         groups = [-(-layer.outputs // config.lanes) for layer in layers]
         assert result.weight_rows.tolist() == [c * g for c, g in zip(changed, groups)]
         assert result.macs.tolist() == [c * layer.outputs for c, layer in zip(changed, layers)]
-        # cycles from the documented formula, on the masks of changed inputs
-        masks = []
-        for layer_number, (now, _, _) in enumerate(expected):
+        # cycles from the documented formula, on the masks of changed inputs and of the inputs
+        # that left their interval: for an ascending table, those whose index or whose being
+        # outside the range changed
+        cycles = []
+        for number, ((now, _, _, out), layer) in enumerate(zip(expected, layers)):
             if previous is None:
-                masks.append([True] * len(now))
+                changed_mask = unstable = [True] * len(now)
             else:
-                masks.append([a != b for a, b in zip(now, previous[layer_number][0])])
-        cycles = [formula_cycles(config, mask, layer.outputs, last=n == len(layers) - 1)
-                  for n, (mask, layer) in enumerate(zip(masks, layers))]
+                before, _, _, out_before = previous[number]
+                changed_mask = [a != b for a, b in zip(now, before)]
+                unstable = [c or (a != b) for c, a, b in zip(changed_mask, out, out_before)]
+            cycles.append(formula_cycles(config, changed_mask, layer.outputs,
+                                         last=number == len(layers) - 1, unstable=unstable))
         assert result.layer_cycles.tolist() == cycles
         assert result.cycles == sum(cycles) + FRAME_OVERHEAD
         previous = expected
@@ -208,7 +259,7 @@ def test_baseline_gives_identical_outputs_and_counts_every_input():
         assert a.outputs.tolist() == b.outputs.tolist()
         assert b.changed_inputs.tolist() == inputs
         assert b.layer_cycles.tolist() == every_input_cycles(
-            inputs, [CONFIG.groups(layer.outputs) for layer in layers])
+            inputs, [CONFIG.groups(layer.outputs) for layer in layers], clusters=8)
     # reuse saved work on the later frames
     assert a.changed_inputs.sum() < b.changed_inputs.sum()
 
@@ -265,58 +316,74 @@ def test_frame_accepts_a_list():
                                             (7, 32), (32, 32)])
 def test_dense_layer_cycles(inputs, outputs):
     groups = -(-outputs // CONFIG.lanes)
-    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 19
-    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 19
+    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 21
+    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 21
 
 
 @pytest.mark.parametrize("inputs,outputs", [(1, 1), (4, 4), (5, 3), (16, 16), (32, 9)])
 def test_layer_with_nothing_changed(inputs, outputs):
-    # setup, fill, one serializer cycle per input row, the groups, readout
+    # setup, fill, one serializer cycle per input row, the change detector's done, readout
     rows = -(-inputs // CONFIG.lanes)
     groups = -(-outputs // CONFIG.lanes)
-    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 8 + rows + groups + 5
+    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 5 + rows + 1 + groups + 5
 
 
 def test_model_cycles_of_an_unchanged_frame():
     layers, frames = make()
     model = GoldenModel(CONFIG, layers)
     first = model.frame(frames[0])
-    assert first.layer_cycles.tolist() == [12 * 3 + 14 + 5, 9 * 2 + 2 + 19]
-    assert first.cycles == 55 + 39 + 1
+    assert first.layer_cycles.tolist() == [12 * 3 + 16 + 5, 9 * 2 + 2 + 21]
+    assert first.cycles == 57 + 41 + 1
     repeat = model.frame(frames[0])
-    assert repeat.layer_cycles.tolist() == [3 + 14, 3 + 2 + 14]
-    assert repeat.cycles == 17 + 19 + 1
+    assert repeat.layer_cycles.tolist() == [3 + 12, 3 + 2 + 12]
+    assert repeat.cycles == 15 + 17 + 1
 
 
 def test_single_change_cycles():
     # One changed input (input 5, row 1, rank 0) in a 12-input layer with 3 output groups:
-    # u_0 = 1 (row 0 took one cycle); tail = max(S - u_0, G + 5) = max(3 - 1, 8).
+    # setup, fill, u_0 = 1 (row 0 took one cycle), the 5 quantizer stages (3 index bits, the
+    # centroid, the delta), then the longer of the serializer's rest S - u_0 + 1 = 3 and
+    # G + MAC_DRAIN = 8, and the readout.
     changed = np.zeros(12, bool)
     changed[5] = True
-    assert layer_cycles(CONFIG, changed, 12) == 1 + 8 + 1 + 0 + 8 + 3 + 5
+    assert layer_cycles(CONFIG, changed, 12) == 1 + 5 + 1 + 5 + 8 + 3 + 5
 
 
 def test_long_unchanged_tail_cycles():
-    # Only input 0 of 32 changes and one output group: the serializer still walks the other
-    # seven rows, so the tail is S - u_0 = 8 cycles, longer than G + MAC_DRAIN = 6.
+    # Only input 0 of 32 changes and one output group: the serializer's walk over the other
+    # seven rows (done S - u_0 + DONE = 9 cycles after input 0 left it) hides under its 5
+    # quantizer stages and G + MAC_DRAIN = 6.
     changed = np.zeros(32, bool)
     changed[0] = True
-    assert layer_cycles(CONFIG, changed, 4) == 1 + 8 + 0 + 0 + 8 + 1 + 5
+    assert layer_cycles(CONFIG, changed, 4) == 1 + 5 + 0 + 5 + 6 + 1 + 5
+    # Inputs 1-3 left their interval without changing centroid: the serializer spends a cycle
+    # on each (row 0 takes 4 cycles, then 7 rows of one), they are quantized and dropped before
+    # the address generator; the serializer ends last, S + DONE = 12 cycles after it started.
+    unstable = changed.copy()
+    unstable[[1, 2, 3]] = True
+    assert layer_cycles(CONFIG, changed, 4, unstable=unstable) == 1 + 5 + 12 + 1 + 5
 
 
 @st.composite
 def change_masks(draw):
+    """A mask of changed inputs and a superset of it, the inputs that left their interval."""
     inputs = draw(st.integers(1, 32))
     density = draw(st.sampled_from([0.05, 0.2, 0.5, 0.9]))
-    seed = draw(st.integers(0, 2 ** 32 - 1))
-    return (np.random.default_rng(seed).random(inputs) < density).tolist()
+    dropped = draw(st.sampled_from([0.0, 0.3, 0.8]))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    unstable = rng.random(inputs) < density
+    changed = unstable & (rng.random(inputs) >= dropped)
+    return changed.tolist(), unstable.tolist()
 
 
 @settings(max_examples=400, deadline=None)
-@given(change_masks(), st.integers(1, 32))
-def test_layer_cycles_follow_the_documented_formula(changed, outputs):
-    assert layer_cycles(CONFIG, np.array(changed), outputs) == formula_cycles(
-        CONFIG, changed, outputs)
+@given(change_masks(), st.integers(1, 32), st.booleans())
+def test_layer_cycles_follow_the_documented_formula(masks, outputs, last):
+    changed, unstable = masks
+    assert layer_cycles(CONFIG, np.array(changed), outputs, unstable=np.array(unstable),
+                        last=last) == formula_cycles(CONFIG, changed, outputs, last, unstable)
+    assert layer_cycles(NO_REUSE, np.array(changed), outputs, last=last) == formula_cycles(
+        NO_REUSE, changed, outputs, last)
 
 
 def test_frame_cycles_add_the_done_cycle():
@@ -456,3 +523,46 @@ def test_quantize_out_of_range_lands_in_end_clusters():
     indices, outside = quantize(np.array([-100, -11, 11, 100]), np.array([-10, 0, 10]))
     assert indices.tolist() == [0, 0, 2, 2]
     assert outside.tolist() == [True, True, True, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([CONFIG, CONFIG16]).flatmap(lambda config: st.tuples(
+    st.just(config),
+    st.lists(st.integers(-1000, 1000), min_size=config.clusters, max_size=config.clusters,
+             unique=True).map(sorted),
+    st.lists(st.integers(config.act_min, config.act_max), min_size=1, max_size=20))))
+def test_quantized_state_interval_is_exactly_the_values_that_quantize_alike(case):
+    # For an ascending table, the stored interval (low, high] of doubled values holds every
+    # value with the same index and outside flag, and nothing else: its ends are the nearest
+    # values that quantize differently, or the open ends of the state's width.
+    config, centroids, values = case
+    state = quantized_state(np.array(values), np.array(centroids), config)
+    width = config.centroid_width + 2
+    lowest, highest = -(1 << (width - 1)), (1 << (width - 1)) - 1
+
+    def key(value):
+        index, outside = brute_force(value, centroids)
+        return index, outside
+
+    for value, low, high in zip(values, state.low, state.high):
+        assert low < 2 * value <= high
+        first, last = int(low) // 2 + 1, int(high) // 2        # the values inside
+        for inside in (first, last):
+            if config.act_min <= inside <= config.act_max:
+                assert key(inside) == key(value)
+        if low == lowest:
+            assert key(value)[1] and value < centroids[0]
+        else:
+            assert key(first - 1) != key(value)
+        if high == highest:
+            assert key(value)[1] and value > centroids[-1]
+        else:
+            assert key(last + 1) != key(value)
+
+
+def test_quantized_state_of_indices_holds_the_index_alone():
+    centroids = np.array([-7, -5, -3, -1, 1, 3, 5, 7])
+    state = quantized_state(np.array([0, 3, 7]), centroids, CONFIG, bypass=True)
+    assert state.centroid.tolist() == [-7, -1, 7]
+    assert state.low.tolist() == [-1, 5, 13] and state.high.tolist() == [0, 6, 14]
+    assert state.outside.tolist() == [False] * 3

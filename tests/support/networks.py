@@ -37,13 +37,18 @@ def similar_frames(config: AccelConfig, inputs: int, count: int, change: float,
     return frames
 
 
-def every_input_cycles(inputs: list[int], groups: list[int], *, reuse: bool = True) -> list[int]:
+def every_input_cycles(inputs: list[int], groups: list[int], *, reuse: bool = True,
+                       clusters: int = 16) -> list[int]:
     """Cycles of each layer of a frame in which every input changes, from the README's cycle
-    formula (written out here, not taken from ``sim/timing.py``): ``inputs*G + G + 19`` for
-    the last layer and ``inputs*G + 14 + max(5, G - 11)`` for the others, whose readout
-    overlaps the next layer; without reuse ``inputs*G + G + 14`` and
-    ``inputs*G + 9 + max(5, G - 6)``."""
-    head, margin = (14, 11) if reuse else (9, 6)
+    formula (written out here, not taken from ``sim/timing.py``): with reuse, ``Q = log2(K) +
+    2`` quantizer stages, ``inputs*G + G + 16 + Q`` for the last layer and ``inputs*G + 11 + Q +
+    max(5, G - 8 - Q)`` for the others, whose readout overlaps the next layer; without reuse
+    ``inputs*G + G + 14`` and ``inputs*G + 9 + max(5, G - 6)``."""
+    if reuse:
+        stages = (clusters - 1).bit_length() + 2
+        head, margin = 11 + stages, 8 + stages
+    else:
+        head, margin = 9, 6
     cycles = [i * g + head + max(5, g - margin) for i, g in zip(inputs, groups)]
     cycles[-1] = inputs[-1] * groups[-1] + groups[-1] + head + 5
     return cycles

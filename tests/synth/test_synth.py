@@ -19,6 +19,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.synth import command
 from reuse_accel.synth.devices import DEFAULT_CLOCK_MHZ, DEVICES, SynthInputError, board_clock_pin
 from reuse_accel.synth.flow import has_reuse_option, no_reuse, synthesize
+from reuse_accel.synth.nextpnr import critical_path
 from reuse_accel.synth.report import reuse_overhead
 from reuse_accel.synth.sdc import generate_sdc
 from reuse_accel.synth.tools import ToolError
@@ -130,10 +131,10 @@ def test_no_reuse_build_is_smaller(reports, target):
         assert plain.fits is None and plain.fmax_mhz is None  # not placed
     else:
         assert plain.transistors < reuse.transistors
-    # Without reuse there are no centroid tables and no previous-index memory.
+    # Without reuse there are no centroid tables and no input-state memory.
     names = {m.name.removeprefix("accel.") for m in plain.memories}
-    assert "tile.detector.previous" not in names
-    assert "tile.detector.previous" in {m.name.removeprefix("accel.") for m in reuse.memories}
+    assert "tile.detector.state" not in names
+    assert "tile.detector.state" in {m.name.removeprefix("accel.") for m in reuse.memories}
 
 
 @needs_reuse_option
@@ -273,3 +274,25 @@ def test_cli_no_reuse_passes_reuse_false(monkeypatch, tmp_path):
     args = _parse(["synth", "--target", "generic", "--no-reuse"])
     assert args.handler(args) == 2
     assert seen[0].reuse is False
+
+
+def test_critical_path_is_the_clocks_not_an_unconstrained_ports():
+    # nextpnr's report lists paths from and to the unconstrained ports (its <async> domain)
+    # beside the clock's; only the clock's sets Fmax, even when a port's path is longer.
+    clock = "posedge $glbnet$clk$TRELLIS_IO_IN"
+
+    def path(source, sink, delays):
+        return {"from": source, "to": sink, "path": [
+            {"type": kind, "delay": delay, "from": {"cell": f"c{n}"}, "to": {"cell": f"c{n + 1}"}}
+            for n, (kind, delay) in enumerate(delays)]}
+
+    report = {"critical_paths": [
+        path(clock, clock, [("clk-to-q", 0.5), ("routing", 3.0), ("logic", 0.4),
+                            ("routing", 4.0), ("setup", 0.1)]),
+        path("<async>", clock, [("routing", 20.0), ("setup", 0.1)]),
+        path(clock, "<async>", [("clk-to-q", 0.5), ("routing", 9.0)]),
+    ]}
+    found = critical_path(report)
+    assert (found.from_cell, found.to_cell) == ("c0", "c5")
+    assert (found.delay_ns, found.logic_ns, found.routing_ns) == (8.0, 1.0, 7.0)
+    assert found.logic_levels == 1

@@ -1,4 +1,4 @@
-"""ChangeDetector: changed inputs, deltas, per-layer memory, serializer timing."""
+"""ChangeDetector: changed inputs, deltas, per-layer state, outside counts, timing."""
 
 import random
 from dataclasses import dataclass, field
@@ -14,23 +14,26 @@ from reuse_accel.hw.core.change_detector import ChangeDetector
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=256)
 L = CONFIG.lanes
-FULL = (1 << L) - 1
+FILL = 3        # state read, compared-row register, serializer
+QUANTIZE = 5    # the quantizer's 3 + 1 stages (8 clusters) and the delta register
 
 
 @dataclass
 class Pass:
-    """One pass of a layer through the change detector: its settings and its rows."""
+    """One pass of a layer through the change detector: its settings and its rows (cluster
+    indices with ``bypass``, as for layer 0; fixed-point values otherwise)."""
 
     layer: int
     first: bool
     centroids: list
-    rows: list            # lists of L indices
+    rows: list            # lists of L values
     inputs: int           # real inputs: the last row's lanes beyond it are masked out
+    bypass: bool = True
     # filled in by the simulation
     row_cycles: list = field(default_factory=list)
-    offers: list = field(default_factory=list)     # first cycle each item was offered
     items: list = field(default_factory=list)      # (cycle, input, delta)
     done_cycles: list = field(default_factory=list)
+    outside: int = 0                               # the outside counts, added up
 
     def lane_mask(self, row):
         real = min(L, self.inputs - row * L)
@@ -46,19 +49,21 @@ def simulate(config, passes, *, ready=always, settle=4):
         for job in passes:
             ctx.set(dut.layer, job.layer)
             ctx.set(dut.first, job.first)
+            ctx.set(dut.bypass, job.bypass)
             ctx.set(dut.centroids, job.centroids)
             ctx.set(dut.i.valid, 0)
             ctx.set(dut.o.ready, 0)
             await ctx.tick()
             cycle += 1
             source = StreamSource(dut.i, [
-                {"indices": indices, "row": row, "lanes": job.lane_mask(row),
-                 "last": row == len(job.rows) - 1} for row, indices in enumerate(job.rows)])
+                {"values": values, "row": row, "lanes": job.lane_mask(row),
+                 "last": row == len(job.rows) - 1} for row, values in enumerate(job.rows)])
             sink = StreamSink(dut.o, ready=ready)
             steps = Lockstep(source, sink, cycle=cycle)
             after_done = 0
             while after_done < settle:
-                cycle, done = await steps.tick(ctx, dut.done)
+                cycle, done, outside = await steps.tick(ctx, dut.done, dut.outside)
+                job.outside += outside
                 if done:
                     job.done_cycles.append(cycle)
                 if job.done_cycles:
@@ -66,7 +71,6 @@ def simulate(config, passes, *, ready=always, settle=4):
                 assert cycle < 100_000
             cycle = steps.cycle
             job.row_cycles = source.transfers
-            job.offers = sink.offers
             job.items = [(edge, item.input, item.delta) for edge, item in sink.transfers]
 
     sim = Simulator(dut)
@@ -76,75 +80,93 @@ def simulate(config, passes, *, ready=always, settle=4):
     return passes
 
 
+def nearest(value, centroids):
+    """Nearest centroid of an ascending table, ties to the lower one, and whether the value
+    is outside the table's range."""
+    distances = [abs(value - c) for c in centroids]
+    return centroids[distances.index(min(distances))], not centroids[0] <= value <= centroids[-1]
+
+
+@dataclass
+class Expected:
+    items: list           # (input, delta)
+    unstable: list        # input numbers that leave the serializer
+    outside: int
+
+
 def reference(passes):
-    """Expected items of every pass, from the contract: changed real inputs, ascending."""
+    """Every pass's expected items, from the contract: the real inputs whose centroid changed,
+    ascending; and the inputs sent to the quantizer: those whose cluster (an index, with bypass)
+    or whose being outside the range changed, for an ascending table."""
     previous = {}
     expected = []
     for job in passes:
-        c = job.centroids
-        items = []
-        for row, indices in enumerate(job.rows):
-            old = previous.get((job.layer, row), [0] * L)
+        result = Expected([], [], 0)
+        for row, values in enumerate(job.rows):
             for lane in range(L):
                 number = row * L + lane
                 if number >= job.inputs:
                     continue
-                if job.first or indices[lane] != old[lane]:
-                    delta = c[indices[lane]] - (0 if job.first else c[old[lane]])
-                    items.append((number, delta))
-            previous[(job.layer, row)] = list(indices)
-        expected.append(items)
+                value = values[lane]
+                now = ((job.centroids[value], False, value) if job.bypass
+                       else nearest(value, job.centroids) + (None,))
+                old = previous.get((job.layer, number))
+                centroid, outside = now[:2]
+                result.outside += outside
+                if job.first or old is None or now[:2] != old[:2] or (
+                        job.bypass and now[2] != old[2]):
+                    result.unstable.append(number)
+                    base = 0 if job.first else old[0]
+                    if job.first or centroid != base:
+                        result.items.append((number, centroid - base))
+                previous[(job.layer, number)] = now
+        expected.append(result)
     return expected
 
 
-def serializer_slots(job, items):
-    """u_k of every item (cycles after the first row reaches the serializer) and S."""
-    changed = [[number for number, *_ in items if number // L == row]
-               for row in range(len(job.rows))]
+def serializer_slots(job, numbers):
+    """u_k of every input sent on (cycles after the first row reaches the serializer) and S."""
+    per_row = [[n for n in numbers if n // L == row] for row in range(len(job.rows))]
     slots, start = [], 0
-    for numbers in changed:
-        slots += [start + rank for rank in range(len(numbers))]
-        start += max(len(numbers), 1)
+    for row_numbers in per_row:
+        slots += [start + rank for rank in range(len(row_numbers))]
+        start += max(len(row_numbers), 1)
     return slots, start
 
 
 def check_pass(job, expected):
-    """Exactly the expected items, every row taken, one done pulse."""
-    assert [item[1:] for item in job.items] == expected
+    """Exactly the expected items and outside count, every row taken, one done pulse."""
+    assert [item[1:] for item in job.items] == expected.items
+    assert job.outside == expected.outside
     assert len(job.row_cycles) == len(job.rows)
     assert len(job.done_cycles) == 1
 
 
 def check_timing_ready(job, expected):
-    """o.ready always high: item k leaves at T0 + 3 + u_k, done at T0 + 2 + S."""
+    """o.ready always high: the inputs sent on leave the serializer at T0 + FILL + u_k and
+    are offered QUANTIZE cycles later; done one cycle after the serializer's last row and
+    after the last input left."""
     first_row = job.row_cycles[0]
-    slots, total = serializer_slots(job, expected)
-    assert [cycle for cycle, *_ in job.items] == [first_row + 3 + u for u in slots]
-    assert job.done_cycles == [first_row + 2 + total]
-
-
-def check_timing_stalled(job, expected):
-    """Any o.ready: the gaps between items are the serializer's, measured from transfers."""
-    first_row = job.row_cycles[0]
-    slots, total = serializer_slots(job, expected)
-    if not slots:
-        assert job.done_cycles == [first_row + 2 + total]
-        return
-    assert job.offers[0] == first_row + 3 + slots[0]
-    transfers = [cycle for cycle, *_ in job.items]
-    for k in range(len(slots) - 1):
-        assert job.offers[k + 1] == transfers[k] + slots[k + 1] - slots[k]
-    assert job.done_cycles == [transfers[-1] + total - 1 - slots[-1]]
+    slots, total = serializer_slots(job, expected.unstable)
+    leave = dict(zip(expected.unstable, (first_row + FILL + u for u in slots)))
+    assert [cycle for cycle, *_ in job.items] == [leave[number] + QUANTIZE
+                                                  for number, _ in expected.items]
+    last_row_left = first_row + FILL - 1 + total
+    last_input = leave[expected.unstable[-1]] + QUANTIZE if slots else 0
+    assert job.done_cycles == [max(last_row_left + 1, last_input + 1)]
 
 
 def random_centroids(rng):
-    return [rng.randint(CONFIG.centroid_min, CONFIG.centroid_max)
-            for _ in range(CONFIG.clusters)]
+    return sorted(rng.sample(range(CONFIG.centroid_min // 4, CONFIG.centroid_max // 4),
+                             CONFIG.clusters))
 
 
-def random_rows(rng, inputs):
+def random_rows(rng, inputs, bypass):
     rows = -(-inputs // L)
-    return [[rng.randrange(CONFIG.clusters) for _ in range(L)] for _ in range(rows)]
+    if bypass:
+        return [[rng.randrange(CONFIG.clusters) for _ in range(L)] for _ in range(rows)]
+    return [[rng.randint(CONFIG.act_min, CONFIG.act_max) for _ in range(L)]
+            for _ in range(rows)]
 
 
 # -- directed ----------------------------------------------------------------------------------
@@ -154,11 +176,13 @@ def test_first_pass_emits_every_real_input():
     rows = [[0, 1, 2, 3], [4, 5, 6, 7], [7, 3, 0, 5]]
     job = Pass(layer=0, first=True, centroids=centroids, rows=rows, inputs=10)
     simulate(CONFIG, [job])
-    expected = [(n, centroids[rows[n // L][n % L]]) for n in range(10)]
-    assert [item[1:] for item in job.items] == expected
+    (expected,) = reference([job])
+    assert expected.items == [(n, centroids[rows[n // L][n % L]]) for n in range(10)]
+    check_pass(job, expected)
     check_timing_ready(job, expected)
-    # 10 inputs in rows of 4, 4 and 2 (lanes 2 and 3 of row 2 masked): serializer 4+4+2
-    assert job.done_cycles == [job.row_cycles[0] + 2 + 10]
+    # 10 inputs in rows of 4, 4 and 2 (lanes 2 and 3 of row 2 masked): the last leaves the
+    # serializer 9 cycles after the first, and the delta register QUANTIZE cycles later
+    assert job.done_cycles == [job.row_cycles[0] + FILL + 9 + QUANTIZE + 1]
 
 
 def test_second_pass_emits_only_changes_with_centroid_differences():
@@ -174,9 +198,11 @@ def test_second_pass_emits_only_changes_with_centroid_differences():
         (11, 200 - (-40)),
     ]
     for job, expected in zip(jobs, reference(jobs)):
+        check_pass(job, expected)
         check_timing_ready(job, expected)
-    # rows 0 and 2 hold one and two changes, rows 1 and 3 none: serializer 1 + 1 + 2 + 1
-    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + 2 + 5]
+    # rows 0 and 2 hold one and two changes, rows 1 and 3 none: input 11 leaves the serializer
+    # 1 + 1 + 1 cycles after the first row arrived; done QUANTIZE + 1 cycles after
+    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + FILL + 3 + QUANTIZE + 1]
 
 
 def test_unchanged_layer_emits_nothing_and_takes_one_cycle_per_row():
@@ -186,7 +212,8 @@ def test_unchanged_layer_emits_nothing_and_takes_one_cycle_per_row():
             Pass(layer=0, first=False, centroids=centroids, rows=rows, inputs=12)]
     simulate(CONFIG, jobs)
     assert jobs[1].items == []
-    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + 2 + 3]
+    # one serializer cycle per row, then done
+    assert jobs[1].done_cycles == [jobs[1].row_cycles[0] + FILL - 1 + 3 + 1]
 
 
 def test_masked_lanes_are_never_emitted():
@@ -200,7 +227,7 @@ def test_masked_lanes_are_never_emitted():
     assert jobs[1].items == []
 
 
-def test_previous_indices_are_kept_per_layer():
+def test_state_is_kept_per_layer():
     c0 = [-400, -300, -200, -100, 100, 200, 300, 400]
     c1 = [-7, -5, -3, -1, 1, 3, 5, 7]
     layer0 = [[0, 1, 2, 3], [4, 5, 6, 7]]
@@ -238,6 +265,31 @@ def test_extreme_deltas():
     assert [item[1:3] for item in jobs[1].items] == [(0, span), (1, -span)]
 
 
+def test_values_that_stay_in_their_interval_are_not_quantized():
+    # Thresholds (sums of neighbours) -60 -25 -5 3 13 40 90; the range is [-40, 60].
+    centroids = [-40, -20, -5, 0, 3, 10, 30, 60]
+    frame1 = [[-100, -40, 1, 12], [20, 21, 60, 100]]
+    # Every value moves inside its interval: -100 -> -41 (both below the range), -40 -> -31
+    # (2x = -62 is still above -81 and below -60), 1 -> -2, 12 -> 20, 20 -> 7, 21 -> 45,
+    # 60 -> 46, 100 -> 61.
+    frame2 = [[-41, -31, -2, 20], [7, 45, 46, 61]]
+    # Crossing the range's ends keeps the centroid but not the interval: -40 -> -41 and
+    # 60 -> 61 are quantized (and counted outside) without being sent on; 20 -> 45 changes.
+    frame3 = [[-41, -41, -2, 45], [7, 45, 61, 61]]
+    jobs = [Pass(layer=1, first=True, centroids=centroids, rows=rows, inputs=8, bypass=False)
+            for rows in (frame1, frame2, frame3)]
+    jobs[1].first = jobs[2].first = False
+    simulate(CONFIG, jobs)
+    expected = reference(jobs)
+    for job, result in zip(jobs, expected):
+        check_pass(job, result)
+        check_timing_ready(job, result)
+    assert [job.outside for job in jobs] == [2, 2, 4]
+    assert expected[1].unstable == [] and jobs[1].items == []
+    assert expected[2].unstable == [1, 3, 6]
+    assert [item[1:] for item in jobs[2].items] == [(3, 30 - 10)]
+
+
 # -- random ------------------------------------------------------------------------------------
 
 @st.composite
@@ -246,19 +298,21 @@ def scenarios(draw):
     rng = random.Random(seed)
     sizes = [draw(st.integers(1, CONFIG.max_neurons)) for _ in range(2)]
     change = draw(st.sampled_from([0.0, 0.2, 0.6]))
+    bypass = [True, draw(st.booleans())]
     centroids = [random_centroids(rng) for _ in range(2)]
-    previous = [random_rows(rng, size) for size in sizes]
+    previous = [random_rows(rng, size, layer_bypass) for size, layer_bypass in zip(sizes, bypass)]
     jobs = []
     for frame in range(draw(st.integers(2, 3))):
         for layer in draw(st.permutations([0, 1])):
             if frame:
-                rows = [[rng.randrange(CONFIG.clusters) if rng.random() < change else index
-                         for index in row] for row in previous[layer]]
+                fresh = random_rows(rng, sizes[layer], bypass[layer])
+                rows = [[new if rng.random() < change else old for old, new in zip(row, again)]
+                        for row, again in zip(previous[layer], fresh)]
             else:
                 rows = previous[layer]
             previous[layer] = rows
             jobs.append(Pass(layer=layer, first=frame == 0, centroids=centroids[layer],
-                             rows=rows, inputs=sizes[layer]))
+                             rows=rows, inputs=sizes[layer], bypass=bypass[layer]))
     ready_rate = draw(st.sampled_from([1.0, 0.7, 0.3]))
     return jobs, ready_rate, seed
 
@@ -272,6 +326,5 @@ def test_random_frames_match_reference_and_timing(scenario):
     simulate(CONFIG, jobs, ready=lambda cycle: ready_bits[cycle])
     for job, expected in zip(jobs, reference(jobs)):
         check_pass(job, expected)
-        check_timing_stalled(job, expected)
         if ready_rate == 1.0:
             check_timing_ready(job, expected)
