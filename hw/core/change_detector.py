@@ -13,8 +13,10 @@ Contract
   of a sequence, or baseline mode). ``layer``, ``first``, ``bypass`` and ``centroids`` hold
   while a layer runs.
 - ``done``: high for one cycle once the ``last`` row has left and no input is in flight.
-- ``outside``: how many inputs this cycle found outside the calibrated range (added up over a
-  layer, the inputs outside it in this frame).
+- ``outside``: how many inputs were found outside the calibrated range, counted (registered)
+  :attr:`ChangeDetector.outside_latency` cycles after the row or input they are in left its
+  stage (so up to a cycle after ``done``); added up over a layer, the inputs outside it in this
+  frame.
 
 How
 ---
@@ -70,6 +72,9 @@ class ChangeDetector(wiring.Component):
         """Stages from a lane leaving the serializer to its offer on ``o``: the quantizer and
         the delta register."""
         return CentroidQuantizer.latency(config) + 1
+
+    outside_latency = 2
+    """Cycles from a row's (or an input's) handshake to its count on ``outside``."""
 
     done_latency = 1
     """Cycles from the last row leaving the serializer, or the last input leaving the delta
@@ -164,10 +169,13 @@ class ChangeDetector(wiring.Component):
                 compared.i.payload.values[lane].eq(values[lane]),
                 compared.i.payload.sides[lane].eq(previous.centroid),
             ]
+        # The outside inputs among those kept, registered before they are counted.
         kept_outside = Signal(lanes)
-        m.d.comb += kept_outside.eq(Cat(state_read.data[lane].outside for lane in range(lanes)) &
-                                    kept & real)
-        row_outside = Mux(valid & compared.i.ready, popcount(kept_outside), 0)
+        with m.If(valid & compared.i.ready):
+            m.d.sync += kept_outside.eq(
+                Cat(state_read.data[lane].outside for lane in range(lanes)) & kept & real)
+        with m.Else():
+            m.d.sync += kept_outside.eq(0)
 
         # One lane at a time through the quantizer.
         leaving = serializer.o.payload
@@ -216,8 +224,11 @@ class ChangeDetector(wiring.Component):
         ]
         for lane in range(lanes):
             m.d.comb += state_write.data[lane].eq(new_state)
-        item_outside = quantizer.o.valid & delta_advance & quantized.outside
-        m.d.comb += self.outside.eq(row_outside + item_outside)
+        item_outside = Signal()
+        m.d.sync += [
+            item_outside.eq(quantizer.o.valid & delta_advance & quantized.outside),
+            self.outside.eq(popcount(kept_outside) + item_outside),
+        ]
 
         # Done once the last row has left the serializer and nothing is in flight.
         finishing = Signal()
