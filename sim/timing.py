@@ -31,7 +31,7 @@ runs in three phases:
    register, the sum read and the activation's three stages, into the other bank. Any other
    layer's readout overlaps the next layer, which starts ``LEAD(G) = max(READOUT, G - M)``
    cycles after the readout does (:meth:`~reuse_accel.hw.tile.ProcessingTile.readout_lead`,
-   ``M = 8 + Q`` with reuse, 6 without): its first input row must be written before it is
+   ``M = 9 + Q`` with reuse, 6 without): its first input row must be written before it is
    read, and its first MAC item's sum read must come after the readout's last. The layer's
    count ends there; the rest of its readout counts for the next layer.
 
@@ -47,9 +47,9 @@ and the layer takes ``E + RO`` cycles. Without reuse ``Q = 0``, ``DONE = 0`` and
 changed, so ``y_k = x_k`` and this is the closed form ``x_{k+1} - x_k = max(u_{k+1} - u_k, G)``.
 
 When every input of the last layer changes (baseline mode, or the first frame), ``u_k = k``
-and this is ``inputs * G + G + 16 + Q`` cycles (``Q = 6`` at K = 16): the L lanes are busy
-for all but ``G + 16 + Q`` cycles (``G + 14`` without reuse); an earlier layer takes
-``inputs * G + 11 + Q + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``). A frame takes the sum over
+and this is ``inputs * G + G + 17 + Q`` cycles (``Q = 6`` at K = 16): the L lanes are busy
+for all but ``G + 17 + Q`` cycles (``G + 14`` without reuse); an earlier layer takes
+``inputs * G + 12 + Q + LEAD(G)`` (``inputs * G + 9 + LEAD(G)``). A frame takes the sum over
 its layers plus :data:`FRAME_OVERHEAD`.
 
 The constants below are composed from the latencies the gateware components state
@@ -73,8 +73,8 @@ SETUP = ProcessingTile.setup_latency
 """Setup cycles per layer: the centroid table read, the layer's parameters latched."""
 FILL = ProcessingTile.fill_latency(AccelConfig())
 """Cycles from the end of setup to the first lane leaving the serializer: the row reader's
-buffer read, the row's skid buffer, and the change detector's state read, compared-row register
-and serializer."""
+buffer read, the row's skid buffer, and the change detector's state read, state register,
+compared-row register and serializer."""
 FILL_WITHOUT_REUSE = ProcessingTile.fill_latency(AccelConfig(reuse=False))
 """The same without the change detector (hardware generated without reuse): the buffer read,
 the row's skid buffer and the serializer."""
@@ -140,23 +140,34 @@ def _quantized_handshakes(offers, changed, groups, depth):
     (``groups`` cycles per input) and drops an unchanged one in one cycle. Returns the last
     changed input's handshake with the generator (None without one), the last input's handshake
     with the serializer, and the last input's with the delta register."""
-    entered = []          # handshakes with the serializer
-    left = []             # handshakes with the delta register
-    served = None
-    for k, is_changed in enumerate(changed):
-        enter = offers[0] if k == 0 else entered[-1] + offers[k] - offers[k - 1]
-        if k >= depth:
-            enter = max(enter, left[k - depth])
-        leave = enter + depth
+    count = len(offers)
+    first = offers[0]
+    if all(changed) and offers[-1] - first == count - 1:
+        # Every input changed, one per cycle (a frame computed from scratch): the generator
+        # sets the pace, and the serializer waits for the stages to empty.
+        last = first + depth + (count - 1) * groups
+        entered = first + count - 1
+        if count > depth:
+            entered = max(entered, first + depth + (count - 1 - depth) * groups)
+        return last, entered, last
+    left = [0] * count    # handshakes with the delta register
+    served = None         # the last changed input's
+    enter = leave = 0
+    for k in range(count):
         if k:
-            leave = max(leave, left[-1] + 1)
-        if is_changed:
-            if served is not None:
-                leave = max(leave, served + groups)
+            enter += offers[k] - offers[k - 1]
+            if k >= depth and left[k - depth] > enter:
+                enter = left[k - depth]
+            leave = max(enter + depth, leave + 1)
+        else:
+            enter = first
+            leave = first + depth
+        if changed[k]:
+            if served is not None and served + groups > leave:
+                leave = served + groups
             served = leave
-        entered.append(enter)
-        left.append(leave)
-    return served, entered[-1], left[-1]
+        left[k] = leave
+    return served, enter, leave
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,

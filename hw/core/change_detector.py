@@ -63,9 +63,10 @@ def input_state_layout(config: AccelConfig) -> data.StructLayout:
 class ChangeDetector(wiring.Component):
     """Compare each input with the interval of its previous cluster; emit the changed ones."""
 
-    fill_latency = 1 + StreamRegister.latency + InputSerializer.latency
+    fill_latency = 2 + StreamRegister.latency + InputSerializer.latency
     """Cycles from a row's acceptance to its first lane leaving the serializer: the registered
-    read of the row's state, the compared row's register, the serializer."""
+    read of the row's state, the state's register, the compared row's register, the
+    serializer."""
 
     @staticmethod
     def quantize_latency(config: AccelConfig) -> int:
@@ -111,10 +112,10 @@ class ChangeDetector(wiring.Component):
         config = self._config
         lanes = config.lanes
         lane_bits = exact_log2(lanes)
-        state_row = data.ArrayLayout(input_state_layout(config), lanes)
+        row_state = data.ArrayLayout(input_state_layout(config), lanes)
 
         m.submodules.state = state = memory.Memory(
-            shape=state_row, depth=config.max_layers << config.row_bits, init=[])
+            shape=row_state, depth=config.max_layers << config.row_bits, init=[])
         # Not transparent: a row's state is read as the row enters and its lanes are written
         # after they leave the quantizer, never in the same cycle for the same row.
         state_read = state.read_port()
@@ -131,26 +132,44 @@ class ChangeDetector(wiring.Component):
             config, tag_shape=data.StructLayout({"input": unsigned(config.input_bits),
                                                  "previous": signed(config.centroid_width)}))
 
-        # The row waits one cycle for its state (registered read).
+        # The row waits one cycle for its state (registered read), then one more with the state
+        # registered beside it: the block RAM's output and the interval tests would otherwise
+        # share one cycle (14.8 ns on the ECP5).
+        read_valid = Signal()
+        read_values = Signal(data.ArrayLayout(signed(config.act_width), lanes))
+        read_row = Signal(config.row_bits)
+        read_real = Signal(lanes)
+        read_last = Signal()
         valid = Signal()
-        values = Signal(data.ArrayLayout(signed(config.act_width), lanes))
-        row = Signal(config.row_bits)
+        values = Signal.like(read_values)
+        row = Signal.like(read_row)
         real = Signal(lanes)
         last = Signal()
+        state_row = Signal.like(state_read.data)
 
         advance = ~valid | compared.i.ready
+        read_advance = ~read_valid | advance
         m.d.comb += [
-            self.i.ready.eq(advance),
-            state_read.en.eq(advance),
+            self.i.ready.eq(read_advance),
+            state_read.en.eq(read_advance),
             state_read.addr.eq(Cat(self.i.payload.row, self.layer)),
         ]
+        with m.If(read_advance):
+            m.d.sync += [
+                read_valid.eq(self.i.valid),
+                read_values.eq(self.i.payload.values),
+                read_row.eq(self.i.payload.row),
+                read_real.eq(self.i.payload.lanes),
+                read_last.eq(self.i.payload.last),
+            ]
         with m.If(advance):
             m.d.sync += [
-                valid.eq(self.i.valid),
-                values.eq(self.i.payload.values),
-                row.eq(self.i.payload.row),
-                real.eq(self.i.payload.lanes),
-                last.eq(self.i.payload.last),
+                valid.eq(read_valid),
+                values.eq(read_values),
+                row.eq(read_row),
+                real.eq(read_real),
+                last.eq(read_last),
+                state_row.eq(state_read.data),
             ]
 
         kept = Signal(lanes)     # lanes still inside their interval
@@ -161,7 +180,7 @@ class ChangeDetector(wiring.Component):
             compared.i.payload.mask.eq(real & ~kept),
         ]
         for lane in range(lanes):
-            previous = state_read.data[lane]
+            previous = state_row[lane]
             doubled = values[lane] << 1
             m.d.comb += [
                 kept[lane].eq(~self.first & less_than(previous.interval.low, doubled) &
@@ -173,7 +192,7 @@ class ChangeDetector(wiring.Component):
         kept_outside = Signal(lanes)
         with m.If(valid & compared.i.ready):
             m.d.sync += kept_outside.eq(
-                Cat(state_read.data[lane].outside for lane in range(lanes)) & kept & real)
+                Cat(state_row[lane].outside for lane in range(lanes)) & kept & real)
         with m.Else():
             m.d.sync += kept_outside.eq(0)
 

@@ -316,8 +316,8 @@ def test_frame_accepts_a_list():
                                             (7, 32), (32, 32)])
 def test_dense_layer_cycles(inputs, outputs):
     groups = -(-outputs // CONFIG.lanes)
-    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 21
-    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 21
+    assert dense_layer_cycles(CONFIG, inputs, outputs) == inputs * groups + groups + 22
+    assert layer_cycles(CONFIG, np.ones(inputs, bool), outputs) == inputs * groups + groups + 22
 
 
 @pytest.mark.parametrize("inputs,outputs", [(1, 1), (4, 4), (5, 3), (16, 16), (32, 9)])
@@ -325,18 +325,18 @@ def test_layer_with_nothing_changed(inputs, outputs):
     # setup, fill, one serializer cycle per input row, the change detector's done, readout
     rows = -(-inputs // CONFIG.lanes)
     groups = -(-outputs // CONFIG.lanes)
-    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 5 + rows + 1 + groups + 5
+    assert layer_cycles(CONFIG, np.zeros(inputs, bool), outputs) == 1 + 6 + rows + 1 + groups + 5
 
 
 def test_model_cycles_of_an_unchanged_frame():
     layers, frames = make()
     model = GoldenModel(CONFIG, layers)
     first = model.frame(frames[0])
-    assert first.layer_cycles.tolist() == [12 * 3 + 16 + 5, 9 * 2 + 2 + 21]
-    assert first.cycles == 57 + 41 + 1
+    assert first.layer_cycles.tolist() == [12 * 3 + 17 + 5, 9 * 2 + 2 + 22]
+    assert first.cycles == 58 + 42 + 1
     repeat = model.frame(frames[0])
-    assert repeat.layer_cycles.tolist() == [3 + 12, 3 + 2 + 12]
-    assert repeat.cycles == 15 + 17 + 1
+    assert repeat.layer_cycles.tolist() == [3 + 13, 3 + 2 + 13]
+    assert repeat.cycles == 16 + 18 + 1
 
 
 def test_single_change_cycles():
@@ -346,7 +346,7 @@ def test_single_change_cycles():
     # G + MAC_DRAIN = 8, and the readout.
     changed = np.zeros(12, bool)
     changed[5] = True
-    assert layer_cycles(CONFIG, changed, 12) == 1 + 5 + 1 + 5 + 8 + 3 + 5
+    assert layer_cycles(CONFIG, changed, 12) == 1 + 6 + 1 + 5 + 8 + 3 + 5
 
 
 def test_long_unchanged_tail_cycles():
@@ -355,13 +355,13 @@ def test_long_unchanged_tail_cycles():
     # quantizer stages and G + MAC_DRAIN = 6.
     changed = np.zeros(32, bool)
     changed[0] = True
-    assert layer_cycles(CONFIG, changed, 4) == 1 + 5 + 0 + 5 + 6 + 1 + 5
+    assert layer_cycles(CONFIG, changed, 4) == 1 + 6 + 0 + 5 + 6 + 1 + 5
     # Inputs 1-3 left their interval without changing centroid: the serializer spends a cycle
     # on each (row 0 takes 4 cycles, then 7 rows of one), they are quantized and dropped before
     # the address generator; the serializer ends last, S + DONE = 12 cycles after it started.
     unstable = changed.copy()
     unstable[[1, 2, 3]] = True
-    assert layer_cycles(CONFIG, changed, 4, unstable=unstable) == 1 + 5 + 12 + 1 + 5
+    assert layer_cycles(CONFIG, changed, 4, unstable=unstable) == 1 + 6 + 12 + 1 + 5
 
 
 @st.composite

@@ -41,12 +41,12 @@ def every_input_cycles(inputs: list[int], groups: list[int], *, reuse: bool = Tr
                        clusters: int = 16) -> list[int]:
     """Cycles of each layer of a frame in which every input changes, from the README's cycle
     formula (written out here, not taken from ``sim/timing.py``): with reuse, ``Q = log2(K) +
-    2`` quantizer stages, ``inputs*G + G + 16 + Q`` for the last layer and ``inputs*G + 11 + Q +
-    max(5, G - 8 - Q)`` for the others, whose readout overlaps the next layer; without reuse
+    2`` quantizer stages, ``inputs*G + G + 17 + Q`` for the last layer and ``inputs*G + 12 + Q +
+    max(5, G - 9 - Q)`` for the others, whose readout overlaps the next layer; without reuse
     ``inputs*G + G + 14`` and ``inputs*G + 9 + max(5, G - 6)``."""
     if reuse:
         stages = (clusters - 1).bit_length() + 2
-        head, margin = 11 + stages, 8 + stages
+        head, margin = 12 + stages, 9 + stages
     else:
         head, margin = 9, 6
     cycles = [i * g + head + max(5, g - margin) for i, g in zip(inputs, groups)]

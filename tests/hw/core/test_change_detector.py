@@ -14,7 +14,7 @@ from reuse_accel.hw.core.change_detector import ChangeDetector
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=256)
 L = CONFIG.lanes
-FILL = 3        # state read, compared-row register, serializer
+FILL = 4        # state read, state register, compared-row register, serializer
 QUANTIZE = 5    # the quantizer's 3 + 1 stages (8 clusters) and the delta register
 
 
