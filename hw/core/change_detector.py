@@ -45,7 +45,7 @@ from .compare import less_than
 from .layouts import changed_input_layout
 from .popcount import popcount
 from .quantizer import CentroidQuantizer, interval_layout
-from .register import StreamRegister
+from .register import SkidBuffer
 from .serializer import InputSerializer
 
 __all__ = ["ChangeDetector", "input_state_layout"]
@@ -63,7 +63,7 @@ def input_state_layout(config: AccelConfig) -> data.StructLayout:
 class ChangeDetector(wiring.Component):
     """Compare each input with the interval of its previous cluster; emit the changed ones."""
 
-    fill_latency = 2 + StreamRegister.latency + InputSerializer.latency
+    fill_latency = 2 + SkidBuffer.latency + InputSerializer.latency
     """Cycles from a row's acceptance to its first lane leaving the serializer: the registered
     read of the row's state, the state's register, the compared row's register, the
     serializer."""
@@ -124,9 +124,11 @@ class ChangeDetector(wiring.Component):
         m.submodules.serializer = serializer = InputSerializer(
             config, lane_shape=signed(config.act_width),
             side_shape=signed(config.centroid_width))
-        # The compared row is registered before the serializer picks its first lane: the
-        # memory's output, the comparison and the lane choice would otherwise share one cycle.
-        m.submodules.compared = compared = StreamRegister(serializer.i.payload.shape())
+        # The compared row is registered before the serializer picks its first lane (the
+        # comparison and the lane choice would otherwise share one cycle) in a skid buffer, whose
+        # registered ready cuts the chain from the address generator's ready through the
+        # quantizer stages and the serializer back to the state memory's read enable.
+        m.submodules.compared = compared = SkidBuffer(serializer.i.payload.shape())
         wiring.connect(m, compared.o, serializer.i)
         m.submodules.quantizer = quantizer = CentroidQuantizer(
             config, tag_shape=data.StructLayout({"input": unsigned(config.input_bits),
