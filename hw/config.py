@@ -54,7 +54,7 @@ def _is_pow2(value: int) -> bool:
 # (minimum, maximum) of every integer parameter.
 _LIMITS = {
     "lanes": (1, 64),
-    "clusters": (2, 128),  # each lane compares with K-1 thresholds in parallel
+    "clusters": (2, 128),  # the quantizer keeps K-1 thresholds in registers
     "act_width": (4, 32),
     "act_frac": (0, 31),
     "weight_width": (2, 18),
@@ -91,7 +91,7 @@ class AccelConfig:
         Width W of the host input and output stream words (a multiple of 32).
     reuse : bool
         Generate the reuse logic (the default). ``False`` generates the same accelerator
-        without it, for comparison: no centroid tables or quantizer, no previous-index memory,
+        without it, for comparison: no centroid tables or quantizer, no input-state memory,
         one layer of accumulators instead of every layer's stored sums. It computes every
         layer densely on fixed-point activations (layer 0's inputs are sent as activations,
         not cluster indices).

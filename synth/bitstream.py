@@ -41,11 +41,15 @@ class BoardBuild:
     synth_opts: str           # options of synth_ice40 / synth_ecp5
     bitstream_suffix: str
     config_file: str | None   # in reuse_accel.synth/configs; None: the default AccelConfig
+    nextpnr_opts: str = "--router router2"
 
 
 BOARD_BUILDS = {
+    # nextpnr 0.11's analytical placer stalls (minutes without progress after its first
+    # iteration) on the iCEBreaker top with its default seed; seed 2 places it in seconds.
     "icebreaker": BoardBuild(synth_opts="-dsp -spram", bitstream_suffix=".bin",
-                             config_file="icebreaker.toml"),
+                             config_file="icebreaker.toml",
+                             nextpnr_opts="--router router2 --seed 2"),
     "ulx3s": BoardBuild(synth_opts="", bitstream_suffix=".bit", config_file=None),
 }
 
@@ -117,7 +121,7 @@ def prepare_build(config: AccelConfig, board: str, *, baudrate: int = 1_000_000,
     top = BoardTop(config, spec, baudrate=baudrate)
     return platform.prepare(top, name=name, synth_opts=BOARD_BUILDS[board].synth_opts,
                             script_after_read=f"{DROP_ZERO_INIT}\n{KEEP_REGISTERS}",
-                            nextpnr_opts="--router router2")
+                            nextpnr_opts=BOARD_BUILDS[board].nextpnr_opts)
 
 
 def build_bitstream(config: AccelConfig, board: str, out: str | Path, *,

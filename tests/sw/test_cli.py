@@ -343,9 +343,10 @@ def test_generate_without_reuse(tmp_path, capsys):
                                "-o", out)
     assert (code, stderr) == (0, "")
     assert AccelConfig.from_toml(out / "config.toml") == AccelConfig(**SMALL, reuse=False)
-    # No centroid tables and no previous-index memory in the netlist.
+    # No centroid tables and no change detector (whose memory holds each input's state) in the
+    # netlist.
     verilog = (out / "reuse_accel.v").read_text()
-    assert "centroids" not in verilog and "previous" not in verilog
+    assert "centroids" not in verilog and "detector" not in verilog
 
 
 def test_run_without_reuse_reports_a_dense_run(tmp_path, capsys, model_files):
