@@ -178,6 +178,14 @@ class AccelConfig:
         return self.index_width if self.reuse else self.act_width
 
     @property
+    def interval_width(self) -> int:
+        """Bits of each end of an input's interval of doubled values that quantize alike (the
+        change detector's state): two more than a centroid, since thresholds are sums of two
+        centroids, the ends of the range reach ``2 * centroid - 1``, and the open ends are the
+        width's extremes, beyond any doubled activation."""
+        return self.centroid_width + 2
+
+    @property
     def bias_width(self) -> int:
         """Bits of a bias (the width of one weight-by-centroid product)."""
         return self.weight_width + self.centroid_width

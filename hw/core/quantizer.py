@@ -46,10 +46,9 @@ __all__ = ["CentroidQuantizer", "interval_layout"]
 
 
 def interval_layout(config: AccelConfig) -> data.StructLayout:
-    """The interval ``(low, high]`` of doubled values that quantize alike. Two bits wider than a
-    centroid: thresholds are sums of two centroids, the narrowed ends reach ``2 * centroid - 1``,
-    and the open ends are the width's extremes (beyond any doubled activation)."""
-    shape = signed(config.centroid_width + 2)
+    """The interval ``(low, high]`` of doubled values that quantize alike, each end
+    :attr:`~reuse_accel.hw.config.AccelConfig.interval_width` bits."""
+    shape = signed(config.interval_width)
     return data.StructLayout({"low": shape, "high": shape})
 
 
@@ -131,7 +130,6 @@ class CentroidQuantizer(wiring.Component):
                 "below": Signal(name=f"s{stage}_below"),
                 "beyond": Signal(name=f"s{stage}_beyond"),
                 "bypass": Signal(name=f"s{stage}_bypass"),
-                "bypass_index": Signal(bits, name=f"s{stage}_bypass_index"),
             }
 
         # Stage 0 takes the value, compares it with the table's ends and with the middle
@@ -140,8 +138,7 @@ class CentroidQuantizer(wiring.Component):
         # the interval to the side the value is on.
         value = self.i.payload.value
         previous = {"tag": self.i.payload.tag, "doubled": value << 1, "index": Const(0, bits),
-                    "low": bottom, "high": top, "bypass": self.bypass,
-                    "bypass_index": value[:bits]}
+                    "low": bottom, "high": top, "bypass": self.bypass}
         with m.If(advance[0]):
             m.d.sync += [
                 valid[0].eq(self.i.valid),
@@ -169,7 +166,6 @@ class CentroidQuantizer(wiring.Component):
                     now["low"].eq(Mux(above, threshold, previous["low"])),
                     now["high"].eq(Mux(above, previous["high"], threshold)),
                     now["bypass"].eq(previous["bypass"]),
-                    now["bypass_index"].eq(previous["bypass_index"]),
                 ]
                 if stage == 0:
                     m.d.sync += [
@@ -185,7 +181,8 @@ class CentroidQuantizer(wiring.Component):
         # The last stage: the centroid of the index, and the interval of a value outside the
         # range or of an index (with bypass).
         last = previous
-        index = Mux(last["bypass"], last["bypass_index"], last["index"])
+        # With bypass the value is the index: the low bits of its double, shifted back.
+        index = Mux(last["bypass"], last["doubled"][1:bits + 1], last["index"])
         with m.If(advance[-1]):
             payload = self.o.payload
             m.d.sync += [

@@ -131,7 +131,7 @@ def quantized_state(values: np.ndarray, centroids: np.ndarray, config: AccelConf
     ``bypass`` (the value is an index)."""
     values = np.asarray(values, dtype=np.int64)
     centroids = np.asarray(centroids, dtype=np.int64)
-    width = config.centroid_width + 2
+    width = config.interval_width
     lowest, highest = -(1 << (width - 1)), (1 << (width - 1)) - 1
     doubled = 2 * values
     if bypass:

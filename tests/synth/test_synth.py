@@ -23,6 +23,7 @@ from reuse_accel.synth.nextpnr import critical_path
 from reuse_accel.synth.report import reuse_overhead
 from reuse_accel.synth.sdc import generate_sdc
 from reuse_accel.synth.tools import ToolError
+from reuse_accel.synth.yosys import run_yosys
 
 TINY = AccelConfig(lanes=2, clusters=4, max_neurons=16, weight_depth=64, max_layers=2,
                    act_width=8, act_frac=4, weight_width=4, centroid_width=8)
@@ -296,3 +297,9 @@ def test_critical_path_is_the_clocks_not_an_unconstrained_ports():
     assert (found.from_cell, found.to_cell) == ("c0", "c5")
     assert (found.delay_ns, found.logic_ns, found.routing_ns) == (8.0, 1.0, 7.0)
     assert found.logic_levels == 1
+
+
+def test_run_yosys_rejects_an_unknown_lut_mapper(tmp_path):
+    with pytest.raises(ValueError, match=r"^lut_mapper must be 'abc9' or 'abc', not 'abc10'$"):
+        run_yosys("ecp5", "top", tmp_path, keep_memories=[], drop_zero_init=True, timeout=1,
+                  lut_mapper="abc10")
