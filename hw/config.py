@@ -63,6 +63,7 @@ _LIMITS = {
     "max_neurons": (1, 65535),
     "weight_depth": (1, 1 << 24),
     "stream_width": (32, 256),
+    "weight_bank_width": (1, 64 * 18),
 }
 
 
@@ -89,6 +90,12 @@ class AccelConfig:
         Weight-memory rows of L weights each, shared by all layers.
     stream_width : int
         Width W of the host input and output stream words (a multiple of 32).
+    weight_bank_width : int
+        Bits of a weight row held by each bank of the weight memory. Every bank is a memory of
+        its own with its own copy of the row address, so that no address net has to reach
+        block RAMs all over the device. 4 suits ECP5 and iCE40 block RAM (a bank of the
+        default configuration is 8 ECP5 DP16KD); 16 suits iCE40 SPRAM (16-bit words). It sets
+        the physical layout only: behaviour and cycle counts do not depend on it.
     reuse : bool
         Generate the reuse logic (the default). ``False`` generates the same accelerator
         without it, for comparison: no centroid tables or quantizer, no input-state memory,
@@ -107,6 +114,7 @@ class AccelConfig:
     max_neurons: int = 512
     weight_depth: int = 32768
     stream_width: int = 32
+    weight_bank_width: int = 4
     reuse: bool = True
 
     def __post_init__(self):
@@ -217,10 +225,10 @@ class AccelConfig:
         return 6 * neurons + (neurons + 2) * groups + 64
 
     @property
-    def weight_bank_lanes(self) -> int:
-        """Lanes per bank of the weight memory: as many as fill 16 bits (one iCE40 SPRAM word),
-        at least one, at most L. Each bank has its own copy of the weight-row register."""
-        return min(self.lanes, max(1, 16 // self.weight_width))
+    def weight_banks(self) -> int:
+        """Banks of the weight memory: the weight row's ``lanes * weight_width`` bits in pieces
+        of ``weight_bank_width`` (the last one may be narrower)."""
+        return -(-self.lanes * self.weight_width // self.weight_bank_width)
 
     @property
     def max_groups(self) -> int:

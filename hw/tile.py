@@ -131,7 +131,7 @@ class ProcessingTile(wiring.Component):
     @staticmethod
     def quantize_latency(config: AccelConfig) -> int:
         """Stages from a lane leaving the serializer to its offer to the address generator: the
-        change detector's quantizer and delta register with reuse, none without."""
+        change detector's quantizer and queue write with reuse, none without."""
         return ChangeDetector.quantize_latency(config) if config.reuse else 0
 
     @classmethod

@@ -16,15 +16,17 @@ runs in three phases:
    ``k-1``. Without reuse the lanes go straight to the layer kind's address generator, which
    turns each into ``G`` MAC items, one per cycle
    (:func:`reuse_accel.hw.layers.dense.items_per_input`), and takes the next input as soon as
-   both are ready. With reuse each lane first passes the ``Q`` stages of the quantizer and the
-   delta register (:meth:`~reuse_accel.hw.core.change_detector.ChangeDetector.quantize_latency`,
-   ``log2(K) + 2``), which close up around bubbles, so the serializer may run up to ``Q``
-   lanes ahead; the delta register hands a lane whose centroid changed to the generator and
-   drops any other in one cycle. With ``x_k`` the cycle lane ``k`` leaves the serializer and
-   ``y_k`` the cycle it leaves the delta register::
+   both are ready. With reuse each lane first passes the quantizer, which never stalls, into
+   a queue: it reaches the queue's head ``Q`` cycles after it left the serializer
+   (:meth:`~reuse_accel.hw.core.change_detector.ChangeDetector.quantize_latency`, ``log2(K) +
+   2``). The head hands a lane whose centroid changed to the generator and drops any other in
+   one cycle, and the serializer hands a lane on only while fewer than ``C = Q + 1`` lanes are
+   between it and the generator (:meth:`~reuse_accel.hw.core.change_detector.ChangeDetector.
+   queue_depth`, a count registered a cycle late). With ``x_k`` the cycle lane ``k`` leaves the
+   serializer and ``y_k`` the cycle it leaves the queue::
 
        x_0 = SETUP + FILL + u_0
-       x_k = max(x_{k-1} + u_k - u_{k-1}, y_{k-Q})
+       x_k = max(x_{k-1} + u_k - u_{k-1}, y_{k-C} + 1)
        y_k = max(x_k + Q, y_{k-1} + 1, y_j + G for the last changed lane j < k, if k changed)
 
 3. **readout**: ``G + READOUT`` cycles for the frame's last layer: one per output row, the row
@@ -37,7 +39,7 @@ runs in three phases:
 
 With ``U`` lanes sent, ``S = sum(s_w)``, ``RO = G + READOUT`` for the last layer and
 ``LEAD(G)`` for the others, the scan ends (with reuse, ``DONE`` = 1 cycle after the
-serializer's last row and after the last lane left the delta register) at::
+serializer's last row and after the last lane left the queue) at::
 
     U = 0:  E = SETUP + FILL + S + DONE
     U > 0:  E = max(x_{U-1} + S - u_{U-1} + DONE,  y_{U-1} + 1 + DONE,
@@ -125,39 +127,40 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int, *,
         return last_handshake + max(serializer_total - int(leave[-1]), mac_tail) + readout
     served, last_served, last_item = _quantized_handshakes(
         (start + leave).tolist(), changed[np.flatnonzero(unstable)].tolist(), groups,
-        ProcessingTile.quantize_latency(config))
+        ProcessingTile.quantize_latency(config), ChangeDetector.queue_depth(config))
     end = max(last_served + serializer_total - int(leave[-1]) + done, last_item + 1 + done)
     if served is not None:
         end = max(end, served + mac_tail)
     return end + readout
 
 
-def _quantized_handshakes(offers, changed, groups, depth):
+def _quantized_handshakes(offers, changed, groups, depth, capacity):
     """Handshake cycles of the inputs that left their interval (with reuse): the serializer
-    offers input ``k`` ``offers[k] - offers[k-1]`` cycles after handing over input ``k-1`` and
-    may run ``depth`` inputs ahead of the delta register, through the quantizer stages that close
-    up around bubbles; the delta register hands a changed input to the address generator
-    (``groups`` cycles per input) and drops an unchanged one in one cycle. Returns the last
-    changed input's handshake with the generator (None without one), the last input's handshake
-    with the serializer, and the last input's with the delta register."""
+    offers input ``k`` ``offers[k] - offers[k-1]`` cycles after handing over input ``k-1``, no
+    earlier than the cycle after input ``k - capacity`` left the queue; an input reaches the
+    queue's head ``depth`` cycles after it left the serializer, and the head hands a changed
+    input to the address generator (``groups`` cycles per input) and drops an unchanged one in
+    one cycle. Returns the last changed input's handshake with the generator (None without one),
+    the last input's handshake with the serializer, and the last input's with the queue."""
     count = len(offers)
     first = offers[0]
     if all(changed) and offers[-1] - first == count - 1:
         # Every input changed, one per cycle (a frame computed from scratch): the generator
-        # sets the pace, and the serializer waits for the stages to empty.
+        # sets the pace (capacity > depth, so the serializer's waits never delay it), and the
+        # serializer waits for room in the queue.
         last = first + depth + (count - 1) * groups
         entered = first + count - 1
-        if count > depth:
-            entered = max(entered, first + depth + (count - 1 - depth) * groups)
+        if count > capacity:
+            entered = max(entered, first + depth + (count - 1 - capacity) * groups + 1)
         return last, entered, last
-    left = [0] * count    # handshakes with the delta register
+    left = [0] * count    # handshakes with the queue
     served = None         # the last changed input's
     enter = leave = 0
     for k in range(count):
         if k:
             enter += offers[k] - offers[k - 1]
-            if k >= depth and left[k - depth] > enter:
-                enter = left[k - depth]
+            if k >= capacity and left[k - capacity] + 1 > enter:
+                enter = left[k - capacity] + 1
             leave = max(enter + depth, leave + 1)
         else:
             enter = first

@@ -50,7 +50,7 @@ from .devices import (
     SynthInputError,
     check_target,
 )
-from .report import SynthReport
+from .report import LUT4_PER_LUT_RAM, SynthReport
 from .yosys import (
     cmos_transistors,
     dsp_by_signal,
@@ -214,9 +214,9 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
         ffs = sum(count for name, count in cells.items() if name.startswith("SB_DFF"))
         lut_ram = None
     else:
-        luts = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
-        ffs = cells.get("TRELLIS_FF", 0)
         lut_ram = cells.get("TRELLIS_DPR16X4", 0)
+        luts = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + LUT4_PER_LUT_RAM * lut_ram
+        ffs = cells.get("TRELLIS_FF", 0)
     bram_blocks = _count(cells, BRAM_CELLS[target])
     spram_blocks = _count(cells, SPRAM_CELLS[target])
     dsps = _count(cells, DSP_CELLS[target])
@@ -229,9 +229,6 @@ def synthesize(config: AccelConfig, target: str, *, clock_mhz: float | None = No
     utilization = {name: round(used[name] / totals[name], 4) for name in used}
     over = [f"{used[name]} {name} (device has {totals[name]})" for name in used
             if used[name] > totals[name]]
-    if target == "ecp5" and luts + 4 * (lut_ram or 0) > device.luts:
-        over.append(f"{luts} LUT4 + {lut_ram} LUT RAM cells ({4 * lut_ram} LUT4) (device has "
-                    f"{device.luts})")
 
     fits, fit_reason, fmax, critical, pnr_utilization = True, None, None, None, {}
     if over:

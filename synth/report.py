@@ -4,8 +4,9 @@ Counting rules
 --------------
 - ``luts``: LUT4s. iCE40: ``SB_LUT4`` cells (an ``SB_CARRY`` shares its logic cell). ECP5:
   ``LUT4`` cells plus two per ``CCU2C`` (a carry cell occupies the two LUT4s of a slice, as
-  nextpnr counts it in ``TRELLIS_COMB``); the LUT4s of distributed RAM are not included, they
-  are reported as ``lut_ram`` cells (``TRELLIS_DPR16X4``, 64 bits each). ECP5 LUTs are
+  nextpnr counts it in ``TRELLIS_COMB``) and :data:`LUT4_PER_LUT_RAM` per distributed-RAM cell
+  (``TRELLIS_DPR16X4``, 16 x 4 bits, which takes the LUT4s of two slices), so that moving logic
+  into distributed RAM cannot hide it; ``lut_ram`` also reports those cells. ECP5 LUTs are
   mapped with abc9; when Yosys 0.70's abc9 fails an assertion on a netlist (seen on the
   default configuration), the flow maps with the classic ``abc -lut 4:7`` instead and says so
   in ``lut_mapper``.
@@ -26,11 +27,14 @@ from dataclasses import dataclass, field
 
 from .devices import DEVICES, SynthInputError
 
-__all__ = ["SRAM_TRANSISTORS_PER_BIT", "MemoryMapping", "Multiplier", "CriticalPath",
-           "SynthReport", "reuse_overhead"]
+__all__ = ["SRAM_TRANSISTORS_PER_BIT", "LUT4_PER_LUT_RAM", "MemoryMapping", "Multiplier",
+           "CriticalPath", "SynthReport", "reuse_overhead"]
 
 SRAM_TRANSISTORS_PER_BIT = 6
 """Generic target: transistors per SRAM macro bit (6T bit cell; periphery not counted)."""
+
+LUT4_PER_LUT_RAM = 4
+"""ECP5: LUT4s counted for one ``TRELLIS_DPR16X4`` distributed-RAM cell (its two slices)."""
 
 
 @dataclass

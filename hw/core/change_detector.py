@@ -29,14 +29,23 @@ comparisons per lane, no quantization). The other lanes leave the
 quantizer; the quantized input's new state is written back to its lane, and it is passed on
 when its centroid changed (a lane that only crossed into or out of the calibrated range is not).
 
+Every quantized input enters a queue with its delta and whether its centroid changed; the
+queue's head is offered on ``o`` when it changed and dropped in one cycle when not. The
+quantizer never stalls: the serializer hands an input on only while fewer than
+:meth:`ChangeDetector.queue_depth` inputs are between it and ``o`` (a registered count of them),
+so the queue always has room, and no ready signal runs from ``o`` through the quantizer back to
+the state memory.
+
 Timing: :attr:`ChangeDetector.fill_latency` cycles from a row's acceptance to its first lane
-leaving the serializer, then :meth:`ChangeDetector.quantize_latency` stages to the output (the
-quantizer and the delta register), which close up around bubbles. :mod:`reuse_accel.sim.timing`
-models both.
+leaving the serializer, then :meth:`ChangeDetector.quantize_latency` cycles to the queue's head
+(the quantizer and the queue's write), where it waits for ``o``; the serializer hands input
+``k`` on no earlier than the cycle after input ``k - C`` left the head (``C`` the queue depth).
+:mod:`reuse_accel.sim.timing` models both.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -45,7 +54,7 @@ from .compare import less_than
 from .layouts import changed_input_layout
 from .popcount import popcount
 from .quantizer import CentroidQuantizer, interval_layout
-from .register import SkidBuffer
+from .register import StreamRegister
 from .serializer import InputSerializer
 
 __all__ = ["ChangeDetector", "input_state_layout"]
@@ -63,23 +72,30 @@ def input_state_layout(config: AccelConfig) -> data.StructLayout:
 class ChangeDetector(wiring.Component):
     """Compare each input with the interval of its previous cluster; emit the changed ones."""
 
-    fill_latency = 2 + SkidBuffer.latency + InputSerializer.latency
+    fill_latency = 2 + StreamRegister.latency + InputSerializer.latency
     """Cycles from a row's acceptance to its first lane leaving the serializer: the registered
     read of the row's state, the state's register, the compared row's register, the
     serializer."""
 
     @staticmethod
     def quantize_latency(config: AccelConfig) -> int:
-        """Stages from a lane leaving the serializer to its offer on ``o``: the quantizer and
-        the delta register."""
+        """Cycles from a lane leaving the serializer to its earliest offer on ``o``: the
+        quantizer and the queue's write."""
         return CentroidQuantizer.latency(config) + 1
+
+    @classmethod
+    def queue_depth(cls, config: AccelConfig) -> int:
+        """Inputs at most between the serializer and ``o`` (in the quantizer or the queue):
+        one more than :meth:`quantize_latency`, so that a count registered a cycle late still
+        lets one input through every cycle."""
+        return cls.quantize_latency(config) + 1
 
     outside_latency = 2
     """Cycles from a row's (or an input's) handshake to its count on ``outside``."""
 
     done_latency = 1
-    """Cycles from the last row leaving the serializer, or the last input leaving the delta
-    register, to ``done``."""
+    """Cycles from the last row leaving the serializer, or the last input leaving the queue,
+    to ``done``."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -125,10 +141,8 @@ class ChangeDetector(wiring.Component):
             config, lane_shape=signed(config.act_width),
             side_shape=signed(config.centroid_width))
         # The compared row is registered before the serializer picks its first lane (the
-        # comparison and the lane choice would otherwise share one cycle) in a skid buffer, whose
-        # registered ready cuts the chain from the address generator's ready through the
-        # quantizer stages and the serializer back to the state memory's read enable.
-        m.submodules.compared = compared = SkidBuffer(serializer.i.payload.shape())
+        # comparison and the lane choice would otherwise share one cycle).
+        m.submodules.compared = compared = StreamRegister(serializer.i.payload.shape())
         wiring.connect(m, compared.o, serializer.i)
         m.submodules.quantizer = quantizer = CentroidQuantizer(
             config, tag_shape=data.StructLayout({"input": unsigned(config.input_bits),
@@ -198,41 +212,50 @@ class ChangeDetector(wiring.Component):
         with m.Else():
             m.d.sync += kept_outside.eq(0)
 
-        # One lane at a time through the quantizer.
+        # One lane at a time through the quantizer, while the queue has room for it: a count of
+        # the inputs between the serializer and o, and whether it is below the queue's depth,
+        # both registered.
+        capacity = self.queue_depth(config)
+        entry = data.StructLayout({"changed": unsigned(1), "input": unsigned(config.input_bits),
+                                   "delta": signed(config.delta_width)})
+        m.submodules.queue = queue = SyncFIFO(width=entry.size, depth=capacity)
+        in_flight = Signal(range(capacity + 1))
+        room = Signal(init=1)
         leaving = serializer.o.payload
+        handed = serializer.o.valid & room
+        popped = queue.r_rdy & queue.r_en
+        next_in_flight = Signal.like(in_flight)
+        m.d.comb += next_in_flight.eq(in_flight + handed - popped)
+        m.d.sync += [in_flight.eq(next_in_flight), room.eq(next_in_flight < capacity)]
         m.d.comb += [
             quantizer.centroids.eq(self.centroids),
             quantizer.bypass.eq(self.bypass),
-            quantizer.i.valid.eq(serializer.o.valid),
+            quantizer.i.valid.eq(handed),
             quantizer.i.payload.value.eq(leaving.value),
             quantizer.i.payload.tag.input.eq(leaving.input),
             quantizer.i.payload.tag.previous.eq(leaving.side),
-            serializer.o.ready.eq(quantizer.i.ready),
+            serializer.o.ready.eq(room),
         ]
 
-        # The delta register; an input whose centroid did not change is dropped here.
-        delta_valid = Signal()
-        changed = Signal()
-        delta_input = Signal(config.input_bits)
-        delta = Signal(signed(config.delta_width))
-        delta_advance = ~delta_valid | ~changed | self.o.ready
+        # Every quantized input is queued with its delta; the head is offered on o when its
+        # centroid changed and dropped otherwise.
         quantized = quantizer.o.payload
         old = Mux(self.first, 0, quantized.tag.previous)
-        m.d.comb += quantizer.o.ready.eq(delta_advance)
-        with m.If(delta_advance):
-            m.d.sync += [
-                delta_valid.eq(quantizer.o.valid),
-                changed.eq(self.first | (quantized.centroid != quantized.tag.previous)),
-                delta_input.eq(quantized.tag.input),
-                delta.eq(quantized.centroid - old),
-            ]
+        written = Signal(entry)
+        head = entry(queue.r_data)
         m.d.comb += [
-            self.o.valid.eq(delta_valid & changed),
-            self.o.payload.input.eq(delta_input),
-            self.o.payload.delta.eq(delta),
+            written.changed.eq(self.first | (quantized.centroid != quantized.tag.previous)),
+            written.input.eq(quantized.tag.input),
+            written.delta.eq(quantized.centroid - old),
+            queue.w_data.eq(written),
+            queue.w_en.eq(quantizer.o.valid),
+            self.o.valid.eq(queue.r_rdy & head.changed),
+            self.o.payload.input.eq(head.input),
+            self.o.payload.delta.eq(head.delta),
+            queue.r_en.eq(~head.changed | self.o.ready),
         ]
 
-        # The quantized lane's new state, written back as it moves on.
+        # The quantized lane's new state, written back as it leaves the quantizer.
         lane_state = state_write.data[0].shape()
         new_state = Signal(lane_state)
         m.d.comb += [
@@ -240,14 +263,14 @@ class ChangeDetector(wiring.Component):
             new_state.interval.eq(quantized.interval),
             new_state.outside.eq(quantized.outside),
             state_write.addr.eq(Cat(quantized.tag.input[lane_bits:], self.layer)),
-            state_write.en.eq(Mux(quantizer.o.valid & delta_advance,
+            state_write.en.eq(Mux(quantizer.o.valid,
                                   Const(1, lanes) << quantized.tag.input[:lane_bits], 0)),
         ]
         for lane in range(lanes):
             m.d.comb += state_write.data[lane].eq(new_state)
         item_outside = Signal()
         m.d.sync += [
-            item_outside.eq(quantizer.o.valid & delta_advance & quantized.outside),
+            item_outside.eq(quantizer.o.valid & quantized.outside),
             self.outside.eq(popcount(kept_outside) + item_outside),
         ]
 
@@ -255,7 +278,7 @@ class ChangeDetector(wiring.Component):
         finishing = Signal()
         with m.If(serializer.done):
             m.d.sync += finishing.eq(1)
-        with m.If(finishing & quantizer.idle & ~delta_valid):
+        with m.If(finishing & (in_flight == 0)):
             m.d.comb += self.done.eq(1)
             m.d.sync += finishing.eq(0)
         return m

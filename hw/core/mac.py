@@ -7,9 +7,10 @@ Contract
   * delta`` on L lanes, starting from ``biases[layer, sum_row]`` instead of the stored sums when
   ``init`` is set. The array knows nothing of layer shapes: a layer kind's address generator
   decides which rows an input touches.
-- Pipeline: item register -> weight read -> weight register, bias and sum reads -> multiply ->
-  add and write. A sum row written in the cycle after a read of the same row was issued is
-  forwarded to it, so results are exact even when consecutive items update the same row.
+- Pipeline: item register (and a row address register per weight bank) -> weight read ->
+  weight register, bias and sum reads -> multiply -> add and write. A sum row written in the
+  cycle after a read of the same row was issued is forwarded to it, so results are exact even
+  when consecutive items update the same row.
 - ``idle``: no item offered or in flight; the sums are final. :attr:`DeltaMacArray.latency`
   cycles after the last item's handshake.
 - ``readout_start``: streams the layer's first ``readout_rows`` sum rows through the
@@ -39,7 +40,6 @@ from .activation import Activation
 from .layouts import mac_item_layout
 
 __all__ = ["DeltaMacArray"]
-
 
 class DeltaMacArray(wiring.Component):
     """L-lane delta multiply-accumulate array with its weight, bias and sum memories."""
@@ -109,14 +109,16 @@ class DeltaMacArray(wiring.Component):
         item = self.items.payload
         m.d.comb += self.items.ready.eq(1)
 
-        # Stage 0: the item, registered. The weight memory is split into banks of lanes, each
-        # with its own copies of the address and load registers: a large memory's block RAMs
-        # spread over the device, and one register driving all their addresses is the longest
-        # route of the design. The copies carry ``keep`` so that synthesis does not merge them
-        # back (the project's Yosys flow turns the attribute on a register's wire into one on
-        # its cell). The host loads weights only while no frame runs, so a bank's read and
-        # write ports share the address register: a single-port RAM (iCE40 SPRAM, an ASIC
-        # single-port macro), with host writes one cycle after they are presented.
+        # Stage 0: the item, registered. The weight memory is split into banks of
+        # ``weight_bank_width`` bits of the row, each a memory of its own with its own copy of
+        # the row address register: a large memory's block RAMs spread over the device, and one
+        # register driving all their addresses is the longest route of the design (15.9 ns on
+        # the ECP5 with a register for 32 block RAMs). The copies carry ``keep`` so that
+        # synthesis does not merge them back (the project's Yosys flow turns the attribute on a
+        # register's wire into one on its cell). The host loads weights only while no frame
+        # runs, so a bank's read and write ports share the address register: a single-port RAM
+        # (iCE40 SPRAM, an ASIC single-port macro), with host writes one cycle after they are
+        # presented.
         s0_valid = Signal()
         s0_row = Signal(config.row_bits)
         s0_delta = Signal(signed(config.delta_width))
@@ -127,23 +129,23 @@ class DeltaMacArray(wiring.Component):
             s0_delta.eq(item.delta),
             s0_init.eq(item.init),
         ]
-        weight_data = []
-        for bank, first in enumerate(range(0, lanes, config.weight_bank_lanes)):
-            width = min(config.weight_bank_lanes, lanes - first)
-            bank_shape = data.ArrayLayout(signed(config.weight_width), width)
+        host_bits = self.weight_write.data.as_value()
+        weight_bits = []
+        bank_width = config.weight_bank_width
+        row_width = lanes * config.weight_width
+        for bank, first in enumerate(range(0, row_width, bank_width)):
+            width = min(bank_width, row_width - first)
             m.submodules[f"weights{bank}"] = weights = memory.Memory(
-                shape=bank_shape, depth=config.weight_depth, init=[])
+                shape=width, depth=config.weight_depth, init=[])
             read, write = weights.read_port(), weights.write_port()
             address = Signal.like(item.weight_row, name=f"weight_address{bank}",
                                   attrs={"keep": 1})
             load = Signal(name=f"weight_load{bank}", attrs={"keep": 1})
-            load_data = Signal(bank_shape, name=f"weight_load_data{bank}")
-            host_bits = self.weight_write.data.as_value()
+            load_data = Signal(width, name=f"weight_load_data{bank}")
             m.d.sync += [
                 address.eq(Mux(self.weight_write.en, self.weight_write.addr, item.weight_row)),
                 load.eq(self.weight_write.en),
-                load_data.eq(host_bits[first * config.weight_width:
-                                       (first + width) * config.weight_width]),
+                load_data.eq(host_bits[first:first + width]),
             ]
             m.d.comb += [
                 read.addr.eq(address),
@@ -152,7 +154,7 @@ class DeltaMacArray(wiring.Component):
                 write.data.eq(load_data),
                 write.en.eq(load),
             ]
-            weight_data += [read.data[lane] for lane in range(width)]
+            weight_bits.append(read.data)
 
         # Readout state shares the sum read port.
         ro_active = Signal()
@@ -200,7 +202,7 @@ class DeltaMacArray(wiring.Component):
             sm_row.eq(s1_row),
             sm_delta.eq(s1_delta),
             sm_init.eq(s1_init),
-            sm_weights.eq(Cat(*weight_data)),
+            sm_weights.eq(Cat(*weight_bits)),
         ]
         s2_valid = Signal()
         s2_row = Signal(config.row_bits)

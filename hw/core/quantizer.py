@@ -11,8 +11,10 @@ Contract
 - ``bypass``: the value already is a cluster index (layer 0, quantized by the host); its
   centroid is looked up, its interval holds that index alone, and it is never outside.
 - Latency :meth:`CentroidQuantizer.latency` (``log2(K) + 1`` cycles), throughput one value per
-  cycle; a pipeline in the ``lib.stream`` style that stalls without loss when ``o.ready`` is
-  low, and whose stages close up around bubbles (``i.ready`` is high while any stage is empty).
+  cycle. The pipeline never stalls: both streams are ``always_ready``, so a value accepted in
+  one cycle is on ``o`` exactly that many cycles later, and whatever takes ``o`` must take it
+  then (the :class:`~reuse_accel.hw.core.change_detector.ChangeDetector` queues it, and admits
+  values only while its queue has room). No ready signal runs through the stages.
 - ``idle``: no value in the pipeline.
 
 Rule
@@ -75,13 +77,13 @@ class CentroidQuantizer(wiring.Component):
             "i": In(stream.Signature(data.StructLayout({
                 "value": signed(config.act_width),
                 "tag": tag_shape,
-            }))),
+            }), always_ready=True)),
             "o": Out(stream.Signature(data.StructLayout({
                 "centroid": signed(config.centroid_width),
                 "interval": interval_layout(config),
                 "outside": unsigned(1),
                 "tag": tag_shape,
-            }))),
+            }), always_ready=True)),
             "centroids": In(data.ArrayLayout(signed(config.centroid_width), config.clusters)),
             "bypass": In(1),
             "idle": Out(1),
@@ -107,18 +109,11 @@ class CentroidQuantizer(wiring.Component):
         top = Signal(bound)      # 2 * centroid[K-1]: above it a value is outside
         m.d.sync += [bottom.eq((centroids[0] << 1) - 1), top.eq(centroids[clusters - 1] << 1)]
 
-        # One register stage per index bit, then the centroid's; they close up around bubbles.
+        # One register stage per index bit, then the centroid's, advancing every cycle.
         bits = config.index_width
         stages = bits + 1
         valid = [Signal(name=f"s{stage}_valid") for stage in range(stages - 1)] + [self.o.valid]
-        advance = [Signal(name=f"s{stage}_advance") for stage in range(stages)]
-        m.d.comb += advance[-1].eq(~self.o.valid | self.o.ready)
-        for stage in reversed(range(stages - 1)):
-            m.d.comb += advance[stage].eq(~valid[stage] | advance[stage + 1])
-        m.d.comb += [
-            self.i.ready.eq(advance[0]),
-            self.idle.eq(~Cat(*valid).any()),
-        ]
+        m.d.comb += self.idle.eq(~Cat(*valid).any())
 
         def stage_signals(stage):
             return {
@@ -139,10 +134,7 @@ class CentroidQuantizer(wiring.Component):
         value = self.i.payload.value
         previous = {"tag": self.i.payload.tag, "doubled": value << 1, "index": Const(0, bits),
                     "low": bottom, "high": top, "bypass": self.bypass}
-        with m.If(advance[0]):
-            m.d.sync += [
-                valid[0].eq(self.i.valid),
-            ]
+        m.d.sync += valid[0].eq(self.i.valid)
         for stage in range(bits):
             now = stage_signals(stage)
             step = 1 << (bits - 1 - stage)                 # the bit this stage decides
@@ -156,26 +148,24 @@ class CentroidQuantizer(wiring.Component):
                 m.d.comb += threshold.eq(select(Const(1, len(candidates)) << decided,
                                                 candidates))
             above = less_than(threshold, previous["doubled"])
-            with m.If(advance[stage]):
-                if stage:
-                    m.d.sync += valid[stage].eq(valid[stage - 1])
+            if stage:
+                m.d.sync += valid[stage].eq(valid[stage - 1])
+            m.d.sync += [
+                now["tag"].eq(previous["tag"]),
+                now["doubled"].eq(previous["doubled"]),
+                now["index"].eq(previous["index"] | Mux(above, step, 0)),
+                now["low"].eq(Mux(above, threshold, previous["low"])),
+                now["high"].eq(Mux(above, previous["high"], threshold)),
+                now["bypass"].eq(previous["bypass"]),
+            ]
+            if stage == 0:
                 m.d.sync += [
-                    now["tag"].eq(previous["tag"]),
-                    now["doubled"].eq(previous["doubled"]),
-                    now["index"].eq(previous["index"] | Mux(above, step, 0)),
-                    now["low"].eq(Mux(above, threshold, previous["low"])),
-                    now["high"].eq(Mux(above, previous["high"], threshold)),
-                    now["bypass"].eq(previous["bypass"]),
+                    now["below"].eq(~self.bypass & less_than(value, centroids[0])),
+                    now["beyond"].eq(~self.bypass & less_than(centroids[clusters - 1], value)),
                 ]
-                if stage == 0:
-                    m.d.sync += [
-                        now["below"].eq(~self.bypass & less_than(value, centroids[0])),
-                        now["beyond"].eq(
-                            ~self.bypass & less_than(centroids[clusters - 1], value)),
-                    ]
-                else:
-                    m.d.sync += [now["below"].eq(previous["below"]),
-                                 now["beyond"].eq(previous["beyond"])]
+            else:
+                m.d.sync += [now["below"].eq(previous["below"]),
+                             now["beyond"].eq(previous["beyond"])]
             previous = now
 
         # The last stage: the centroid of the index, and the interval of a value outside the
@@ -183,23 +173,22 @@ class CentroidQuantizer(wiring.Component):
         last = previous
         # With bypass the value is the index: the low bits of its double, shifted back.
         index = Mux(last["bypass"], last["doubled"][1:bits + 1], last["index"])
-        with m.If(advance[-1]):
-            payload = self.o.payload
-            m.d.sync += [
-                self.o.valid.eq(valid[-2]),
-                payload.tag.eq(last["tag"]),
-                payload.centroid.eq(select(Const(1, clusters) << index, list(centroids))),
-                payload.outside.eq(last["below"] | last["beyond"]),
-            ]
-            with m.If(last["bypass"]):
-                m.d.sync += [payload.interval.low.eq(last["doubled"] - 1),
-                             payload.interval.high.eq(last["doubled"])]
-            with m.Elif(last["below"]):
-                m.d.sync += [payload.interval.low.eq(lowest), payload.interval.high.eq(bottom)]
-            with m.Elif(last["beyond"]):
-                m.d.sync += [payload.interval.low.eq(top), payload.interval.high.eq(highest)]
-            with m.Else():
-                m.d.sync += [payload.interval.low.eq(last["low"]),
-                             payload.interval.high.eq(last["high"])]
+        payload = self.o.payload
+        m.d.sync += [
+            self.o.valid.eq(valid[-2]),
+            payload.tag.eq(last["tag"]),
+            payload.centroid.eq(select(Const(1, clusters) << index, list(centroids))),
+            payload.outside.eq(last["below"] | last["beyond"]),
+        ]
+        with m.If(last["bypass"]):
+            m.d.sync += [payload.interval.low.eq(last["doubled"] - 1),
+                         payload.interval.high.eq(last["doubled"])]
+        with m.Elif(last["below"]):
+            m.d.sync += [payload.interval.low.eq(lowest), payload.interval.high.eq(bottom)]
+        with m.Elif(last["beyond"]):
+            m.d.sync += [payload.interval.low.eq(top), payload.interval.high.eq(highest)]
+        with m.Else():
+            m.d.sync += [payload.interval.low.eq(last["low"]),
+                         payload.interval.high.eq(last["high"])]
         return m
 

@@ -88,7 +88,8 @@ class CommandChecker(wiring.Component):
             "act_frac": config.act_frac, "weight_width": config.weight_width,
             "centroid_width": config.centroid_width, "max_layers": config.max_layers,
             "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
-            "stream_width": config.stream_width, "flags": flags, "errors": errors,
+            "stream_width": config.stream_width, "weight_bank_width": config.weight_bank_width,
+            "flags": flags, "errors": errors,
         }
         for index, name in enumerate(protocol.STATUS_FIELDS):
             m.d.comb += self.status[index].eq(values[name])

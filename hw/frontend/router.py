@@ -99,6 +99,7 @@ class PayloadRouter(wiring.Component):
             bits = Cat(*parts)
             return [bits[n * field_width:(n + 1) * field_width] for n in range(fields)]
 
+        ports = self._write_ports(m, job, rows, row_count, row_fields)
         m.d.comb += [
             self.reply.payload.opcode.eq(job.opcode),
             self.reply.payload.layer.eq(job.layer),
@@ -128,8 +129,10 @@ class PayloadRouter(wiring.Component):
                         m.d.sync += [row_word.eq(0), row_count.eq(row_count + 1)]
                     with m.Else():
                         m.d.sync += [row_word.eq(row_word + 1), row_buffer[row_word].eq(word)]
-                    with m.If(job.error == 0):
-                        self._write(m, job, rows, row_count, row_end, row_fields)
+                    with m.If(job.error == 0), m.Switch(job.opcode):
+                        for op, port in ports.items():
+                            with m.Case(op):
+                                m.d.comb += port.en.eq(row_end)
             with m.Case(_State.COMPUTE):
                 with m.If(self.tile_done):
                     m.d.sync += state.eq(_State.REPLY)
@@ -139,8 +142,10 @@ class PayloadRouter(wiring.Component):
                     m.d.sync += state.eq(_State.IDLE)
         return m
 
-    def _write(self, m, job, rows, row_count, row_end, row_fields):
-        """Write the row whose last word arrives now into the memory ``job`` loads."""
+    def _write_ports(self, m, job, rows, row_count, row_fields):
+        """Drive every loading port's address and data from the row whose last word arrives
+        now, whatever the command (only a port's ``en`` depends on it, which keeps the command
+        decode off the data paths); returns the port of each opcode."""
         config = self._config
         lanes = config.lanes
         start = job.start
@@ -155,9 +160,8 @@ class PayloadRouter(wiring.Component):
         if config.reuse:
             targets[Opcode.LOAD_CENTROIDS] = (self.centroid_write, job.layer,
                                               config.centroid_width, config.clusters)
-        with m.Switch(job.opcode):
-            for op, (port, address, width, fields) in targets.items():
-                with m.Case(op):
-                    m.d.comb += [port.addr.eq(address), port.en.eq(row_end)]
-                    for index, value in enumerate(row_fields(rows[op], width, fields)):
-                        m.d.comb += port.data[index].eq(value)
+        for op, (port, address, width, fields) in targets.items():
+            m.d.comb += port.addr.eq(address)
+            for index, value in enumerate(row_fields(rows[op], width, fields)):
+                m.d.comb += port.data[index].eq(value)
+        return {op: port for op, (port, *_) in targets.items()}

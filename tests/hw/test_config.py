@@ -22,6 +22,7 @@ LIMITS = {
     "max_neurons": (1, 65535),
     "weight_depth": (1, 1 << 24),
     "stream_width": (32, 256),
+    "weight_bank_width": (1, 1152),
 }
 
 # Extra parameters that make a boundary value legal on its own (e.g. act_frac=31 needs a
@@ -36,7 +37,7 @@ BOUNDARY_COMPANIONS = {
 }
 
 KNOWN = ("act_frac, act_width, centroid_width, clusters, lanes, max_layers, max_neurons, "
-         "reuse, stream_width, weight_depth, weight_width")
+         "reuse, stream_width, weight_bank_width, weight_depth, weight_width")
 
 
 def raises_exactly(message):

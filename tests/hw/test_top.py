@@ -286,10 +286,10 @@ def test_status_reports_config_flags_and_errors():
     magic = int.from_bytes(b"RACC", "big")
     for status in statuses:
         assert status["magic"] == magic
-        assert status["version"] == 1
+        assert status["version"] == 2
         for name in ("lanes", "clusters", "act_width", "act_frac", "weight_width",
                      "centroid_width", "max_layers", "max_neurons", "weight_depth",
-                     "stream_width"):
+                     "stream_width", "weight_bank_width"):
             assert status[name] == getattr(config, name), name
 
 
@@ -330,7 +330,7 @@ def pack_fields(values, width: int, stream_width: int) -> list[int]:
 @pytest.mark.parametrize("stream_width", [32, 64, 96])
 def test_responses_are_packed_with_unused_bits_zero(stream_width):
     """The raw FRAME and STATUS response words, packed independently of the code under test:
-    header, output rows, counter row (3 layers: 16 fields) and status row (14 fields); every
+    header, output rows, counter row (3 layers: 16 fields) and status row (15 fields); every
     bit a field does not use is zero."""
     config = AccelConfig(lanes=4, max_neurons=32, weight_depth=512, max_layers=3,
                          stream_width=stream_width)
@@ -355,8 +355,8 @@ def test_responses_are_packed_with_unused_bits_zero(stream_width):
         pack_fields(counters, 32, stream_width)
     assert frame_response == [header(Opcode.FRAME | 0x80, 0, len(payload))] + payload
 
-    status = [int.from_bytes(b"RACC", "big"), 1, 4, 16, 16, 8, 8, 16, 3, 32, 512,
-              stream_width, NET_VALID | REUSE_VALID | REUSE_BUILD, 1]
+    status = [int.from_bytes(b"RACC", "big"), 2, 4, 16, 16, 8, 8, 16, 3, 32, 512,
+              stream_width, 4, NET_VALID | REUSE_VALID | REUSE_BUILD, 1]
     payload = pack_fields(status, 32, stream_width)
     assert status_response == [header(Opcode.STATUS | 0x80, 0, len(payload))] + payload
 

@@ -496,7 +496,7 @@ def test_uart_accelerator_answers_status_over_the_line():
         fields = len(protocol.STATUS_FIELDS)
         assert data.kind == Kind.DATA and data.count == 1 + fields
         assert data.words[0] == (protocol.Opcode.STATUS | 0x80) | fields << 16
-        assert data.words[1:4] == (0x52414343, 1, config.lanes)     # magic "RACC", version
+        assert data.words[1:4] == (0x52414343, 2, config.lanes)     # magic "RACC", version
         assert ctx.get(dut.error) == 0
 
     run(dut, bench, background=[line_out])

@@ -80,11 +80,12 @@ def reference_frame(config, layers, indices):
 
 def formula_cycles(config, changed, outputs, last=True, unstable=None):
     """The layer's cycles from sim/timing.py's docstring, stepped cycle by cycle: the
-    serializer walks the rows (a row without a lane to send takes one cycle), hands its lanes to
-    the quantizer stages (with reuse; they close up around bubbles) and the delta register, which
+    serializer walks the rows (a row without a lane to send takes one cycle) and hands its lanes
+    on (with reuse) to the quantizer, which never stalls, and the queue behind it, whose head
     drops an input whose centroid did not change and hands a changed one to the address
-    generator, busy for G cycles per input. Without reuse the serializer hands every lane to
-    the generator itself."""
+    generator, busy for G cycles per input; the serializer hands a lane on only while fewer than
+    Q + 1 are in flight, counted at the start of the cycle. Without reuse the serializer hands
+    every lane to the generator itself."""
     lanes = config.lanes
     groups = -(-outputs // lanes)
     unstable = list(changed) if unstable is None else [a or b for a, b in zip(unstable, changed)]
@@ -92,10 +93,11 @@ def formula_cycles(config, changed, outputs, last=True, unstable=None):
     depth = ProcessingTile.quantize_latency(config)
     done_delay = DONE if config.reuse else 0
     fill = FILL if config.reuse else FILL_WITHOUT_REUSE
-    readout = groups + READOUT if last else max(READOUT, groups - (12 if config.reuse else 6))
-    queue = [[(changed[n], n) for n in range(row * lanes, min((row + 1) * lanes, len(unstable)))
+    margin = 9 + depth if config.reuse else 6
+    readout = groups + READOUT if last else max(READOUT, groups - margin)
+    queue = [[changed[n] for n in range(row * lanes, min((row + 1) * lanes, len(unstable)))
               if unstable[n]] for row in range(rows)]
-    stages = [None] * depth          # stage depth-1 is the delta register
+    flight = []                      # (first cycle at the queue's head, changed), in order
     generator_free = 0               # first cycle the generator takes a new input
     served = None                    # its last handshake
     row, row_start = 0, SETUP + fill  # the serializer's row and the cycle it arrived
@@ -103,32 +105,24 @@ def formula_cycles(config, changed, outputs, last=True, unstable=None):
     cycle = 0
     while True:
         cycle += 1 if cycle else SETUP + fill
-        # the delta register (or, without reuse, the serializer's lane) and the generator
-        if depth:
-            head = stages[-1]
-            if head is not None and (not head[0] or cycle >= generator_free):
-                if head[0]:
-                    generator_free, served = cycle + groups, cycle
-                stages[-1] = None
-            for stage in reversed(range(depth - 1)):     # close up around bubbles
-                if stages[stage + 1] is None:
-                    stages[stage + 1], stages[stage] = stages[stage], None
+        room = len(flight) < depth + 1   # the count as registered at the start of the cycle
+        # the queue's head and the generator
+        if flight and flight[0][0] <= cycle and (not flight[0][1] or cycle >= generator_free):
+            if flight.pop(0)[1]:
+                generator_free, served = cycle + groups, cycle
         if serializer_done is None and cycle >= row_start:
             if queue[row]:
-                taken = (stages[0] is None) if depth else cycle >= generator_free
-                if taken:
-                    item = queue[row].pop(0)
-                    if depth:
-                        stages[0] = item
-                    else:
-                        generator_free, served = cycle + groups, cycle
+                if depth and room:
+                    flight.append((cycle + depth, queue[row].pop(0)))
+                elif not depth and cycle >= generator_free:
+                    queue[row].pop(0)
+                    generator_free, served = cycle + groups, cycle
             if not queue[row]:
                 if row == rows - 1:
                     serializer_done = cycle
                 else:
                     row, row_start = row + 1, cycle + 1
-        empty = all(stage is None for stage in stages)
-        if serializer_done is not None and empty:
+        if serializer_done is not None and not flight:
             end = cycle + 1 + done_delay    # the scan's end, as the tile registers it
             if served is not None:
                 end = max(end, served + GENERATOR + groups - 1 + MAC_DRAIN)

@@ -145,7 +145,8 @@ class StreamSink:
     Parameters
     ----------
     stream : stream.Interface
-        The design's output stream: the sink drives ``ready``.
+        The design's output stream: the sink drives ``ready``, unless the stream is
+        ``always_ready`` (then it takes every payload, and ``ready`` must be left as ``always``).
     ready : callable
         ``ready(cycle)``: the value of ``ready`` in that cycle.
 
@@ -163,6 +164,8 @@ class StreamSink:
     """
 
     def __init__(self, stream, *, ready: Pattern = always):
+        if stream.signature.always_ready and ready is not always:
+            raise ValueError("an always_ready stream cannot be given backpressure")
         self.stream = stream
         self.ready = ready
         self.transfers: list[tuple] = []
@@ -171,7 +174,8 @@ class StreamSink:
         self._waiting = None     # the payload offered and not taken, as an integer
 
     def drive(self, ctx, cycle: int) -> None:
-        ctx.set(self.stream.ready, bool(self.ready(cycle)))
+        if not self.stream.signature.always_ready:
+            ctx.set(self.stream.ready, bool(self.ready(cycle)))
 
     def signals(self) -> tuple:
         return self.stream.valid, self.stream.ready, self.stream.payload

@@ -58,15 +58,18 @@ def test_ice40_maps_lane_multipliers_to_dsp_and_memories_to_bram(reports):
     assert report.dsp_by_signal["accel.tile.mac.s2_products"] == TINY.lanes
     assert report.dsps == sum(report.dsp_by_signal.values()) == report.cells["SB_MAC16"]
     kinds = {memory.name.removeprefix("accel."): memory.mapped_to for memory in report.memories}
-    banks = [f"tile.mac.weights{bank}"
-             for bank in range(-(-TINY.lanes // TINY.weight_bank_lanes))]
+    banks = [f"tile.mac.weights{bank}" for bank in range(TINY.weight_banks)]
     for name in (*banks, "tile.mac.biases", "tile.mac.sums", "tile.buffer.banks"):
         assert kinds[name] == "bram", (name, kinds)
-    # The weight memory is split into banks of lanes, each with its own row register.
+    # The weight memory is split into banks of weight_bank_width bits of the row, each with its
+    # own row register; the banks hold the whole row.
+    widths = []
     for name in banks:
         weights = next(m for m in report.memories if m.name.endswith(name))
-        assert (weights.depth, weights.width) == (TINY.weight_depth,
-                                                  TINY.weight_bank_lanes * TINY.weight_width)
+        assert weights.depth == TINY.weight_depth
+        widths.append(weights.width)
+    assert widths[:-1] == [TINY.weight_bank_width] * (len(banks) - 1)
+    assert sum(widths) == TINY.lanes * TINY.weight_width
     assert report.bram_blocks == report.cells["SB_RAM40_4K"] >= 4
     assert report.bram_bits == report.bram_blocks * 4096
 

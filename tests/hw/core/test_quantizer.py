@@ -1,5 +1,5 @@
 """CentroidQuantizer against sim.model.quantized_state (whose own rule tests/sim/test_model.py
-checks against brute force), by hand, and under backpressure."""
+checks against brute force), by hand, and with bubbles between values."""
 
 
 import numpy as np
@@ -161,48 +161,17 @@ def test_bypass_random(values, centroids):
 
 @settings(max_examples=25, deadline=None)
 @given(st.data())
-def test_backpressure_loses_and_duplicates_nothing(data):
+def test_bubbles_keep_every_value_exactly_latency_cycles_inside(data):
+    # The pipeline never stalls (both streams always ready): whatever the gaps between values,
+    # each leaves exactly LATENCY cycles after it entered, in order, none lost or duplicated.
     config = CONFIG
     centroids = data.draw(ascending_tables(config))
     values = data.draw(values_of(config, 30))
     seed = data.draw(st.integers(0, 2 ** 32 - 1))
-    ready_rate = data.draw(st.sampled_from([0.2, 0.5, 0.8]))
-    offer_rate = data.draw(st.sampled_from([0.5, 1.0]))
+    offer_rate = data.draw(st.sampled_from([0.2, 0.5, 1.0]))
     accepted, emitted, trace = simulate(config, centroids, values,
-                                        ready=random_pattern(seed, ready_rate),
-                                        offer=random_pattern(seed + 1, offer_rate))
+                                        offer=random_pattern(seed, offer_rate))
     assert results(emitted) == expected(config, values, centroids)
     assert [tag for *_, tag in emitted] == list(range(len(values)))
-    # every value spends at least the pipeline latency inside
-    assert all(out[0] >= cycle + LATENCY[8] for out, cycle in zip(emitted, accepted))
-    # stream rule on the output: once valid, valid and payload hold until the transfer
-    for (valid, ready, payload), (next_valid, _, next_payload) in zip(trace, trace[1:]):
-        if valid and not ready:
-            assert next_valid and next_payload.as_value().value == payload.as_value().value
-
-
-def test_stall_holds_four_values_then_resumes_at_full_rate():
-    centroids = [-40, -20, -5, 0, 3, 10, 30, 60]
-    values = [n * (-1) ** n for n in range(12)]
-    stalled = set(range(5, 11))  # o.ready low for six cycles
-    accepted, emitted, _ = simulate(CONFIG, centroids, values,
-                                    ready=lambda cycle: cycle not in stalled)
-    assert results(emitted) == expected(CONFIG, values, centroids)
-    # Value 0 leaves at 4; value 1 waits in the output register, values 2 to 4 in the three
-    # stages before it; input is refused until o.ready returns.
-    assert accepted == [0, 1, 2, 3, 4] + list(range(11, 18))
-    assert [cycle for cycle, *_ in emitted] == [4] + list(range(11, 22))
-
-
-def test_stages_close_up_around_bubbles():
-    # Four stages hold four values while o.ready is low, however far apart they came.
-    centroids = [-40, -20, -5, 0, 3, 10, 30, 60]
-    values = list(range(6))
-    offered = {0, 3, 6, 9, *range(10, 30)}    # no value offered in 1, 2, 4, 5, 7, 8
-    accepted, emitted, _ = simulate(CONFIG, centroids, values,
-                                    ready=lambda cycle: cycle >= 14,
-                                    offer=lambda cycle: cycle in offered)
-    assert accepted[:4] == [0, 3, 6, 9]
-    assert accepted[4] == 14
-    assert [cycle for cycle, *_ in emitted][:4] == [14, 15, 16, 17]
-    assert results(emitted) == expected(CONFIG, values, centroids)
+    assert [cycle for cycle, *_ in emitted] == [cycle + LATENCY[8] for cycle in accepted]
+    assert sum(valid for valid, *_ in trace) == len(values)
