@@ -327,26 +327,43 @@ class ProcessingTile(wiring.Component):
     def _count(self, m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
                changed, outside):
         """The running layer's counters, the saturated outputs of the layer whose readout
-        runs, and the frame's cycle count."""
-        lanes = self._config.lanes
-        counters = self.counters[layer]
+        runs, and the frame's cycle count. Each layer's counters add to themselves when their
+        layer is selected (no multiplexer reads a counter of a dynamic layer), and the saturated
+        outputs of a row are counted a cycle after it is written, before the frame's done."""
+        config = self._config
+        lanes = config.lanes
         with m.If(state != _State.IDLE):
             m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
-        with m.If((state != _State.IDLE) & (state != _State.DONE)):
-            m.d.sync += counters.cycles.eq(counters.cycles + 1)
-        if outside is not None:
-            m.d.sync += counters.out_of_range.eq(counters.out_of_range + outside)
-        with m.If(mac.act.en):
-            real = Mux(mac.act.addr == readout_rows - 1, readout_last_lanes, Const(-1, lanes))
-            saturated = self.counters[readout_layer].saturated_outputs
-            m.d.sync += saturated.eq(saturated + popcount(mac.saturated & real))
-        with m.If(changed.valid & changed.ready):
-            m.d.sync += counters.changed_inputs.eq(counters.changed_inputs + 1)
-        with m.If(mac.items.valid & mac.items.ready):
-            m.d.sync += [
-                counters.weight_rows.eq(counters.weight_rows + 1),
-                counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
-            ]
+        running = (state != _State.IDLE) & (state != _State.DONE)
+        real = Mux(mac.act.addr == readout_rows - 1, readout_last_lanes, Const(-1, lanes))
+        saturated_valid = Signal()
+        saturated_layer = Signal.like(readout_layer)
+        saturated_count = Signal(range(lanes + 1))
+        m.d.sync += [
+            saturated_valid.eq(mac.act.en),
+            saturated_layer.eq(readout_layer),
+            saturated_count.eq(popcount(mac.saturated & real)),
+        ]
+        took_changed = changed.valid & changed.ready
+        took_item = mac.items.valid & mac.items.ready
+        for index in range(config.max_layers):
+            counters = self.counters[index]
+            selected = layer == index
+            with m.If(running & selected):
+                m.d.sync += counters.cycles.eq(counters.cycles + 1)
+            if outside is not None:
+                with m.If(selected):
+                    m.d.sync += counters.out_of_range.eq(counters.out_of_range + outside)
+            with m.If(saturated_valid & (saturated_layer == index)):
+                m.d.sync += counters.saturated_outputs.eq(
+                    counters.saturated_outputs + saturated_count)
+            with m.If(took_changed & selected):
+                m.d.sync += counters.changed_inputs.eq(counters.changed_inputs + 1)
+            with m.If(took_item & selected):
+                m.d.sync += [
+                    counters.weight_rows.eq(counters.weight_rows + 1),
+                    counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
+                ]
 
     def _dispatch(self, m, changed, mac, descriptor, kind, from_scratch, *, setup):
         """Changed inputs to the address generator of the running layer's ``kind``, and its

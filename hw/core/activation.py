@@ -8,15 +8,17 @@ Contract
   ``shift`` is 0), saturated to ``act_width`` bits; ``saturated``: the lanes that were clamped
   to the activation range (ReLU zeroing a negative sum is not clamping).
 - Latency :attr:`Activation.latency` (3), throughput one row per cycle, no stalls: an ``acc``
-  row in one cycle is on ``o`` three cycles later. One registered stage each for the rounding
-  addition, the variable shift, and ReLU with saturation; saturation looks at the bits above
-  the activation width (all equal to the sign, or the value is out of range) rather than
-  comparing the whole shifted sum with the range's ends.
+  row in one cycle is on ``o`` three cycles later. The sums are registered as they arrive
+  (they come from a block RAM's output), then shifted, then rounded, ReLU'd and saturated.
+  Rounding needs no addition of its own: ``(sum + 2**(shift-1)) >> shift`` is ``t >> 1`` plus
+  the last bit of ``t = (2 * sum) >> shift``, one variable shift and one increment.
+  Saturation looks at the bits above the activation width (all equal to the sign, or the
+  value is out of range) rather than comparing the whole result with the range's ends.
 
 The golden model's :func:`reuse_accel.sim.model.activate` is the same function.
 """
 
-from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,14 +52,14 @@ class Activation(wiring.Component):
         m = Module()
         config = self._config
         width = config.act_width
-        rounding = Signal(config.max_shift + 1)
-        m.d.sync += rounding.eq((Const(1, config.max_shift + 1) << self.shift) >> 1)
         for lane in range(config.lanes):
-            rounded = Signal(signed(config.acc_width + 1), name=f"rounded{lane}")
+            registered = Signal(signed(config.acc_width), name=f"acc{lane}")
+            doubled = Signal(signed(config.acc_width + 1), name=f"doubled{lane}")
             shifted = Signal(signed(config.acc_width + 1), name=f"shifted{lane}")
+            m.d.comb += shifted.eq((doubled >> 1) + doubled[0])
             m.d.sync += [
-                rounded.eq(self.acc[lane] + rounding),
-                shifted.eq(rounded >> self.shift),
+                registered.eq(self.acc[lane]),
+                doubled.eq((registered << 1) >> self.shift),
             ]
             sign = shifted[-1]
             upper = shifted[width - 1:]            # the sign bit of the output and above

@@ -96,11 +96,14 @@ class InputSerializer(wiring.Component):
             following.eq(lowest(rest)),
         ]
 
-        single = (mask & (mask - 1)) == 0
-        free = ~valid | (mask == 0) | (single & self.o.ready)
+        # Whether no lane, or at most one, is left: registered with the mask, so that taking the
+        # next row depends on ``o.ready`` and three registers only.
+        none = Signal()
+        single = Signal()
+        free = ~valid | none | (single & self.o.ready)
 
         m.d.comb += [
-            self.o.valid.eq(valid & (mask != 0)),
+            self.o.valid.eq(valid & ~none),
             self.o.payload.input.eq(Cat(encode(head), row)),
             self.o.payload.value.eq(head_value),
             self.done.eq(valid & last & free),
@@ -116,6 +119,8 @@ class InputSerializer(wiring.Component):
             with m.If(self.i.valid):
                 m.d.sync += [
                     mask.eq(self.i.payload.mask),
+                    none.eq(self.i.payload.mask == 0),
+                    single.eq(first == self.i.payload.mask),
                     values.eq(self.i.payload.values),
                     row.eq(self.i.payload.row),
                     last.eq(self.i.payload.last),
@@ -123,6 +128,7 @@ class InputSerializer(wiring.Component):
                     head_value.eq(select(first, list(self.i.payload.values))),
                 ]
         with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += [mask.eq(rest), head.eq(following),
+            m.d.sync += [mask.eq(rest), none.eq(rest == 0), single.eq(following == rest),
+                         head.eq(following),
                          head_value.eq(select(following, list(values)))]
         return m
