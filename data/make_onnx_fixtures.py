@@ -1,10 +1,17 @@
-"""Write the ONNX test fixtures: a tiny MLP exported by both ``torch.onnx.export`` forms.
+"""Write the ONNX test fixtures: a tiny MLP and two tiny CNNs exported by both
+``torch.onnx.export`` forms.
 
-The model is ``Flatten -> Linear(24, 10) -> ReLU -> Dropout -> Linear(10, 5)`` on an input of
+The MLP is ``Flatten -> Linear(24, 10) -> ReLU -> Dropout -> Linear(10, 5)`` on an input of
 shape (N, 2, 3, 4), with fixed weights (seed 0). It is exported with the classic TorchScript
 exporter (``dynamo=False``, a symbolic batch dimension) to ``tests/data/mlp_classic.onnx``, and
 with the dynamo exporter (``dynamo=True``) to ``tests/data/mlp_dynamo.onnx`` (a batch of 1) and
 ``tests/data/mlp_dynamo_batch.onnx`` (a symbolic batch dimension).
+
+The CNNs (:func:`make_cnn2d`, :func:`make_cnn1d`) use every layer the importer folds or maps:
+``Conv2d``/``Conv1d`` with stride and padding, ``BatchNorm``, ``ReLU``, ``MaxPool``, ``AvgPool``
+(with padding), ``AdaptiveAvgPool(1)``, ``Flatten`` and ``Linear``. They are exported with
+random batch-norm statistics, by both exporters, to ``tests/data/cnn2d_{classic,dynamo}.onnx``
+and ``tests/data/cnn1d_{classic,dynamo}.onnx``.
 
 PyTorch is not a dependency of the project; run this in an environment that has it (it needs
 no network access)::
@@ -32,6 +39,55 @@ def make_model() -> nn.Module:
     return model.eval()
 
 
+CNN2D_INPUT = (1, 3, 12, 16)
+CNN1D_INPUT = (1, 4, 40)
+
+
+def _randomize_norms(model: nn.Module) -> nn.Module:
+    """Batch norms with statistics a trained model could have, so that folding them shows."""
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
+            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.2)
+    return model.eval()
+
+
+def make_cnn2d() -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_norms(nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 12, (3, 5), stride=2, padding=(1, 2), bias=False), nn.BatchNorm2d(12),
+        nn.ReLU(), nn.AvgPool2d(2, stride=1, padding=1),
+        nn.Conv2d(12, 6, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(6, 5)))
+
+
+def make_cnn1d() -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_norms(nn.Sequential(
+        nn.Conv1d(4, 6, 5, stride=2, padding=2), nn.BatchNorm1d(6), nn.ReLU(),
+        nn.MaxPool1d(3, stride=2, padding=1), nn.Conv1d(6, 8, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(8 * 8, 10), nn.ReLU(), nn.Linear(10, 3)))
+
+
+def export_both(model: nn.Module, shape: tuple[int, ...], stem: str) -> None:
+    example = torch.randn(*shape)
+    classic = OUT_DIR / f"{stem}_classic.onnx"
+    torch.onnx.export(model, (example,), str(classic), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                      opset_version=17)
+    print(f"wrote {classic} ({classic.stat().st_size} bytes)")
+    dynamo = OUT_DIR / f"{stem}_dynamo.onnx"
+    program = torch.onnx.export(model, (example,), dynamo=True, input_names=["x"],
+                                output_names=["y"], external_data=False)
+    program.save(str(dynamo), external_data=False)
+    print(f"wrote {dynamo} ({dynamo.stat().st_size} bytes)")
+
+
 def main() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     model = make_model()
@@ -52,6 +108,8 @@ def main() -> None:
                                 dynamic_shapes=({0: torch.export.Dim("batch")},))
     program.save(str(batched), external_data=False)
     print(f"wrote {batched} ({batched.stat().st_size} bytes)")
+    export_both(make_cnn2d(), CNN2D_INPUT, "cnn2d")
+    export_both(make_cnn1d(), CNN1D_INPUT, "cnn1d")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ class LayerKind(hdl_enum.Enum, shape=8):
     """
 
     DENSE = 0
+    CONV = 1
 
 
 class Header(data.Struct):

@@ -67,6 +67,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.core.change_detector import ChangeDetector
 from reuse_accel.hw.core.mac import DeltaMacArray
 from reuse_accel.hw.layers import dense
+from reuse_accel.hw.layers.conv import MapLayout
 from reuse_accel.hw.tile import ProcessingTile
 
 __all__ = ["layer_cycles", "frame_cycles", "dense_layer_cycles", "FRAME_OVERHEAD"]
@@ -96,55 +97,78 @@ FRAME_OVERHEAD = ProcessingTile.done_latency
 
 def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int, *,
                  unstable: np.ndarray | None = None, last: bool = True) -> int:
-    """Cycles of one layer, given the mask of its changed inputs and (with reuse) the mask of
-    the inputs that left their interval (``changed`` by default; a superset of it); a layer
-    other than the frame's ``last`` ends when the next one starts, during its readout."""
-    lanes = config.lanes
+    """Cycles of one dense layer, given the mask of its changed inputs and (with reuse) the
+    mask of the inputs that left their interval (``changed`` by default; a superset of it); a
+    layer other than the frame's ``last`` ends when the next one starts, during its readout."""
     groups = dense.items_per_input(config, outputs)
+    readout = groups + READOUT if last else ProcessingTile.readout_lead(config, groups)
+    return scan_cycles(config, changed, groups, MapLayout(1, len(changed)),
+                       unstable=unstable) + readout
+
+
+def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayout, *,
+                unstable: np.ndarray | None = None) -> int:
+    """Cycles of a layer up to its readout (phases 1 and 2 of the module docstring).
+
+    ``changed`` and ``unstable`` are masks over the layer's inputs in channels-last order,
+    ``layout`` says how they sit in the I/O buffer's rows, and ``items`` is the MAC items of
+    each changed input (one number for all, or one per input). An input with no items still
+    holds the address generator for a cycle."""
+    lanes = config.lanes
     changed = np.asarray(changed, dtype=bool)
     unstable = changed if unstable is None else np.asarray(unstable, dtype=bool) | changed
-    rows = config.groups(len(changed))
-    padded = np.zeros(rows * lanes, bool)
-    padded[:len(unstable)] = unstable
-    per_row = padded.reshape(rows, lanes).sum(axis=1)
+    rows = layout.rows(lanes)
+    slots = layout.stored_index(lanes)
+    per_row = np.bincount(slots[unstable] // lanes, minlength=rows)
     row_cost = np.maximum(per_row, 1)
     serializer_total = int(row_cost.sum())
     count = int(per_row.sum())
     start = SETUP + ProcessingTile.fill_latency(config)
     done = DONE if config.reuse else 0
-    readout = groups + READOUT if last else ProcessingTile.readout_lead(config, groups)
     if count == 0:
-        return start + serializer_total + done + readout
+        return start + serializer_total + done
+    sent = np.flatnonzero(unstable)
     row_start = np.concatenate(([0], np.cumsum(row_cost)[:-1]))
     before_row = np.concatenate(([0], np.cumsum(per_row)[:-1]))
-    item_row = np.flatnonzero(padded) // lanes
+    item_row = slots[sent] // lanes
     leave = row_start[item_row] + np.arange(count) - before_row[item_row]
-    mac_tail = GENERATOR + groups - 1 + MAC_DRAIN
+    items = np.broadcast_to(np.asarray(items, dtype=np.int64), changed.shape)[sent]
+    costs = np.maximum(items, 1)
+    working = np.flatnonzero(changed[sent] & (items > 0))
     if not config.reuse:
         # Every input changed and the serializer hands it straight to the address generator.
-        handshakes = int(np.maximum(np.diff(leave), groups).sum())
-        last_handshake = start + int(leave[0]) + handshakes
-        return last_handshake + max(serializer_total - int(leave[-1]), mac_tail) + readout
-    served, last_served, last_item = _quantized_handshakes(
-        (start + leave).tolist(), changed[np.flatnonzero(unstable)].tolist(), groups,
+        handshakes = start + int(leave[0]) + np.concatenate(
+            ([0], np.cumsum(np.maximum(np.diff(leave), costs[:-1]))))
+        end = int(handshakes[-1]) + max(serializer_total - int(leave[-1]), int(costs[-1]))
+        if len(working):
+            j = working[-1]
+            end = max(end, int(handshakes[j] + GENERATOR + items[j] - 1 + MAC_DRAIN))
+        return end
+    left, last_served, last_item = _quantized_handshakes(
+        (start + leave).tolist(), changed[sent].tolist(), costs.tolist(),
         ProcessingTile.quantize_latency(config), ChangeDetector.queue_depth(config))
     end = max(last_served + serializer_total - int(leave[-1]) + done, last_item + 1 + done)
-    if served is not None:
-        end = max(end, served + mac_tail)
-    return end + readout
+    if len(working):
+        j = working[-1]
+        handshake = (last_item - (count - 1 - j) * int(costs[0]) if left is None
+                     else left[j])
+        end = max(end, handshake + GENERATOR + int(items[j]) - 1 + MAC_DRAIN)
+    return end
 
 
-def _quantized_handshakes(offers, changed, groups, depth, capacity):
+def _quantized_handshakes(offers, changed, costs, depth, capacity):
     """Handshake cycles of the inputs that left their interval (with reuse): the serializer
     offers input ``k`` ``offers[k] - offers[k-1]`` cycles after handing over input ``k-1``, no
     earlier than the cycle after input ``k - capacity`` left the queue; an input reaches the
     queue's head ``depth`` cycles after it left the serializer, and the head hands a changed
-    input to the address generator (``groups`` cycles per input) and drops an unchanged one in
-    one cycle. Returns the last changed input's handshake with the generator (None without one),
-    the last input's handshake with the serializer, and the last input's with the queue."""
+    input to the address generator (which holds it ``costs[k]`` cycles) and drops an unchanged
+    one in one cycle. Returns every input's handshake with the queue (None when each changed
+    and they came one per cycle at one cost), the last input's handshake with the serializer,
+    and the last input's with the queue."""
     count = len(offers)
     first = offers[0]
-    if all(changed) and offers[-1] - first == count - 1:
+    groups = costs[0]
+    if all(changed) and offers[-1] - first == count - 1 and costs.count(groups) == count:
         # Every input changed, one per cycle (a frame computed from scratch): the generator
         # sets the pace (capacity > depth, so the serializer's waits never delay it), and the
         # serializer waits for room in the queue.
@@ -152,9 +176,9 @@ def _quantized_handshakes(offers, changed, groups, depth, capacity):
         entered = first + count - 1
         if count > capacity:
             entered = max(entered, first + depth + (count - 1 - capacity) * groups + 1)
-        return last, entered, last
+        return None, entered, last
     left = [0] * count    # handshakes with the queue
-    served = None         # the last changed input's
+    free = None           # when the generator takes the next changed input
     enter = leave = 0
     for k in range(count):
         if k:
@@ -166,11 +190,11 @@ def _quantized_handshakes(offers, changed, groups, depth, capacity):
             enter = first
             leave = first + depth
         if changed[k]:
-            if served is not None and served + groups > leave:
-                leave = served + groups
-            served = leave
+            if free is not None and free > leave:
+                leave = free
+            free = leave + costs[k]
         left[k] = leave
-    return served, enter, leave
+    return left, enter, leave
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,

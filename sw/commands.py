@@ -45,8 +45,11 @@ class ProtocolError(RuntimeError):
 
 
 def layer_weight_rows(config: AccelConfig, layer) -> int:
-    """Weight-memory rows of L weights that a layer (anything with ``kind``, ``inputs`` and
-    ``outputs``) takes: for a dense layer, one per input and output group."""
+    """Weight-memory rows of L weights that a layer (anything with ``kind``, ``inputs``,
+    ``outputs`` and ``geometry``) takes: for a dense layer, one per input and output group;
+    for a conv layer, one per input channel, kernel tap and output group."""
+    if layer.geometry is not None:
+        return layer.geometry.weight_row_count(config.lanes)
     if layer.kind not in KINDS:
         raise ValueError(f"no weight layout for layer kind {layer.kind!r}")
     return KINDS[layer.kind].weight_row_count(config, layer.inputs, layer.outputs)

@@ -10,6 +10,10 @@
   counted.
 - Layer 0 is quantized on the host (:meth:`CompiledModel.quantize_frames`) with the same rule as
   the hardware quantizer, and sent as cluster indices.
+- Maps are stored channels last (:mod:`reuse_accel.hw.layers.conv`): the frames are permuted on
+  the way in, the outputs on the way out (:meth:`CompiledModel.to_float`), and a dense layer
+  that takes a flattened map gets its weight columns permuted to match (PyTorch flattens
+  channels first).
 - Hardware generated without reuse (``AccelConfig.reuse`` false) has no centroid tables: the
   layers get empty tables and layer 0 is sent as fixed-point activations.
 - Capacity: :func:`check_fits` says which capacity (``max_layers``, ``max_neurons``,
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
@@ -74,19 +79,33 @@ class CompiledModel:
 
     def quantize_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Layer-0 inputs of each (T, *input_shape) frame as the hardware takes them, (T,
-        inputs), and per frame the number of inputs outside the calibrated range (including
-        any that saturated the activation format). The inputs are cluster indices, or for
-        hardware generated without reuse the fixed-point activations (and the count is of
-        saturated inputs only)."""
+        inputs) in channels-last order, and per frame the number of inputs outside the
+        calibrated range (including any that saturated the activation format). The inputs are
+        cluster indices, or for hardware generated without reuse the fixed-point activations
+        (and the count is of saturated inputs only)."""
         frames = check_frames(frames, self.network.input_shape)
-        fixed, saturated = self.to_fixed(frames.reshape(len(frames), self.network.inputs))
+        order = channels_last(self.network.input_shape)
+        fixed, saturated = self.to_fixed(frames.reshape(len(frames), self.network.inputs)[
+            :, order])
         if not self.config.reuse:
             return fixed, saturated.sum(axis=1)
         indices, outside = quantize(fixed, self.layers[0].centroids)
         return indices, (outside | saturated).sum(axis=1)
 
     def to_float(self, outputs: np.ndarray) -> np.ndarray:
-        return np.asarray(outputs, np.float64) / self.scale
+        """The network's float outputs, (T, outputs) in ONNX's order, from the last layer's
+        fixed-point outputs (channels last)."""
+        order = np.argsort(channels_last(self.network.layers[-1].output_shape))
+        return np.asarray(outputs, np.float64)[..., order] / self.scale
+
+
+def channels_last(shape: tuple[int, ...]) -> np.ndarray:
+    """The permutation that takes a ``(C, *positions)`` tensor flattened in C order (ONNX's
+    channels-first order) to channels-last order: ``flat[order]``. A vector stays as it is."""
+    size = prod(shape)
+    if len(shape) < 2:
+        return np.arange(size)
+    return np.arange(size).reshape(shape[0], -1).T.reshape(-1)
 
 
 def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
@@ -172,8 +191,13 @@ def compile_model(network: Network, config: AccelConfig,
     layer_inputs = network.layer_inputs(calibration)
     layers, ranges = [], []
     saturated_weights = saturated_biases = 0
+    shape = network.input_shape
     for number, layer in enumerate(network.layers):
         weight, bias = layer.weight, layer.bias
+        if layer.geometry is None:
+            # The layer's inputs arrive channels last.
+            weight = weight[:, channels_last(shape)]
+        shape = layer.output_shape
         shift = _layer_shift(config, weight, bias)
         fixed_weight = np.rint(weight * (1 << shift))
         saturated_weights += int(((fixed_weight < config.weight_min) |
@@ -193,6 +217,7 @@ def compile_model(network: Network, config: AccelConfig,
             shift=shift,
             relu=layer.relu,
             kind=layer.kind,
+            geometry=layer.geometry,
         ))
     return CompiledModel(config=config, network=network, layers=layers, ranges=ranges,
                          saturated_weights=saturated_weights, saturated_biases=saturated_biases)

@@ -37,10 +37,12 @@ import numpy as np
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig, ConfigError
+from reuse_accel.hw.layers import KINDS as GATEWARE_KINDS
 from reuse_accel.sim.model import FrameResult, GoldenModel
 
 from .commands import Batch, ProtocolError, split_responses
 from .compiler import CompiledModel
+from .network import InputError
 
 __all__ = ["BACKENDS", "BoardMismatchError", "Driver", "Run", "config_from_status",
            "describe_difference", "make_transport", "read_board_config"]
@@ -153,6 +155,13 @@ class Driver:
                 f"{sorted(transport_options) or ['transport']} apply to RTL backends only")
         if transport is not None and transport_options:
             raise ValueError("give either a transport or options to make one, not both")
+        if backend != "golden":
+            for number, layer in enumerate(compiled.layers):
+                if layer.kind not in GATEWARE_KINDS:
+                    raise InputError(
+                        f"layer {number} is a {layer.kind.name.lower()} layer, which the "
+                        f"gateware does not implement yet; run the model with --backend "
+                        "golden")
         self.compiled = compiled
         self.backend = backend
         if transport is None and backend != "golden":

@@ -1,11 +1,12 @@
 """The float network: one description of a model, whichever file it came from.
 
 A :class:`Network` is the shape of one input frame (without the batch dimension) and an ordered
-list of :class:`Layer` s, each of a kind (:class:`~reuse_accel.hw.protocol.LayerKind`; dense
-for now) with its float weights, bias and activation (``relu`` or ``identity``). It is the float
+list of :class:`Layer` s, each of a kind (:class:`~reuse_accel.hw.protocol.LayerKind`: dense
+or conv) with its float weights, bias and activation (``relu`` or ``identity``), and for a conv
+layer its geometry and pool (:class:`~reuse_accel.hw.layers.conv.ConvGeometry`). It is the float
 reference that accuracy is measured against (:meth:`Network.forward`) and what the compiler
-calibrates on (:meth:`Network.layer_inputs`). A dense layer takes the input frame flattened in C
-order, as ``torch.flatten`` and ONNX ``Flatten`` do.
+calibrates on (:meth:`Network.layer_inputs`). Tensors are in ONNX's order (channels first); a
+dense layer takes its input flattened in C order, as ``torch.flatten`` and ONNX ``Flatten`` do.
 
 Loaders
 -------
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reuse_accel.hw.layers.conv import ConvGeometry
 from reuse_accel.hw.protocol import LayerKind
 
 __all__ = ["ACTIVATIONS", "InputError", "Layer", "Network", "check_frames", "check_real",
@@ -56,16 +58,20 @@ class Layer:
     Parameters
     ----------
     weight : ndarray
-        A dense layer's weights, (outputs, inputs) like a PyTorch ``Linear``.
+        A dense layer's weights, (outputs, inputs) like a PyTorch ``Linear``; a conv layer's,
+        ``(C', C, kh, kw)`` (a 1-D conv's ``(C', C, k)`` is taken as ``(C', C, 1, k)``).
     bias : ndarray
-        (outputs,).
+        (outputs,) for a dense layer, ``(C',)`` for a conv layer.
     activation : str
-        ``"relu"`` or ``"identity"``, applied to the layer's output.
+        ``"relu"`` or ``"identity"``, applied to the layer's output (before a conv layer's
+        pool).
     kind : LayerKind
         What the layer computes.
     names : (str, str)
         How the weight and the bias are called where they came from (``("w0", "b0")``, or the
         ONNX node), for error messages.
+    geometry : ConvGeometry
+        A conv layer's shape (:mod:`reuse_accel.hw.layers.conv`); None for a dense layer.
     """
 
     weight: np.ndarray
@@ -73,19 +79,31 @@ class Layer:
     activation: str = "identity"
     kind: LayerKind = LayerKind.DENSE
     names: tuple[str, str] = ("the weight", "the bias")
+    geometry: ConvGeometry | None = None
 
     def __post_init__(self):
         weight_name, bias_name = self.names
-        if self.kind is not LayerKind.DENSE:
+        if self.kind not in (LayerKind.DENSE, LayerKind.CONV):
             raise InputError(f"layer kind {self.kind!r} is not supported")
+        if (self.geometry is None) != (self.kind is LayerKind.DENSE):
+            raise InputError("a conv layer needs its geometry and a dense layer has none")
         if self.activation not in ACTIVATIONS:
             raise InputError(f"the activation must be one of {', '.join(ACTIVATIONS)}, not "
                              f"{self.activation!r}")
         self.weight = check_real(self.weight, weight_name)
         self.bias = check_real(self.bias, bias_name)
-        if self.weight.ndim != 2:
-            raise InputError(f"{weight_name} must be a 2-D (outputs, inputs) array, not shape "
-                             f"{self.weight.shape}")
+        if self.geometry is None:
+            if self.weight.ndim != 2:
+                raise InputError(f"{weight_name} must be a 2-D (outputs, inputs) array, not "
+                                 f"shape {self.weight.shape}")
+        else:
+            geometry = self.geometry
+            if self.weight.ndim == 3 and geometry.dims == 1:
+                self.weight = self.weight[:, :, None, :]
+            expected = (geometry.out_channels, geometry.channels, *geometry.kernel)
+            if self.weight.shape != expected:
+                raise InputError(f"{weight_name} must have shape {expected} for the layer's "
+                                 f"geometry, not {self.weight.shape}")
         if self.bias.shape != (self.weight.shape[0],):
             raise InputError(
                 f"{bias_name} must have shape ({self.weight.shape[0]},) to match "
@@ -96,20 +114,40 @@ class Layer:
 
     @property
     def inputs(self) -> int:
-        return self.weight.shape[1]
+        return self.weight.shape[1] if self.geometry is None else self.geometry.inputs
 
     @property
     def outputs(self) -> int:
-        return self.weight.shape[0]
+        return self.weight.shape[0] if self.geometry is None else self.geometry.outputs
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input frame as ONNX sees it (``(inputs,)`` for a dense layer)."""
+        return (self.inputs,) if self.geometry is None else self.geometry.input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.outputs,) if self.geometry is None else self.geometry.output_shape
 
     @property
     def relu(self) -> bool:
         return self.activation == "relu"
 
     def forward(self, values: np.ndarray) -> np.ndarray:
-        """The layer's outputs for (T, inputs) ``values``."""
-        out = values @ self.weight.T + self.bias
-        return np.maximum(out, 0.0) if self.relu else out
+        """The layer's outputs for (T, inputs) ``values``, flattened in C order."""
+        geometry = self.geometry
+        if geometry is None:
+            out = values @ self.weight.T + self.bias
+            return np.maximum(out, 0.0) if self.relu else out
+        count = len(values)
+        maps = values.reshape(count, geometry.channels, geometry.height,
+                              geometry.width).transpose(0, 2, 3, 1)
+        out = geometry.correlate(maps, self.weight) + self.bias
+        if self.relu:
+            out = np.maximum(out, 0.0)
+        if geometry.pool is not None:
+            out = geometry.pool.apply(out, exact=False)
+        return out.transpose(0, 3, 1, 2).reshape(count, -1)
 
 
 @dataclass(eq=False)
@@ -131,15 +169,16 @@ class Network:
                              f"{self.input_shape}")
         if not self.layers:
             raise InputError("the model has no layers")
-        if self.layers[0].inputs != self.inputs:
-            raise InputError(
-                f"{self.layers[0].names[0]} takes {self.layers[0].inputs} inputs but the "
-                f"input shape {self.input_shape} holds {self.inputs} values")
-        for number in range(1, len(self.layers)):
-            layer, before = self.layers[number], self.layers[number - 1]
-            if layer.inputs != before.outputs:
-                raise InputError(f"{layer.names[0]} takes {layer.inputs} inputs but layer "
-                                 f"{number - 1} has {before.outputs} outputs")
+        shape = self.input_shape
+        for number, layer in enumerate(self.layers):
+            source = (f"the input shape {shape} holds {prod(shape)} values" if not number else
+                      f"layer {number - 1} has {prod(shape)} outputs")
+            if layer.geometry is not None and layer.input_shape != shape:
+                raise InputError(f"{layer.names[0]} takes a map of shape {layer.input_shape} "
+                                 f"but {source} of shape {shape}")
+            if layer.inputs != prod(shape):
+                raise InputError(f"{layer.names[0]} takes {layer.inputs} inputs but {source}")
+            shape = layer.output_shape
 
     # -- construction -----------------------------------------------------------------------
 

@@ -1,13 +1,22 @@
 """ONNX models (as ``torch.onnx.export`` writes them) to a :class:`~.network.Network`.
 
-The graph must compute one chain of dense layers from one input:
+The graph must compute one chain of conv and dense layers from one input:
 
+- ``Conv`` (1-D or 2-D; any kernel, stride and padding, ``auto_pad`` included; dilation 1 and
+  one group), optionally followed by an ``Add`` of a per-channel constant: a conv layer;
+- ``BatchNormalization`` (inference) right after a ``Conv``, ``Gemm`` or ``MatMul``: folded
+  into its weights and bias;
+- ``MaxPool``, ``AveragePool`` (``ceil_mode = 0``, either ``count_include_pad``) and
+  ``GlobalAveragePool`` after a conv layer (its activation, if any, comes first): the layer's
+  pool. A ``ReduceMean`` over every spatial axis is a ``GlobalAveragePool`` (the dynamo
+  exporter's ``AdaptiveAvgPool(1)``). A ``Relu`` after a ``MaxPool`` runs before it (they
+  commute);
 - ``Gemm`` (``transA = 0``, either ``transB``; ``alpha`` and ``beta`` are folded into the
   weights and the bias), or ``MatMul`` by a constant weight matrix, optionally followed by an
   ``Add`` of a constant bias: a dense layer;
 - ``Relu`` after a layer: its activation (a layer without one is linear);
-- ``Flatten`` (``axis = 1``) and ``Reshape`` to ``(N, features)``: the layers take the input
-  flattened in C order;
+- ``Flatten`` (``axis = 1``) and ``Reshape`` to ``(N, features)``: the dense layers take their
+  input flattened in C order (channels first, as PyTorch does);
 - ``Identity`` and ``Dropout`` (inference: identity).
 
 Local functions (as some exporters write blocks of a model) are inlined first.
@@ -36,29 +45,46 @@ from google.protobuf.message import DecodeError
 from onnx import inliner, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from reuse_accel.hw.layers.conv import ConvGeometry, Pool
+from reuse_accel.hw.protocol import LayerKind
+
 from .network import InputError, Layer, Network, check_real
 
 __all__ = ["SUPPORTED_OPS", "load_onnx", "network_from_onnx"]
 
-SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Relu", "Identity", "Dropout", "Flatten", "Reshape")
+SUPPORTED_OPS = ("Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+                 "ReduceMean", "Gemm", "MatMul", "Add", "Relu", "Identity", "Dropout", "Flatten",
+                 "Reshape")
 """Ops that may act on tensors computed from the input (constant subgraphs may use any op)."""
 
-_SUPPORTED_TEXT = (f"supported ops are {', '.join(SUPPORTED_OPS)} (Add only as the bias of a "
-                   "MatMul or Gemm, Reshape only to (N, features)); constant subgraphs are "
-                   "folded")
+_SUPPORTED_TEXT = (f"supported ops are {', '.join(SUPPORTED_OPS)} (BatchNormalization and Add "
+                   "only right after a Conv, MatMul or Gemm, pools only after a Conv, "
+                   "ReduceMean only over a Conv's spatial axes, Reshape only to (N, "
+                   "features)); constant subgraphs are folded")
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16")
 
 
 @dataclass(frozen=True)
-class _Dense:
-    """A dense layer being assembled: ``open`` while it may still take a bias (no activation
-    yet)."""
+class _Pending:
+    """A layer being assembled: ``open`` while it may still take a bias or a batch norm (no
+    activation or pool yet). ``geometry`` is a conv layer's (its pool included), None for a
+    dense layer."""
 
     weight: np.ndarray
     bias: np.ndarray
     activation: str
     node: str
     open: bool
+    geometry: ConvGeometry | None = None
+
+    @property
+    def outputs(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the layer's output, per frame."""
+        return (self.outputs,) if self.geometry is None else self.geometry.output_shape
 
 
 @dataclass(frozen=True)
@@ -66,7 +92,7 @@ class _Value:
     """A tensor computed from the graph input: its shape per frame and the layers so far."""
 
     shape: tuple[int, ...]
-    layers: tuple[_Dense, ...] = ()
+    layers: tuple[_Pending, ...] = ()
 
     @property
     def features(self) -> int:
@@ -76,14 +102,21 @@ class _Value:
     def last_open(self) -> bool:
         return bool(self.layers) and self.layers[-1].open
 
-    def with_layer(self, layer: _Dense) -> _Value:
+    @property
+    def is_last_output(self) -> bool:
+        """Whether this is the last layer's output as it computed it (not flattened)."""
+        return bool(self.layers) and self.shape == self.layers[-1].shape
+
+    def with_layer(self, layer: _Pending) -> _Value:
         closed = self.layers
         if self.last_open:
             closed = closed[:-1] + (replace(closed[-1], open=False),)
-        return _Value((layer.weight.shape[0],), closed + (layer,))
+        return _Value(layer.shape, closed + (layer,))
 
     def with_last(self, **changes) -> _Value:
-        return _Value(self.shape, self.layers[:-1] + (replace(self.layers[-1], **changes),))
+        last = replace(self.layers[-1], **changes)
+        shape = last.shape if self.is_last_output else self.shape
+        return _Value(shape, self.layers[:-1] + (last,))
 
 
 def load_onnx(path: str | Path) -> Network:
@@ -160,9 +193,11 @@ def network_from_onnx(model) -> Network:
     if not result.layers:
         raise InputError(f"the model computes no layer between its input and its output "
                          f"{output!r}: it needs a Gemm or a MatMul")
-    layers = [Layer(dense.weight, dense.bias, dense.activation,
-                    names=(f"the weight of {dense.node}", f"the bias of {dense.node}"))
-              for dense in result.layers]
+    layers = [Layer(layer.weight, layer.bias, layer.activation,
+                    LayerKind.DENSE if layer.geometry is None else LayerKind.CONV,
+                    names=(f"the weight of {layer.node}", f"the bias of {layer.node}"),
+                    geometry=layer.geometry)
+              for layer in result.layers]
     return Network(input_shape, layers)
 
 
@@ -336,7 +371,7 @@ def _gemm(node, label, values, constants) -> _Value:
             f"{_shape_text(value.shape)}")
     outputs = matrix.shape[1]
     bias = _bias(label, c, constants[c], outputs) * beta if c else np.zeros(outputs)
-    return value.with_layer(_Dense(alpha * matrix.T, bias, "identity", label, True))
+    return value.with_layer(_Pending(alpha * matrix.T, bias, "identity", label, True))
 
 
 def _matmul(node, label, values, constants) -> _Value:
@@ -355,38 +390,263 @@ def _matmul(node, label, values, constants) -> _Value:
             f"the weight {b!r} of {label} has shape {weight.shape}, so it takes "
             f"{weight.shape[0]} inputs, but the tensor it multiplies has "
             f"{_shape_text(value.shape)}")
-    return value.with_layer(_Dense(weight.T, np.zeros(weight.shape[1]), "identity", label,
-                                   True))
+    return value.with_layer(_Pending(weight.T, np.zeros(weight.shape[1]), "identity", label,
+                                     True))
 
 
 def _add(node, label, values, constants) -> _Value:
     computed = [name for name in node.input if name in values]
     if len(computed) != 1:
         raise InputError(f"{label} adds two computed tensors; only a constant bias right "
-                         "after a MatMul or Gemm is supported")
+                         "after a Conv, MatMul or Gemm is supported")
     value = values[computed[0]]
     constant = next(name for name in node.input if name != computed[0])
-    if not value.last_open:
+    if not value.last_open or not value.is_last_output:
         where = "the model input" if not value.layers else \
-            f"the output of {value.layers[-1].node} after its activation"
+            f"the output of {value.layers[-1].node} after its activation, pool or reshape"
         raise InputError(f"{label} adds a constant to {where}; only a bias right after a "
-                         "MatMul or Gemm is supported")
+                         "Conv, MatMul or Gemm is supported")
     last = value.layers[-1]
-    bias = _bias(label, constant, constants[constant], last.weight.shape[0])
+    if last.geometry is None:
+        bias = _bias(label, constant, constants[constant], last.outputs)
+    else:
+        bias = _channel_constant(label, constant, constants[constant], value.shape,
+                                 "a bias")
     return value.with_last(bias=last.bias + bias)
+
+
+def _channel_constant(label: str, name: str, constant, shape: tuple[int, ...],
+                      what: str) -> np.ndarray:
+    """A constant that acts on a (C, ...) map one channel at a time: its C values."""
+    constant = check_real(constant, f"the constant {name!r} of {label}")
+    target = (1, *shape)
+    try:
+        fits = np.broadcast_shapes(constant.shape, target) == target
+    except ValueError:
+        fits = False
+    per_channel = fits and bool(np.all(
+        np.broadcast_to(constant, target).reshape(shape[0], -1) ==
+        np.broadcast_to(constant, target).reshape(shape[0], -1)[:, :1]))
+    if not per_channel:
+        ones = ", ".join("1" for _ in shape[1:])
+        raise InputError(f"the constant {name!r} of {label} has shape {constant.shape}; as "
+                         f"{what} of a map of shape {_shape_text(shape)} it must hold one "
+                         f"value per channel, shape ({shape[0]}, {ones})")
+    return np.broadcast_to(constant, target).reshape(shape[0], -1)[:, 0].copy()
 
 
 def _relu(node, label, values, constants) -> _Value:
     value = values[node.input[0]]
     if not value.layers:
         raise InputError(f"{label} acts on the model input; the accelerator applies ReLU "
-                         "only after a layer (Gemm or MatMul)")
+                         "only after a layer (Conv, Gemm or MatMul)")
+    last = value.layers[-1]
     if value.last_open:
         return value.with_last(activation="relu", open=False)
+    if last.activation == "identity":      # closed without an activation: by a pool
+        if last.geometry.pool.mode == "max":
+            # ReLU commutes with a max: it runs before the pool.
+            return value.with_last(activation="relu")
+        raise InputError(
+            f"{label} follows the AveragePool after {last.node}, which has no activation; the "
+            "accelerator applies ReLU before the pool: move the ReLU before the AveragePool")
     return value          # a ReLU of a ReLU output (a new layer always starts open)
+
+
+def _batch_norm(node, label, values, constants) -> _Value:
+    value = values[node.input[0]]
+    attributes = _attributes(node)
+    if attributes.get("training_mode", 0) or len([name for name in node.output if name]) > 1:
+        raise InputError(f"{label} runs in training mode; export the model in inference "
+                         "mode (model.eval())")
+    if not value.last_open or not value.is_last_output:
+        where = "the model input" if not value.layers else \
+            f"the output of {value.layers[-1].node} after its activation, pool or reshape"
+        raise InputError(f"{label} normalizes {where}; only a BatchNormalization right after "
+                         "a Conv, Gemm or MatMul is supported (it is folded into its weights)")
+    parameters = []
+    for name in node.input[1:5]:
+        if name not in constants:
+            raise InputError(f"{label} takes its parameter {name!r} from the model input; "
+                             "only constant parameters can be folded")
+        parameters.append(check_real(constants[name], f"the parameter {name!r} of {label}"))
+    channels = value.shape[0]
+    for name, parameter in zip(node.input[1:5], parameters):
+        if parameter.shape != (channels,):
+            raise InputError(f"the parameter {name!r} of {label} has shape {parameter.shape}, "
+                             f"not ({channels},) for the {channels} channels it normalizes")
+    scale, shift, mean, variance = parameters
+    factor = scale / np.sqrt(variance + attributes.get("epsilon", 1e-5))
+    last = value.layers[-1]
+    weight = last.weight * factor.reshape(-1, *([1] * (last.weight.ndim - 1)))
+    return value.with_last(weight=weight, bias=(last.bias - mean) * factor + shift)
+
+
+def _spatial(label: str, value: _Value, op: str) -> int:
+    """Spatial dimensions (1 or 2) of a map an op takes; a shape error otherwise."""
+    if len(value.shape) not in (2, 3):
+        kind = "a vector" if len(value.shape) == 1 else f"{len(value.shape) - 1}-D"
+        raise InputError(f"{label} takes a tensor of shape {_shape_text(value.shape)} "
+                         f"({kind}); {op} takes a 1-D (N, C, W) or 2-D (N, C, H, W) map")
+    return len(value.shape) - 1
+
+
+def _window(node, label: str, attributes: dict, kernel: tuple[int, ...],
+            size: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The strides and the (begin..., end...) pads of a Conv or pool, ``auto_pad`` resolved;
+    dilations other than 1 are refused."""
+    dims = len(kernel)
+    dilations = tuple(attributes.get("dilations", [1] * dims))
+    if any(dilation != 1 for dilation in dilations):
+        raise InputError(f"{label} has dilations={list(dilations)}; only dilation 1 is "
+                         "supported")
+    strides = tuple(attributes.get("strides", [1] * dims))
+    if len(strides) != dims or min(strides) < 1:
+        raise InputError(f"{label} has strides={list(strides)}, not {dims} positive values")
+    auto_pad = attributes.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max((-(-length // stride) - 1) * stride + width - length, 0)
+                 for length, stride, width in zip(size, strides, kernel)]
+        small = [amount // 2 for amount in total]
+        large = [amount - half for amount, half in zip(total, small)]
+        pads = tuple(small + large) if auto_pad == "SAME_UPPER" else tuple(large + small)
+    elif auto_pad == "VALID":
+        pads = (0,) * (2 * dims)
+    elif auto_pad == "NOTSET":
+        pads = tuple(attributes.get("pads", [0] * (2 * dims)))
+        if len(pads) != 2 * dims or min(pads) < 0:
+            raise InputError(f"{label} has pads={list(pads)}, not {2 * dims} values >= 0")
+    else:
+        raise InputError(f"{label} has auto_pad={auto_pad!r}; supported are NOTSET, VALID, "
+                         "SAME_UPPER and SAME_LOWER")
+    return strides, pads
+
+
+def _as_2d(values: tuple[int, ...], fill: int) -> tuple[int, int]:
+    return (fill, values[0]) if len(values) == 1 else tuple(values)
+
+
+def _pads_2d(pads: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """ONNX (begin..., end...) pads as (top, left, bottom, right)."""
+    if len(pads) == 2:
+        return (0, pads[0], 0, pads[1])
+    return (pads[0], pads[1], pads[2], pads[3])
+
+
+def _conv(node, label, values, constants) -> _Value:
+    x, w = node.input[0], node.input[1]
+    b = node.input[2] if len(node.input) > 2 else ""
+    if x not in values:
+        raise InputError(f"{label} convolves a constant; only the computed tensor as X is "
+                         "supported")
+    value = values[x]
+    dims = _spatial(label, value, "Conv")
+    weight = _weights(node, label, w, constants)
+    if b in values:
+        raise InputError(f"{label} takes its bias from a computed tensor; only a constant "
+                         "bias is supported")
+    attributes = _attributes(node)
+    group = attributes.get("group", 1)
+    if group != 1:
+        raise InputError(f"{label} has group={group}; only group=1 is supported (no grouped "
+                         "or depthwise convolution)")
+    channels, size = value.shape[0], value.shape[1:]
+    if weight.ndim != dims + 2 or weight.shape[1] != channels:
+        raise InputError(
+            f"the weight {w!r} of {label} has shape {weight.shape}; a Conv over "
+            f"{_shape_text(value.shape)} needs (M, {channels}, "
+            f"{', '.join('k' * dims)})")
+    kernel = tuple(weight.shape[2:])
+    declared = tuple(attributes.get("kernel_shape", kernel))
+    if declared != kernel:
+        raise InputError(f"{label} has kernel_shape={list(declared)} but its weight {w!r} has "
+                         f"shape {weight.shape}")
+    strides, pads = _window(node, label, attributes, kernel, size)
+    outputs = weight.shape[0]
+    bias = np.zeros(outputs)
+    if b:
+        bias = check_real(constants[b], f"the bias {b!r} of {label}")
+        if bias.shape != (outputs,):
+            raise InputError(f"the bias {b!r} of {label} has shape {bias.shape}, not "
+                             f"({outputs},)")
+    try:
+        geometry = ConvGeometry(channels, *_as_2d(size, 1), outputs, _as_2d(kernel, 1),
+                                _as_2d(strides, 1), _pads_2d(pads), dims=dims)
+    except ValueError as error:
+        raise InputError(f"{label}: {error}") from None
+    if dims == 1:
+        weight = weight[:, :, None, :]
+    return value.with_layer(_Pending(weight, bias, "identity", label, True, geometry))
+
+
+def _reduce_mean(node, label, values, constants) -> _Value:
+    """``ReduceMean`` over every spatial axis (how the dynamo exporter writes
+    ``AdaptiveAvgPool(1)``): a global average pool, flattened unless ``keepdims``."""
+    value = values[node.input[0]]
+    attributes = _attributes(node)
+    if len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in constants:
+            raise InputError(f"{label} takes its axes from the model input; only constant "
+                             "axes are supported")
+        axes = [int(axis) for axis in np.asarray(constants[node.input[1]]).reshape(-1)]
+    else:
+        axes = list(attributes.get("axes", []))
+    rank = len(value.shape) + 1
+    spatial = set(range(2, rank))
+    if len(value.shape) not in (2, 3) or {axis % rank for axis in axes} != spatial:
+        raise InputError(f"{label} averages over axes {axes} of a tensor of shape "
+                         f"{_shape_text(value.shape)}; only a mean over every spatial axis "
+                         "of a Conv's map (a global average pool) is supported")
+    pooled = _pool(node, label, values, constants, global_pool=True)
+    if attributes.get("keepdims", 1):
+        return pooled
+    return _Value((pooled.shape[0],), pooled.layers)
+
+
+def _pool(node, label, values, constants, global_pool: bool = False) -> _Value:
+    value = values[node.input[0]]
+    op = node.op_type
+    dims = _spatial(label, value, op)
+    last = value.layers[-1] if value.layers else None
+    if last is None or last.geometry is None or not value.is_last_output:
+        source = "the model input" if last is None else f"the output of {last.node}"
+        raise InputError(f"{label} pools {source}; the accelerator pools only a Conv's "
+                         "output, in its readout")
+    if last.geometry.pool is not None:
+        raise InputError(f"{label} pools the output of {last.node}, which is pooled already; "
+                         "the accelerator runs one pool after each Conv")
+    if len([name for name in node.output if name]) > 1:
+        raise InputError(f"{label} returns the indices of its maxima; only the pooled values "
+                         "are supported")
+    size = value.shape[1:]
+    attributes = _attributes(node)
+    if global_pool or op == "GlobalAveragePool":
+        kernel, strides, pads, include = tuple(size), (1,) * dims, (0,) * (2 * dims), False
+    else:
+        kernel = tuple(attributes.get("kernel_shape", ()))
+        if len(kernel) != dims:
+            raise InputError(f"{label} has kernel_shape={list(kernel)}, not {dims} values for "
+                             f"a map of shape {_shape_text(value.shape)}")
+        if attributes.get("ceil_mode", 0):
+            raise InputError(f"{label} has ceil_mode=1; only ceil_mode=0 (PyTorch's default) "
+                             "is supported")
+        strides, pads = _window(node, label, attributes, kernel, size)
+        include = bool(attributes.get("count_include_pad", 0))
+    mode = "max" if op == "MaxPool" else "avg"
+    include = include and any(pads)
+    try:
+        pool = Pool(mode, _as_2d(kernel, 1), _as_2d(strides, 1), _pads_2d(pads), include)
+        geometry = replace(last.geometry, pool=pool)
+    except ValueError as error:
+        raise InputError(f"{label}: {error}") from None
+    pooled = value.with_last(geometry=geometry, open=False)
+    return pooled
 
 
 _HANDLERS = {
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Relu": _relu, "Identity": _pass_through,
-    "Dropout": _dropout, "Flatten": _flatten, "Reshape": _reshape,
+    "Dropout": _dropout, "Flatten": _flatten, "Reshape": _reshape, "Conv": _conv,
+    "BatchNormalization": _batch_norm, "MaxPool": _pool, "AveragePool": _pool,
+    "GlobalAveragePool": _pool, "ReduceMean": _reduce_mean,
 }

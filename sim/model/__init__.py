@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
+from reuse_accel.hw.layers.conv import ConvGeometry
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.timing import frame_cycles
 
+from .conv import ConvLayer
 from .dense import DenseLayer
+from .readout import activate
 
-__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "InputState", "KINDS", "quantize",
-           "quantized_state", "activate"]
+__all__ = ["FixedLayer", "FrameResult", "GoldenModel", "InputState", "KINDS", "activate",
+           "quantize", "quantized_state"]
 
-KINDS = {LayerKind.DENSE: DenseLayer}
+KINDS = {LayerKind.DENSE: DenseLayer, LayerKind.CONV: ConvLayer}
 """The golden model of each layer kind."""
 
 
@@ -34,9 +37,10 @@ class FixedLayer:
     """One layer as loaded into the hardware (all integers).
 
     ``kind`` says what the layer computes (:class:`~reuse_accel.hw.protocol.LayerKind`). A
-    dense layer's ``weights`` is (outputs, inputs) like a PyTorch ``Linear``; ``centroids``
-    has K entries (none for hardware generated without reuse); ``relu`` selects ReLU after
-    the layer (identity otherwise).
+    dense layer's ``weights`` is (outputs, inputs) like a PyTorch ``Linear``, its inputs in
+    channels-last order when they come from a conv layer's map; a conv layer's is (C', C,
+    kh, kw) and ``geometry`` gives its shape. ``centroids`` has K entries (none for hardware
+    generated without reuse); ``relu`` selects ReLU after the layer (identity otherwise).
     """
 
     weights: np.ndarray
@@ -45,14 +49,15 @@ class FixedLayer:
     shift: int
     relu: bool
     kind: LayerKind = LayerKind.DENSE
+    geometry: ConvGeometry | None = None
 
     @property
     def inputs(self) -> int:
-        return self.weights.shape[1]
+        return self.weights.shape[1] if self.geometry is None else self.geometry.inputs
 
     @property
     def outputs(self) -> int:
-        return self.weights.shape[0]
+        return self.weights.shape[0] if self.geometry is None else self.geometry.outputs
 
 
 def quantize(values: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,22 +151,6 @@ def quantized_state(values: np.ndarray, centroids: np.ndarray, config: AccelConf
     return InputState(centroids[index], low, high, below | beyond)
 
 
-def activate(acc: np.ndarray, shift: int, relu: bool, config: AccelConfig) -> np.ndarray:
-    """Round, shift, apply ReLU or identity, saturate to ``act_width``."""
-    return _activate(acc, shift, relu, config)[0]
-
-
-def _activate(acc, shift, relu, config):
-    """The activation and the mask of outputs clamped to the activation range."""
-    acc = np.asarray(acc, dtype=np.int64)
-    rounding = (1 << (shift - 1)) if shift else 0
-    out = (acc + rounding) >> shift
-    if relu:
-        out = np.maximum(out, 0)
-    clamped = (out < config.act_min) | (out > config.act_max)
-    return np.clip(out, config.act_min, config.act_max), clamped
-
-
 @dataclass
 class FrameResult:
     """Outputs and counters of one frame, as the hardware reports them."""
@@ -199,7 +188,7 @@ class GoldenModel:
         self._kinds = [KINDS[layer.kind](config, layer) for layer in layers]
         self._centroids = [np.asarray(layer.centroids, dtype=np.int64) for layer in layers]
         self._state = [InputState.empty(layer.inputs) for layer in layers]
-        self._acc = [np.zeros(layer.outputs, np.float64) for layer in layers]
+        self._acc = [np.zeros(kind.sums, np.float64) for kind in self._kinds]
         self._reuse_valid = False
 
     def begin_sequence(self) -> None:
@@ -235,7 +224,7 @@ class GoldenModel:
             return self._dense_frame(indices)
         from_scratch = self.baseline or not self._reuse_valid
         n = len(self.layers)
-        changed_counts = np.zeros(n, np.int64)
+        masks = []
         outside_counts = np.zeros(n, np.int64)
         saturated_counts = np.zeros(n, np.int64)
         cycles = np.zeros(n, np.int64)
@@ -248,7 +237,7 @@ class GoldenModel:
             if from_scratch:
                 unstable = np.ones(layer.inputs, bool)
                 previous = np.zeros(layer.inputs, np.int64)
-                self._acc[number][:] = layer.biases
+                self._acc[number][:] = kind.biases
             else:
                 unstable = ~state.keeps(inputs)
                 previous = state.centroid.copy()
@@ -257,44 +246,40 @@ class GoldenModel:
             changed = unstable & (from_scratch | (new.centroid != previous))
             outside_counts[number] = int(state.outside.sum())
             kind.update(self._acc[number], changed, new.centroid - previous)
-            changed_counts[number] = int(changed.sum())
+            masks.append(changed)
             cycles[number] = kind.cycles(changed, unstable=unstable, last=number == n - 1)
-            values, clamped = _activate(self._acc[number].astype(np.int64), layer.shift,
-                                        layer.relu, config)
-            saturated_counts[number] = int(clamped.sum())
+            values, saturated_counts[number] = kind.readout(self._acc[number])
             activations.append(values)
         self._reuse_valid = True
-        return self._result(cycles, changed_counts, outside_counts, saturated_counts,
-                            activations)
+        return self._result(cycles, masks, outside_counts, saturated_counts, activations)
 
     def _dense_frame(self, values: np.ndarray) -> FrameResult:
         """A frame on hardware generated without reuse: every layer on the activations."""
-        config = self.config
         n = len(self.layers)
         cycles = np.zeros(n, np.int64)
         saturated_counts = np.zeros(n, np.int64)
         activations = []
+        masks = []
         for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
             acc = kind.forward(values)
-            cycles[number] = kind.cycles(np.ones(layer.inputs, bool), last=number == n - 1)
-            values, clamped = _activate(acc.astype(np.int64), layer.shift, layer.relu, config)
-            saturated_counts[number] = int(clamped.sum())
+            masks.append(np.ones(layer.inputs, bool))
+            cycles[number] = kind.cycles(masks[-1], last=number == n - 1)
+            values, saturated_counts[number] = kind.readout(acc)
             activations.append(values)
-        inputs = np.array([layer.inputs for layer in self.layers])
-        return self._result(cycles, inputs, np.zeros(n, np.int64), saturated_counts,
+        return self._result(cycles, masks, np.zeros(n, np.int64), saturated_counts,
                             activations)
 
-    def _result(self, cycles, changed_counts, outside_counts, saturated_counts,
+    def _result(self, cycles, masks, outside_counts, saturated_counts,
                 activations) -> FrameResult:
-        """The frame's counters as the hardware reports them, from the per-layer counts."""
-        kinds = zip(self._kinds, changed_counts)
-        rows, macs = zip(*((kind.weight_rows(int(count)), kind.macs(int(count)))
-                           for kind, count in kinds))
+        """The frame's counters as the hardware reports them, from the per-layer masks of
+        changed inputs and counts."""
+        rows, macs = zip(*((kind.weight_rows(mask), kind.macs(mask))
+                           for kind, mask in zip(self._kinds, masks)))
         return FrameResult(
             outputs=activations[-1],
             cycles=frame_cycles(cycles),
             layer_cycles=cycles,
-            changed_inputs=changed_counts,
+            changed_inputs=np.array([int(mask.sum()) for mask in masks], np.int64),
             out_of_range=outside_counts,
             weight_rows=np.array(rows, np.int64),
             macs=np.array(macs, np.int64),

@@ -20,6 +20,8 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.timing import layer_cycles
 
+from .readout import activate_counted
+
 __all__ = ["KIND", "DenseLayer"]
 
 KIND = LayerKind.DENSE
@@ -43,6 +45,9 @@ class DenseLayer:
         self.inputs = layer.inputs
         self.outputs = layer.outputs
         self.groups = config.groups(layer.outputs)
+        self.sums = layer.outputs
+        self.shift = layer.shift
+        self.relu = layer.relu
         self.biases = layer.biases
         self.weights = np.asarray(layer.weights, dtype=np.float64)
 
@@ -65,10 +70,15 @@ class DenseLayer:
         frame's last (whose readout does not overlap a next layer)."""
         return layer_cycles(self.config, changed, self.outputs, unstable=unstable, last=last)
 
-    def weight_rows(self, changed: int) -> int:
-        """Weight rows the MAC array reads for ``changed`` changed inputs."""
-        return changed * self.groups
+    def readout(self, sums: np.ndarray) -> tuple[np.ndarray, int]:
+        """The layer's outputs and how many of them saturated."""
+        values, clamped = activate_counted(sums, self.shift, self.relu, self.config)
+        return values, int(clamped.sum())
 
-    def macs(self, changed: int) -> int:
-        """Multiply-accumulates for ``changed`` changed inputs."""
-        return changed * self.outputs
+    def weight_rows(self, changed: np.ndarray) -> int:
+        """Weight rows the MAC array reads for the ``changed`` inputs (a mask)."""
+        return int(np.count_nonzero(changed)) * self.groups
+
+    def macs(self, changed: np.ndarray) -> int:
+        """Multiply-accumulates for the ``changed`` inputs (a mask)."""
+        return int(np.count_nonzero(changed)) * self.outputs

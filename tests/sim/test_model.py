@@ -457,7 +457,7 @@ def test_dense_kind_forward_update_and_counters():
     from reuse_accel.sim.model import KINDS
     from reuse_accel.sim.model.dense import DenseLayer
 
-    assert KINDS == {LayerKind.DENSE: DenseLayer}
+    assert KINDS[LayerKind.DENSE] is DenseLayer
     rng = np.random.default_rng(12)
     layer = random_network(CONFIG, [10, 7], rng)[0]
     assert layer.kind is LayerKind.DENSE
@@ -473,7 +473,7 @@ def test_dense_kind_forward_update_and_counters():
     dense.update(sums, changed, new - old)
     assert sums.tolist() == dense.forward(new).tolist()
     count = int(changed.sum())
-    assert (dense.weight_rows(count), dense.macs(count)) == (count * 2, count * 7)
+    assert (dense.weight_rows(changed), dense.macs(changed)) == (count * 2, count * 7)
     assert dense.cycles(changed, last=True) == formula_cycles(CONFIG, changed.tolist(), 7)
     assert dense.cycles(changed, last=False) == formula_cycles(CONFIG, changed.tolist(), 7,
                                                                last=False)

@@ -732,7 +732,9 @@ def test_run_rejects_an_unsupported_onnx_model_before_running(tmp_path, capsys):
     assert (code, stdout) == (2, "")
     assert stderr == (
         "reuse-accel: error: unsupported ONNX op Sigmoid (Sigmoid node 'squash'); supported "
-        "ops are Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape (Add only as the "
-        "bias of a MatMul or Gemm, Reshape only to (N, features)); constant subgraphs are "
-        "folded\n")
+        "ops are Conv, BatchNormalization, MaxPool, AveragePool, GlobalAveragePool, "
+        "ReduceMean, Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape "
+        "(BatchNormalization and Add only right after a Conv, MatMul or Gemm, pools only after "
+        "a Conv, ReduceMean only over a Conv's spatial axes, Reshape only to (N, features)); "
+        "constant subgraphs are folded\n")
     assert not (tmp_path / "r.json").exists()

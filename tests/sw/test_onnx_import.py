@@ -25,9 +25,11 @@ from reuse_accel.sw.driver import Driver
 from reuse_accel.sw.network import InputError, Network
 from reuse_accel.sw.onnx_import import SUPPORTED_OPS
 
-SUPPORTED = ("supported ops are Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape "
-             "(Add only as the bias of a MatMul or Gemm, Reshape only to (N, features)); "
-             "constant subgraphs are folded")
+SUPPORTED = ("supported ops are Conv, BatchNormalization, MaxPool, AveragePool, "
+             "GlobalAveragePool, ReduceMean, Gemm, MatMul, Add, Relu, Identity, Dropout, "
+             "Flatten, Reshape (BatchNormalization and Add only right after a Conv, MatMul or "
+             "Gemm, pools only after a Conv, ReduceMean only over a Conv's spatial axes, "
+             "Reshape only to (N, features)); constant subgraphs are folded")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -286,10 +288,6 @@ def unsupported(op, node):
 
 
 ERRORS = {
-    "conv": (model([helper.make_node("Conv", ["x", "k"], ["c"], name="conv1"),
-                    helper.make_node("Flatten", ["c"], ["y"], name="flatten")],
-                   [init("k", weights(2, 1, 3, 3))], input_shape=("N", 1, 5, 5)),
-             unsupported("Conv", "Conv node 'conv1'")),
     "sigmoid, unnamed": (model([gemm(out="h"), helper.make_node("Sigmoid", ["h"], ["y"])], W0),
                          unsupported("Sigmoid", "Sigmoid node #1 (unnamed)")),
     "other domain": (model([helper.make_node("FusedGemm", ["x", "w0", "b0"], ["y"],
@@ -300,19 +298,20 @@ ERRORS = {
                             helper.make_node("Add", ["g", "r"], ["y"], name="skip")],
                            W0 + [init("w1", weights(5, 5)), init("b1", weights(5))]),
                      "Add node 'skip' adds two computed tensors; only a constant bias right "
-                     "after a MatMul or Gemm is supported"),
+                     "after a Conv, MatMul or Gemm is supported"),
     "add after relu": (model([gemm(out="h"), helper.make_node("Relu", ["h"], ["r"], name="r"),
                               helper.make_node("Add", ["r", "b0"], ["y"], name="late")], W0),
                        "Add node 'late' adds a constant to the output of Gemm node 'fc0' after "
-                       "its activation; only a bias right after a MatMul or Gemm is supported"),
+                       "its activation, pool or reshape; only a bias right after a Conv, MatMul "
+                       "or Gemm is supported"),
     "add to input": (model([helper.make_node("Add", ["x", "c"], ["a"], name="shift"),
                             gemm(a="a")], W0 + [init("c", weights(6))]),
                      "Add node 'shift' adds a constant to the model input; only a bias right "
-                     "after a MatMul or Gemm is supported"),
+                     "after a Conv, MatMul or Gemm is supported"),
     "relu on input": (model([helper.make_node("Relu", ["x"], ["r"], name="early"),
                              gemm(a="r")], W0),
                       "Relu node 'early' acts on the model input; the accelerator applies "
-                      "ReLU only after a layer (Gemm or MatMul)"),
+                      "ReLU only after a layer (Conv, Gemm or MatMul)"),
     "matmul chain": (model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
                            [init("w", weights(5, 4))]),
                      "the weight 'w' of MatMul node 'fc' has shape (5, 4), so it takes 5 "
