@@ -1,7 +1,8 @@
 """Golden-model speed on a Kaldi-sized MLP (440-1024-1024-1024-1024-1000, ~4.6M parameters).
 
-Target: at least 100 frames/s (real time at 10 ms frames) with reuse on, on the shipped speech
-frames (tiled to the requested length), counters and cycle prediction included.
+Targets: at least 100 frames/s (real time at 10 ms frames) with reuse on, on the shipped speech
+frames (tiled to the requested length), counters and cycle prediction included; and with the
+other core busy (a spinning process), at least 80% of that.
 
     python benches/bench_golden.py [--frames N]
 """
@@ -11,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+from busy import other_core_busy
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
@@ -20,6 +22,7 @@ from reuse_accel.sw.network import Network
 
 SIZES = [440, 1024, 1024, 1024, 1024, 1000]
 TARGET = 100.0
+LOADED_SHARE = 0.8
 
 
 def main() -> int:
@@ -43,14 +46,21 @@ def main() -> int:
     results = model.run(indices)
     seconds = time.perf_counter() - started
     rate = len(frames) / seconds
+    with other_core_busy():
+        model.begin_sequence()
+        started = time.perf_counter()
+        model.run(indices)
+        loaded = len(frames) / (time.perf_counter() - started)
     changed = sum(int(r.changed_inputs.sum()) for r in results[1:])
     inputs = sum(SIZES[:-1]) * (len(frames) - 1)
     print(f"golden model, {'-'.join(map(str, SIZES))} ({parameters / 1e6:.2f}M parameters)")
     print(f"  {len(frames)} frames in {seconds:.2f} s: {rate:.0f} frames/s "
           f"(target >= {TARGET:.0f}): {'met' if rate >= TARGET else 'MISSED'}")
+    print(f"  other core busy: {loaded:.0f} frames/s, {loaded / rate:.0%} of idle (target >= "
+          f"{LOADED_SHARE:.0%}): {'met' if loaded >= LOADED_SHARE * rate else 'MISSED'}")
     print(f"  input similarity {1 - changed / inputs:.1%}, predicted cycles "
           f"{sum(r.cycles for r in results)}")
-    return 0 if rate >= TARGET else 1
+    return 0 if rate >= TARGET and loaded >= LOADED_SHARE * rate else 1
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ the hardware's own cycle counters and against cycles counted by the testbench.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
@@ -145,8 +146,8 @@ def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayo
             end = max(end, int(handshakes[j] + GENERATOR + items[j] - 1 + MAC_DRAIN))
         return end
     left, last_served, last_item = _quantized_handshakes(
-        (start + leave).tolist(), changed[sent].tolist(), costs.tolist(),
-        ProcessingTile.quantize_latency(config), ChangeDetector.queue_depth(config))
+        start + leave, changed[sent], costs, ProcessingTile.quantize_latency(config),
+        ChangeDetector.queue_depth(config))
     end = max(last_served + serializer_total - int(leave[-1]) + done, last_item + 1 + done)
     if len(working):
         j = working[-1]
@@ -166,9 +167,9 @@ def _quantized_handshakes(offers, changed, costs, depth, capacity):
     and they came one per cycle at one cost), the last input's handshake with the serializer,
     and the last input's with the queue."""
     count = len(offers)
-    first = offers[0]
-    groups = costs[0]
-    if all(changed) and offers[-1] - first == count - 1 and costs.count(groups) == count:
+    first = int(offers[0])
+    groups = int(costs[0])
+    if changed.all() and offers[-1] - first == count - 1 and (costs == groups).all():
         # Every input changed, one per cycle (a frame computed from scratch): the generator
         # sets the pace (capacity > depth, so the serializer's waits never delay it), and the
         # serializer waits for room in the queue.
@@ -177,24 +178,30 @@ def _quantized_handshakes(offers, changed, costs, depth, capacity):
         if count > capacity:
             entered = max(entered, first + depth + (count - 1 - capacity) * groups + 1)
         return None, entered, last
-    left = [0] * count    # handshakes with the queue
-    free = None           # when the generator takes the next changed input
-    enter = leave = 0
-    for k in range(count):
+    left = np.empty(count, np.int64)
+    entered = _queue(offers, changed, costs, depth, capacity, left)
+    return left, int(entered), int(left[-1])
+
+
+@numba.njit(cache=True, nogil=True)
+def _queue(offers, changed, costs, depth, capacity, left):
+    """The recurrence of :func:`_quantized_handshakes`, compiled: fills ``left`` (each
+    input's handshake with the queue) and returns the last input's with the serializer."""
+    free = -1             # when the generator takes the next changed input (-1: at once)
+    enter = offers[0]
+    leave = enter + depth
+    for k in range(len(offers)):
         if k:
             enter += offers[k] - offers[k - 1]
             if k >= capacity and left[k - capacity] + 1 > enter:
                 enter = left[k - capacity] + 1
             leave = max(enter + depth, leave + 1)
-        else:
-            enter = first
-            leave = first + depth
         if changed[k]:
-            if free is not None and free > leave:
+            if free > leave:
                 leave = free
             free = leave + costs[k]
         left[k] = leave
-    return left, enter, leave
+    return enter
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,

@@ -108,12 +108,23 @@ def channels_last(shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(size).reshape(shape[0], -1).T.reshape(-1)
 
 
+def _neurons(layer) -> list[tuple[str, int]]:
+    """What ``max_neurons`` bounds in a layer: a dense layer's inputs and outputs; a conv
+    layer's fan-in (its accumulators' width follows from it). A conv layer's maps are
+    bounded by the conv capacities of the gateware."""
+    if layer.geometry is None:
+        return [("inputs", layer.inputs), ("outputs", layer.outputs)]
+    geometry = layer.geometry
+    return [("inputs per output (channels x kernel)",
+             geometry.channels * geometry.kernel[0] * geometry.kernel[1])]
+
+
 def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
     """The smallest value of each capacity parameter (:data:`CAPACITIES`) that holds
     ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes)."""
     return {
         "max_layers": len(network.layers),
-        "max_neurons": max(max(layer.inputs, layer.outputs) for layer in network.layers),
+        "max_neurons": max(count for layer in network.layers for _, count in _neurons(layer)),
         "weight_depth": sum(layer_weight_rows(config, layer) for layer in network.layers),
     }
 
@@ -127,7 +138,7 @@ def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardw
             f"the model has {layers} layers but {hardware} holds at most {config.max_layers} "
             "(max_layers)", "max_layers", layers)
     for number, layer in enumerate(network.layers):
-        for what, count in (("inputs", layer.inputs), ("outputs", layer.outputs)):
+        for what, count in _neurons(layer):
             if count > config.max_neurons:
                 raise ModelFitError(
                     f"layer {number} has {count} {what} but {hardware} holds at most "

@@ -13,7 +13,8 @@ Definitions
   speedup over it.
 
 Besides the summary, the report holds the configuration the hardware was generated with
-(``config``), per layer its kind, sizes and totals (``layers``), per frame the counters
+(``config``), per layer its kind, sizes, shapes (and a conv layer's kernel, stride, padding and
+pool) and totals (``layers``), per frame the counters
 (``frames``: cycles, changed inputs, weight rows with and without reuse, out-of-range inputs,
 saturated outputs, each per layer), the accelerator's ``outputs`` and the float network's
 ``reference_outputs`` (T x outputs each).
@@ -93,6 +94,9 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
                 "kind": layer.kind.name.lower(),
                 "inputs": int(layer.inputs),
                 "outputs": int(layer.outputs),
+                "input_shape": list(source.input_shape),
+                "output_shape": list(source.output_shape),
+                **_geometry(layer.geometry),
                 "input_similarity": layer_similarity[n],
                 "computation_reuse": float(layer_reuse[n]),
                 "calibrated_range": list(compiled.ranges[n]),
@@ -102,7 +106,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
                 "cycles": int(sum(frame.layer_cycles[n] for frame in reuse.frames)),
                 "baseline_cycles": int(sum(frame.layer_cycles[n] for frame in baseline.frames)),
             }
-            for n, layer in enumerate(layers)
+            for n, (layer, source) in enumerate(zip(layers, compiled.network.layers))
         ],
         "frames": [
             {
@@ -119,6 +123,25 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
         "outputs": outputs.tolist(),
         "reference_outputs": reference.tolist(),
     }
+
+
+def _geometry(geometry) -> dict:
+    """A conv layer's kernel, stride, padding (top, left, bottom, right) and pool."""
+    if geometry is None:
+        return {}
+    pool = geometry.pool
+    return {
+        "kernel": list(geometry.kernel),
+        "stride": list(geometry.stride),
+        "padding": list(geometry.padding),
+        "pool": None if pool is None else {
+            "mode": pool.mode, "kernel": list(pool.kernel), "stride": list(pool.stride),
+            "padding": list(pool.padding), "count_include_pad": pool.count_include_pad},
+    }
+
+
+def _shape(shape) -> str:
+    return "x".join(str(size) for size in shape)
 
 
 def out_of_range_warnings(report: dict, limit: float = OUT_OF_RANGE_WARNING) -> list[str]:
@@ -139,14 +162,17 @@ def out_of_range_warnings(report: dict, limit: float = OUT_OF_RANGE_WARNING) -> 
 
 def format_summary(report: dict) -> str:
     summary = report["summary"]
+    shapes = [f"{_shape(layer['input_shape'])} -> {_shape(layer['output_shape'])}"
+              for layer in report["layers"]]
+    width = max(len("shape"), *(len(text) for text in shapes))
     lines = [
-        f"{'layer':>5} {'inputs':>7} {'outputs':>7} {'similarity':>10} {'reuse':>7} "
+        f"{'layer':>5} {'kind':<5} {'shape':<{width}} {'similarity':>10} {'reuse':>7} "
         f"{'cycles':>10} {'baseline':>10} {'out-of-range':>12} {'saturated':>9}",
     ]
-    for n, layer in enumerate(report["layers"]):
+    for n, (layer, shape) in enumerate(zip(report["layers"], shapes)):
         similarity = layer["input_similarity"]
         lines.append(
-            f"{n:>5} {layer['inputs']:>7} {layer['outputs']:>7} "
+            f"{n:>5} {layer['kind']:<5} {shape:<{width}} "
             f"{(f'{similarity:.1%}' if similarity is not None else '-'):>10} "
             f"{layer['computation_reuse']:>7.1%} {layer['cycles']:>10} "
             f"{layer['baseline_cycles']:>10} {layer['out_of_range_inputs']:>12} "

@@ -32,6 +32,7 @@ inside ``[0, OH)`` (:meth:`ConvGeometry.items_per_input`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from math import prod
 
 import numpy as np
@@ -156,10 +157,18 @@ class MapLayout:
         return self.positions * -(-self.channels // lanes)
 
     def stored_index(self, lanes: int) -> np.ndarray:
-        """The buffer slot (row * L + lane) of every input, inputs in channels-last order."""
-        groups = -(-self.channels // lanes)
-        position, channel = np.divmod(np.arange(self.size), self.channels)
-        return position * groups * lanes + channel
+        """The buffer slot (row * L + lane) of every input, inputs in channels-last order
+        (a read-only array)."""
+        return _stored_index(self.positions, self.channels, lanes)
+
+
+@cache
+def _stored_index(positions: int, channels: int, lanes: int) -> np.ndarray:
+    groups = -(-channels // lanes)
+    position, channel = np.divmod(np.arange(positions * channels), channels)
+    slots = position * groups * lanes + channel
+    slots.flags.writeable = False
+    return slots
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ that kind's integer forward, delta update, counters and cycle count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.conv import ConvGeometry
@@ -58,6 +60,11 @@ class FixedLayer:
     @property
     def outputs(self) -> int:
         return self.weights.shape[0] if self.geometry is None else self.geometry.outputs
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def quantize(values: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,10 +128,11 @@ class InputState:
         doubled = 2 * np.asarray(values, dtype=np.int64)
         return (self.low < doubled) & (doubled <= self.high)
 
-    def update(self, mask: np.ndarray, new: InputState) -> None:
-        """Take the ``mask``ed inputs' state from ``new``."""
+    def update(self, moved: np.ndarray, new: InputState) -> None:
+        """Take the state of the inputs numbered ``moved`` from ``new``, which holds theirs
+        in that order."""
         for name in ("centroid", "low", "high", "outside"):
-            getattr(self, name)[mask] = getattr(new, name)[mask]
+            getattr(self, name)[moved] = getattr(new, name)
 
 
 def quantized_state(values: np.ndarray, centroids: np.ndarray, config: AccelConfig, *,
@@ -206,7 +214,14 @@ class GoldenModel:
 
     def frame(self, indices: np.ndarray) -> FrameResult:
         """Run one frame whose layer-0 inputs are the cluster ``indices`` (the fixed-point
-        activations for hardware generated without reuse)."""
+        activations for hardware generated without reuse).
+
+        The matrix products run on one BLAS thread: a frame's products are small, and BLAS
+        threads that wait for a busy core slow the model down several times over."""
+        with _blas().limit(limits=1, user_api="blas"):
+            return self._frame(indices)
+
+    def _frame(self, indices: np.ndarray) -> FrameResult:
         config = self.config
         indices = np.asarray(indices, dtype=np.int64)
         what = "cluster indices" if config.reuse else "fixed-point activations"
@@ -241,11 +256,17 @@ class GoldenModel:
             else:
                 unstable = ~state.keeps(inputs)
                 previous = state.centroid.copy()
-            new = quantized_state(inputs, centroids, config, bypass=number == 0)
-            state.update(unstable, new)
-            changed = unstable & (from_scratch | (new.centroid != previous))
+            # Only the inputs that left their interval pass the quantizer.
+            moved = np.flatnonzero(unstable)
+            new = quantized_state(inputs[moved], centroids, config, bypass=number == 0)
+            state.update(moved, new)
+            delta = np.zeros(layer.inputs, np.int64)
+            delta[moved] = new.centroid - previous[moved]
+            changed = unstable.copy()
+            if not from_scratch:
+                changed[moved] = delta[moved] != 0
             outside_counts[number] = int(state.outside.sum())
-            kind.update(self._acc[number], changed, new.centroid - previous)
+            kind.update(self._acc[number], changed, delta)
             masks.append(changed)
             cycles[number] = kind.cycles(changed, unstable=unstable, last=number == n - 1)
             values, saturated_counts[number] = kind.readout(self._acc[number])

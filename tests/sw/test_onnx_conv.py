@@ -3,6 +3,7 @@ run on the golden backend."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.conv import Pool
 from reuse_accel.hw.protocol import LayerKind
+from reuse_accel.sw.cli import main
 from reuse_accel.sw.compiler import compile_model, size_config
 from reuse_accel.sw.driver import Driver
 from reuse_accel.sw.network import InputError
@@ -356,3 +358,42 @@ def test_rtl_backends_refuse_conv_layers_before_building():
             "layer 0 is a conv layer, which the gateware does not implement yet; run the model "
             "with --backend golden") + "$"):
         Driver(compiled, backend="verilator")
+
+
+def test_cli_runs_a_cnn_on_the_golden_backend_and_reports_kinds_and_shapes(tmp_path, capsys):
+    frames = np.cumsum(np.random.default_rng(0).normal(size=(5, 3, 12, 16)) * 0.2, axis=0)
+    np.save(tmp_path / "frames.npy", frames)
+    report_path = tmp_path / "report.json"
+    code = main(["run", str(DATA / "cnn2d_classic.onnx"), str(tmp_path / "frames.npy"),
+                 "--json", str(report_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[1].split() == ["layer", "kind", "shape", "similarity", "reuse", "cycles",
+                              "baseline", "out-of-range", "saturated"]
+    assert [line.split()[:5] for line in out[2:6]] == [
+        ["0", "conv", "3x12x16", "->", "8x6x8"], ["1", "conv", "8x6x8", "->", "12x4x5"],
+        ["2", "conv", "12x4x5", "->", "6x1x1"], ["3", "dense", "6", "->", "5"]]
+    report = json.loads(report_path.read_text())
+    first, last = report["layers"][0], report["layers"][3]
+    assert (first["kind"], first["input_shape"], first["output_shape"], first["kernel"],
+            first["stride"], first["padding"]) == ("conv", [3, 12, 16], [8, 6, 8], [3, 3],
+                                                   [1, 1], [1, 1, 1, 1])
+    assert first["pool"] == {"mode": "max", "kernel": [2, 2], "stride": [2, 2],
+                             "padding": [0, 0, 0, 0], "count_include_pad": False}
+    assert (last["kind"], last["input_shape"], "kernel" in last) == ("dense", [6], False)
+    assert np.array(report["reference_outputs"]).shape == (5, 5)
+    network = load_onnx(DATA / "cnn2d_classic.onnx")
+    assert np.allclose(report["reference_outputs"], network.forward(frames))
+    frame_rows = [sum(frame["baseline_weight_rows"]) for frame in report["frames"]]
+    assert report["summary"]["ideal_speedup"] == pytest.approx(
+        sum(frame_rows) / sum(sum(frame["weight_rows"]) for frame in report["frames"]))
+
+
+def test_cli_refuses_a_cnn_on_an_rtl_backend(tmp_path, capsys):
+    np.save(tmp_path / "frames.npy", np.zeros((2, 4, 40)))
+    code = main(["run", str(DATA / "cnn1d_dynamo.onnx"), str(tmp_path / "frames.npy"),
+                 "--backend", "icarus"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "reuse-accel: error: layer 0 is a conv layer, which the gateware does not implement "
+        "yet; run the model with --backend golden\n")
