@@ -64,6 +64,9 @@ _LIMITS = {
     "weight_depth": (1, 1 << 24),
     "stream_width": (32, 256),
     "weight_bank_width": (1, 64 * 18),
+    "max_kernel": (0, 32),
+    "max_height": (1, 4096),
+    "max_width": (1, 4096),
 }
 
 
@@ -96,6 +99,11 @@ class AccelConfig:
         block RAMs all over the device. 4 suits ECP5 and iCE40 block RAM (a bank of the
         default configuration is 8 ECP5 DP16KD); 16 suits iCE40 SPRAM (16-bit words). It sets
         the physical layout only: behaviour and cycle counts do not depend on it.
+    max_kernel : int
+        Capacity for conv layers: the largest kernel side and stride. 0 (the default) generates
+        no conv gateware.
+    max_height, max_width : int
+        Capacity for conv layers: the height and width of a conv layer's input map.
     reuse : bool
         Generate the reuse logic (the default). ``False`` generates the same accelerator
         without it, for comparison: no centroid tables or quantizer, no input-state memory,
@@ -115,6 +123,9 @@ class AccelConfig:
     weight_depth: int = 32768
     stream_width: int = 32
     weight_bank_width: int = 4
+    max_kernel: int = 0
+    max_height: int = 1
+    max_width: int = 1
     reuse: bool = True
 
     def __post_init__(self):
@@ -270,6 +281,39 @@ class AccelConfig:
     def group_count_bits(self) -> int:
         """Bits of a count of rows of a layer (up to ``max_groups``)."""
         return _ceil_log2(self.max_groups + 1)
+
+    @property
+    def sum_row_bits(self) -> int:
+        """Bits of a sum-memory row address: every layer's rows with reuse, the running
+        layer's without; with conv layers, room for a conv output map's rows besides."""
+        bits = self.row_bits + self.layer_bits if self.reuse else self.row_bits
+        if self.conv:
+            bits += self.coordinate_bits(self.max_height) + self.coordinate_bits(self.max_width)
+        return bits
+
+    # -- conv capacities ----------------------------------------------------------------------
+
+    @property
+    def conv(self) -> bool:
+        """Whether the hardware has conv gateware (``max_kernel`` is not 0)."""
+        return self.max_kernel > 0
+
+    @property
+    def kernel_bits(self) -> int:
+        """Bits of a kernel side or a stride (up to ``max_kernel``)."""
+        return max(1, self.max_kernel.bit_length())
+
+    @property
+    def tap_bits(self) -> int:
+        """Bits of a kernel tap counted past the kernel's end along one axis: an input's first
+        tap is below ``kernel + stride`` (:class:`~reuse_accel.hw.layers.conv.AxisTracker`)."""
+        return max(1, (2 * self.max_kernel).bit_length())
+
+    def coordinate_bits(self, size: int) -> int:
+        """Bits of a coordinate along a map axis of ``size`` positions, or of the convolution's
+        output along it (at most ``size + max_kernel - 1`` positions with padding below the
+        kernel)."""
+        return max(1, (size + self.max_kernel).bit_length())
 
     @property
     def words_per_counter_row(self) -> int:

@@ -201,7 +201,7 @@ class ProcessingTile(wiring.Component):
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
 
-        self._dispatch(m, changed, mac, descriptor, kind, from_scratch,
+        self._dispatch(m, changed, mac, descriptor, layer, kind, from_scratch,
                        setup=state == _State.SETUP)
 
         if config.reuse:
@@ -365,7 +365,7 @@ class ProcessingTile(wiring.Component):
                     counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
                 ]
 
-    def _dispatch(self, m, changed, mac, descriptor, kind, from_scratch, *, setup):
+    def _dispatch(self, m, changed, mac, descriptor, layer, kind, from_scratch, *, setup):
         """Changed inputs to the address generator of the running layer's ``kind``, and its
         MAC items to the array; every generator latches its layer in the ``setup`` cycle of a
         layer of its kind."""
@@ -376,6 +376,7 @@ class ProcessingTile(wiring.Component):
             selected = kind == layer_kind.value
             m.d.comb += [
                 generator.descriptor.eq(descriptor),
+                generator.layer.eq(layer),
                 generator.from_scratch.eq(from_scratch),
                 generator.start.eq(setup & (descriptor.kind == layer_kind.value)),
                 generator.i.valid.eq(changed.valid & selected),

@@ -3,8 +3,8 @@
 Contract
 --------
 - ``items``: stream of MAC items (:func:`~reuse_accel.hw.core.layouts.mac_item_layout`), one
-  accepted every cycle (``ready`` is always high): ``sums[layer, sum_row] += weights[weight_row]
-  * delta`` on L lanes, starting from ``biases[layer, sum_row]`` instead of the stored sums when
+  accepted every cycle (``ready`` is always high): ``sums[sum_row] += weights[weight_row]
+  * delta`` on L lanes, starting from ``biases[layer, bias_row]`` instead of the stored sums when
   ``init`` is set. The array knows nothing of layer shapes: a layer kind's address generator
   decides which rows an input touches.
 - Pipeline: item register (and a row address register per weight bank) -> weight read ->
@@ -120,12 +120,14 @@ class DeltaMacArray(wiring.Component):
         # (iCE40 SPRAM, an ASIC single-port macro), with host writes one cycle after they are
         # presented.
         s0_valid = Signal()
-        s0_row = Signal(config.row_bits)
+        s0_row = Signal(config.sum_row_bits)
+        s0_bias_row = Signal(config.row_bits)
         s0_delta = Signal(signed(config.delta_width))
         s0_init = Signal()
         m.d.sync += [
             s0_valid.eq(self.items.valid),
             s0_row.eq(item.sum_row),
+            s0_bias_row.eq(item.bias_row),
             s0_delta.eq(item.delta),
             s0_init.eq(item.init),
         ]
@@ -175,25 +177,26 @@ class DeltaMacArray(wiring.Component):
 
         # Stage 1: the weights are on the banks' outputs; the bias and sum reads are issued.
         s1_valid = Signal()
-        s1_row = Signal(config.row_bits)
+        s1_row = Signal(config.sum_row_bits)
+        s1_bias_row = Signal(config.row_bits)
         s1_delta = Signal(signed(config.delta_width))
         s1_init = Signal()
         m.d.sync += [
             s1_valid.eq(s0_valid),
             s1_row.eq(s0_row),
+            s1_bias_row.eq(s0_bias_row),
             s1_delta.eq(s0_delta),
             s1_init.eq(s0_init),
         ]
         m.d.comb += [
-            bias_read.addr.eq(Cat(s1_row, self.layer)),
-            sum_read.addr.eq(Mux(ro_active, sum_address(ro_row, ro_layer),
-                                  sum_address(s1_row, self.layer))),
+            bias_read.addr.eq(Cat(s1_bias_row, self.layer)),
+            sum_read.addr.eq(Mux(ro_active, sum_address(ro_row, ro_layer), s1_row)),
         ]
 
         # Multiply stage: the weights, registered next to the multipliers (the banks' outputs
         # come from block RAMs spread over the device), times the delta.
         sm_valid = Signal()
-        sm_row = Signal(config.row_bits)
+        sm_row = Signal(config.sum_row_bits)
         sm_delta = Signal(signed(config.delta_width))
         sm_init = Signal()
         sm_weights = Signal(data.ArrayLayout(signed(config.weight_width), lanes))
@@ -205,7 +208,7 @@ class DeltaMacArray(wiring.Component):
             sm_weights.eq(Cat(*weight_bits)),
         ]
         s2_valid = Signal()
-        s2_row = Signal(config.row_bits)
+        s2_row = Signal(config.sum_row_bits)
         s2_init = Signal()
         s2_products = Signal(data.ArrayLayout(
             signed(config.weight_width + config.delta_width), lanes))
@@ -228,7 +231,7 @@ class DeltaMacArray(wiring.Component):
         last_write_data = Signal(sum_row)
         forward = Signal()
         m.d.sync += forward.eq(~sm_init & s2_valid & (s2_row == sm_row))
-        write_addr = sum_address(s2_row, self.layer)
+        write_addr = s2_row
         m.d.comb += [
             sum_write.addr.eq(write_addr),
             sum_write.en.eq(s2_valid),

@@ -36,8 +36,22 @@ from functools import cache
 from math import prod
 
 import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
-__all__ = ["ConvGeometry", "MapLayout", "POOL_LATENCY", "POOL_MODES", "Pool"]
+from ..config import AccelConfig, check_config
+from ..core.layouts import changed_input_layout, mac_item_layout, position_layout
+from .descriptor import (
+    axis_entry_layout,
+    axis_layout,
+    conv_descriptor_layout,
+    layer_descriptor_layout,
+)
+
+__all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
+           "POOL_LATENCY", "POOL_MODES", "Pool", "conv_descriptor"]
 
 POOL_MODES = ("max", "avg")
 
@@ -320,3 +334,382 @@ class ConvGeometry:
         # (g, lane, c, ky, kx) -> (g, ky, kx, c, lane)
         return padded.reshape(groups, lanes, *weights.shape[1:]).transpose(
             0, 3, 4, 2, 1).reshape(-1, lanes)
+
+
+# -- gateware -------------------------------------------------------------------------------
+#
+# The address generator needs, for a changed input (c, y, x), the last output row whose window
+# holds row y (``out``) and the kernel row of y in it (``tap``), likewise along x; the windows
+# that hold the input are then ``out - j`` at taps ``tap + j * stride`` while the tap stays
+# inside the kernel and the output stays at or above 0. Finding them takes a division by the
+# stride, but along the map in order they change by one step at a time: the ConvScanner
+# follows the row reader position by position with one AxisTracker per axis and writes each
+# coordinate's values into a small table (H + W entries), which the generator reads for the
+# changed inputs that come through the change detector later. No multiplier or divider.
+
+
+def _axis_fields(size, kernel, stride, low, out, weight_step, sum_step) -> dict:
+    first_out = min(out - 1, low // stride)
+    first_tap = low - first_out * stride
+    return {"size": size, "kernel": kernel, "stride": stride, "last_out": out - 1,
+            "first_out": first_out, "first_tap": first_tap, "weight_step": weight_step,
+            "first_weights": first_tap * weight_step, "walk_weights": stride * weight_step,
+            "sum_step": sum_step, "first_sums": first_out * sum_step}
+
+
+def conv_descriptor(config: AccelConfig, geometry: ConvGeometry, *, sum_base: int) -> dict:
+    """The conv descriptor fields of a layer whose sums start at row ``sum_base``. Raises
+    ``ValueError`` naming the capacity a layer exceeds, or a padding the gateware cannot run."""
+    lanes = config.lanes
+    channels, out_channels = geometry.channels, geometry.out_channels
+    (kh, kw), (sh, sw) = geometry.kernel, geometry.stride
+    top, left, bottom, right = geometry.padding
+    oh, ow = geometry.conv_size
+    if max(kh, kw, sh, sw) > config.max_kernel:
+        raise ValueError(f"kernel {geometry.kernel} with stride {geometry.stride} exceeds "
+                         f"max_kernel={config.max_kernel}")
+    if geometry.height > config.max_height or geometry.width > config.max_width:
+        raise ValueError(f"a {geometry.height} x {geometry.width} map exceeds max_height="
+                         f"{config.max_height}, max_width={config.max_width}")
+    if max(top, bottom) >= kh or max(left, right) >= kw:
+        raise ValueError(f"padding {geometry.padding} must be smaller than the kernel "
+                         f"{geometry.kernel} (an output whose window is all padding would "
+                         "never start from its bias)")
+    groups = -(-out_channels // lanes)
+    fields = {
+        "y": _axis_fields(geometry.height, kh, sh, top, oh, kw * channels, ow * groups),
+        "x": _axis_fields(geometry.width, kw, sw, left, ow, channels, groups),
+        "channel_rows": -(-channels // lanes),
+        "channel_lanes": (1 << (channels - (-(-channels // lanes) - 1) * lanes)) - 1,
+        "groups": groups,
+        "group_lanes": out_channels - (groups - 1) * lanes,
+        "group_weights": kh * kw * channels,
+        "sum_base": sum_base,
+    }
+    for axis in ("y", "x"):
+        fields[axis]["first_weights"] %= 1 << config.weight_row_bits
+    return fields
+
+
+class AxisTracker(wiring.Component):
+    """One axis's ``(out, tap)`` of the coordinate a scan has reached, one step at a time.
+
+    - ``start``: coordinate 0 (latched from ``axis``, which holds while the layer runs);
+      ``step``: the next coordinate. ``entry`` (:func:`axis_entry_layout`) is the current
+      coordinate's, from registers.
+    - A step moves to the next output when the tap reaches the stride and an output is left;
+      otherwise the tap grows (past the kernel's end, for a coordinate no window of the last
+      output reaches).
+    """
+
+    def __init__(self, config: AccelConfig, size: int):
+        self._config = check_config(config)
+        super().__init__({
+            "axis": In(axis_layout(config, size)),
+            "start": In(1),
+            "step": In(1),
+            "entry": Out(axis_entry_layout(config, size)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        axis, entry = self.axis, self.entry
+        next_output = (entry.tap + 1 == axis.stride) & (entry.out != axis.last_out)
+        with m.If(self.start):
+            m.d.sync += [
+                entry.out.eq(axis.first_out),
+                entry.tap.eq(axis.first_tap),
+                entry.weights.eq(axis.first_weights),
+                entry.sums.eq(axis.first_sums),
+                entry.first.eq(1),
+            ]
+        with m.Elif(self.step):
+            m.d.sync += entry.first.eq(0)
+            with m.If(next_output):
+                m.d.sync += [
+                    entry.out.eq(entry.out + 1),
+                    entry.tap.eq(0),
+                    entry.weights.eq(0),
+                    entry.sums.eq(entry.sums + axis.sum_step),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    entry.tap.eq(entry.tap + 1),
+                    entry.weights.eq(entry.weights + axis.weight_step),
+                ]
+        return m
+
+
+class ConvScanner(wiring.Component):
+    """Follows a conv layer's input rows in the order the row reader reads them.
+
+    - ``start``: the layer begins (``conv`` holds its descriptor fields while it runs); the
+      current row is row 0, position ``(0, 0)``, channel group 0.
+    - ``advance``: the current row has been read; the next row becomes current.
+    - ``position`` (:func:`position_layout`) and ``lanes`` (the real lanes: all but in a
+      position's last row) describe the current row, from registers.
+    - ``y_write``, ``x_write``: as the first row of each position is read, its y and x
+      coordinates' :func:`axis_entry_layout` values are written to the generator's tables at
+      addresses ``y`` and ``x``.
+    """
+
+    def __init__(self, config: AccelConfig):
+        self._config = check_config(config)
+        if not config.conv:
+            raise ValueError("the conv scanner is part of hardware with conv layers; set "
+                             "max_kernel to the largest kernel side")
+        super().__init__({
+            "conv": In(conv_descriptor_layout(config)),
+            "start": In(1),
+            "advance": In(1),
+            "position": Out(position_layout(config)),
+            "lanes": Out(config.lanes),
+            "y_write": In(memory.WritePort.Signature(
+                addr_width=position_layout(config).members["y"].width,
+                shape=axis_entry_layout(config, config.max_height))),
+            "x_write": In(memory.WritePort.Signature(
+                addr_width=position_layout(config).members["x"].width,
+                shape=axis_entry_layout(config, config.max_width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        conv, position = self.conv, self.position
+        m.submodules.y = y = AxisTracker(config, config.max_height)
+        m.submodules.x = x = AxisTracker(config, config.max_width)
+        last_group = position.group == conv.channel_rows - 1
+        last_column = position.x == conv.x.size - 1
+        m.d.comb += [
+            y.axis.eq(conv.y),
+            x.axis.eq(conv.x),
+            y.start.eq(self.start),
+            x.start.eq(self.start | (self.advance & last_group & last_column)),
+            y.step.eq(self.advance & last_group & last_column),
+            x.step.eq(self.advance & last_group & ~last_column),
+            self.lanes.eq(Mux(last_group, conv.channel_lanes, Const(-1, config.lanes))),
+            self.y_write.addr.eq(position.y),
+            self.y_write.data.eq(y.entry),
+            self.y_write.en.eq(self.advance & (position.group == 0)),
+            self.x_write.addr.eq(position.x),
+            self.x_write.data.eq(x.entry),
+            self.x_write.en.eq(self.advance & (position.group == 0)),
+        ]
+        with m.If(self.start):
+            m.d.sync += position.eq(0)
+        with m.Elif(self.advance):
+            with m.If(~last_group):
+                m.d.sync += position.group.eq(position.group + 1)
+            with m.Else():
+                m.d.sync += position.group.eq(0)
+                with m.If(~last_column):
+                    m.d.sync += position.x.eq(position.x + 1)
+                with m.Else():
+                    m.d.sync += [position.x.eq(0), position.y.eq(position.y + 1)]
+        return m
+
+
+class ConvAddressGenerator(wiring.Component):
+    """Changed inputs of a conv layer -> MAC items, one per output position whose window holds
+    the input and output-channel group.
+
+    Contract
+    --------
+    - ``i``: changed inputs with their ``position`` (the row's, from the :class:`ConvScanner`)
+      and lane, the channel ``c = group * L + lane``. ``o``: for every window holding the
+      input, last output first (``oy`` and then ``ox`` descending), ``G'`` items: weight row
+      ``weight_base + ((g * kh + ky) * kw + kx) * C + c`` (:meth:`ConvGeometry.weight_rows`),
+      sum row ``sum_base + (oy * OW + ox) * G' + g``, bias row ``g``. ``init`` is set on the
+      items of the first input of a layer computed from scratch that reaches each output: its
+      channel 0, its row 0 or kernel row 0 and its column 0 or kernel column 0.
+    - ``y_table``, ``x_table``: the scanner's writes; an input's entries must be written
+      before it arrives (its row is read long before).
+    - ``start``: latches the layer's parameters from ``descriptor`` and ``from_scratch``, while
+      no item is offered.
+    - Timing: an input is accepted into a two-entry pipeline (the table read, then the first
+      addresses), and reaches the item walker :attr:`latency` cycles after its handshake at the
+      earliest; the walker issues its items one per cycle and takes the next input in the
+      cycle of its last item, so inputs that wait cost no bubbles. An input no window holds
+      spends one cycle in the walker without an item. The next input is accepted while the
+      pipeline's first entry is free or moving on.
+    """
+
+    latency = 3
+    """Cycles from an input's handshake to its first item on ``o``."""
+
+    def __init__(self, config: AccelConfig):
+        self._config = check_config(config)
+        if not config.conv:
+            raise ValueError("the conv address generator is part of hardware with conv "
+                             "layers; set max_kernel to the largest kernel side")
+        positions = position_layout(config)
+        super().__init__({
+            "i": In(stream.Signature(changed_input_layout(config))),
+            "o": Out(stream.Signature(mac_item_layout(config))),
+            "descriptor": In(layer_descriptor_layout(config)),
+            "layer": In(config.layer_bits),
+            "from_scratch": In(1),
+            "start": In(1),
+            "y_table": Out(memory.WritePort.Signature(
+                addr_width=positions.members["y"].width,
+                shape=axis_entry_layout(config, config.max_height))),
+            "x_table": Out(memory.WritePort.Signature(
+                addr_width=positions.members["x"].width,
+                shape=axis_entry_layout(config, config.max_width))),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        lanes = config.lanes
+        lane_bits = exact_log2(lanes)
+        positions = position_layout(config)
+
+        m.submodules.y_entries = y_entries = memory.Memory(
+            shape=axis_entry_layout(config, config.max_height),
+            depth=1 << positions.members["y"].width, init=[])
+        m.submodules.x_entries = x_entries = memory.Memory(
+            shape=axis_entry_layout(config, config.max_width),
+            depth=1 << positions.members["x"].width, init=[])
+        wiring.connect(m, wiring.flipped(self.y_table), y_entries.write_port())
+        wiring.connect(m, wiring.flipped(self.x_table), x_entries.write_port())
+        y_read, x_read = y_entries.read_port(), x_entries.read_port()
+
+        # The layer's parameters, latched at start.
+        conv = Signal(conv_descriptor_layout(config))
+        weight_base = Signal(config.weight_row_bits)
+        from_scratch = Signal()
+        with m.If(self.start):
+            m.d.sync += [conv.eq(self.descriptor.conv),
+                         weight_base.eq(self.descriptor.weight_base),
+                         from_scratch.eq(self.from_scratch)]
+
+        # Stage 1: the input, its table entries on the read ports' outputs.
+        p1_valid = Signal()
+        p1_channel = Signal(config.input_bits)       # c = group * L + lane
+        p1_delta = Signal.like(self.i.payload.delta)
+        # Stage 2: the input's first item and its walk.
+        p2_valid = Signal()
+        p2 = Signal(data.StructLayout({
+            "delta": self.i.payload.delta.shape(),
+            "weights": unsigned(config.weight_row_bits),
+            "sums": unsigned(config.sum_row_bits),
+            "y": axis_entry_layout(config, config.max_height),
+            "x": axis_entry_layout(config, config.max_width),
+            "channel_first": unsigned(1),
+            "empty": unsigned(1),
+        }))
+
+        # The walker: the input whose items are being issued.
+        busy = Signal()
+        empty = Signal()
+        delta = Signal.like(p1_delta)
+        channel_first = Signal()
+        y_first, x_first = Signal(), Signal()
+        out_y, tap_y = Signal.like(p2.y.out), Signal.like(p2.y.tap)
+        out_x, tap_x = Signal.like(p2.x.out), Signal.like(p2.x.tap)
+        start_out_x, start_tap_x = Signal.like(out_x), Signal.like(tap_x)
+        line_weights, line_sums = Signal(config.weight_row_bits), Signal(config.sum_row_bits)
+        cell_weights, cell_sums = Signal.like(line_weights), Signal.like(line_sums)
+        weight_row, sum_row = Signal.like(line_weights), Signal.like(line_sums)
+        group = Signal(config.row_bits)
+        group_last = Signal()
+
+        more_x = (tap_x + conv.x.stride < conv.x.kernel) & (out_x != 0)
+        more_y = (tap_y + conv.y.stride < conv.y.kernel) & (out_y != 0)
+        last = empty | (group_last & ~more_x & ~more_y)
+        emit = busy & ~empty
+        take = ~busy | (last & (empty | self.o.ready))
+        p2_advance = ~p2_valid | take
+        p1_advance = ~p1_valid | p2_advance
+        accept = self.i.valid & self.i.ready
+
+        m.d.comb += [
+            self.i.ready.eq(p1_advance),
+            y_read.addr.eq(self.i.payload.position.y),
+            x_read.addr.eq(self.i.payload.position.x),
+            y_read.en.eq(accept),
+            x_read.en.eq(accept),
+            self.o.valid.eq(emit),
+            self.o.payload.weight_row.eq(weight_row),
+            self.o.payload.sum_row.eq(sum_row),
+            self.o.payload.bias_row.eq(group),
+            self.o.payload.delta.eq(delta),
+            self.o.payload.init.eq(from_scratch & channel_first & (y_first | (tap_y == 0)) &
+                                   (x_first | (tap_x == 0))),
+            self.o.payload.real_lanes.eq(Mux(group_last, conv.group_lanes, lanes)),
+        ]
+
+        with m.If(self.start):
+            m.d.sync += [p1_valid.eq(0), p2_valid.eq(0), busy.eq(0)]
+        with m.Else():
+            with m.If(p1_advance):
+                m.d.sync += [
+                    p1_valid.eq(self.i.valid),
+                    p1_channel.eq(Cat(self.i.payload.input[:lane_bits],
+                                      self.i.payload.position.group)),
+                    p1_delta.eq(self.i.payload.delta),
+                ]
+            with m.If(p2_advance):
+                y_entry, x_entry = y_read.data, x_read.data
+                m.d.sync += [
+                    p2_valid.eq(p1_valid),
+                    p2.delta.eq(p1_delta),
+                    p2.weights.eq(weight_base + y_entry.weights + x_entry.weights + p1_channel),
+                    p2.sums.eq(conv.sum_base + y_entry.sums + x_entry.sums),
+                    p2.y.eq(y_entry),
+                    p2.x.eq(x_entry),
+                    p2.channel_first.eq(p1_channel == 0),
+                    p2.empty.eq((y_entry.tap >= conv.y.kernel) |
+                                (x_entry.tap >= conv.x.kernel)),
+                ]
+            with m.If(take):
+                m.d.sync += [
+                    busy.eq(p2_valid),
+                    empty.eq(p2.empty),
+                    delta.eq(p2.delta),
+                    channel_first.eq(p2.channel_first),
+                    y_first.eq(p2.y.first),
+                    x_first.eq(p2.x.first),
+                    out_y.eq(p2.y.out), tap_y.eq(p2.y.tap),
+                    out_x.eq(p2.x.out), tap_x.eq(p2.x.tap),
+                    start_out_x.eq(p2.x.out), start_tap_x.eq(p2.x.tap),
+                    line_weights.eq(p2.weights), line_sums.eq(p2.sums),
+                    cell_weights.eq(p2.weights), cell_sums.eq(p2.sums),
+                    weight_row.eq(p2.weights), sum_row.eq(p2.sums),
+                    group.eq(0),
+                    group_last.eq(conv.groups == 1),
+                ]
+            with m.Elif(emit & self.o.ready):
+                with m.If(~group_last):
+                    m.d.sync += [
+                        group.eq(group + 1),
+                        group_last.eq(group + 2 == conv.groups),
+                        weight_row.eq(weight_row + conv.group_weights),
+                        sum_row.eq(sum_row + 1),
+                    ]
+                with m.Else():
+                    m.d.sync += [group.eq(0), group_last.eq(conv.groups == 1)]
+                    with m.If(more_x):
+                        next_weights = cell_weights + conv.x.walk_weights
+                        next_sums = cell_sums - conv.x.sum_step
+                        m.d.sync += [
+                            out_x.eq(out_x - 1), tap_x.eq(tap_x + conv.x.stride),
+                            cell_weights.eq(next_weights), cell_sums.eq(next_sums),
+                            weight_row.eq(next_weights), sum_row.eq(next_sums),
+                        ]
+                    with m.Else():     # more_y: the last item is taken above
+                        next_weights = line_weights + conv.y.walk_weights
+                        next_sums = line_sums - conv.y.sum_step
+                        m.d.sync += [
+                            out_y.eq(out_y - 1), tap_y.eq(tap_y + conv.y.stride),
+                            out_x.eq(start_out_x), tap_x.eq(start_tap_x),
+                            line_weights.eq(next_weights), line_sums.eq(next_sums),
+                            cell_weights.eq(next_weights), cell_sums.eq(next_sums),
+                            weight_row.eq(next_weights), sum_row.eq(next_sums),
+                        ]
+        return m

@@ -10,7 +10,8 @@ g*L + L - 1`` (zero beyond ``outputs``). :func:`weight_rows` builds it on the ho
 Address generator
 -----------------
 For each changed input ``i`` it issues ``G`` MAC items, one per cycle: weight row
-``weight_base + g * inputs + i`` and sum row ``g``, for ``g = 0 .. G-1`` (the first address is
+``weight_base + g * inputs + i``, bias row ``g`` and the layer's sum row ``g`` (row ``g`` of
+the ``layer``'s rows with reuse, row ``g`` without), for ``g = 0 .. G-1`` (the first address is
 an addition and each next one adds the stride ``inputs``: no multiplier). The first changed
 input of a layer computed from scratch starts every sum row from the biases (in that mode every
 input counts as changed, so input 0 comes first and touches every sum row).
@@ -18,14 +19,14 @@ input counts as changed, so input 0 comes first and touches every sum row).
 - ``i``: changed inputs; ``o``: MAC items; the next input is accepted in the cycle the current
   one issues its last item, so the MAC array sees one item every cycle while inputs wait.
 - ``start``: latches the layer's parameters from ``descriptor`` (held stable while the layer
-  runs) and ``from_scratch``; it must come while no item is offered (``o.valid`` low), as
-  between layers.
+  runs), its number ``layer`` and ``from_scratch``; it must come while no item is offered
+  (``o.valid`` low), as between layers.
 - Latency :attr:`DenseAddressGenerator.latency` (1); cost :func:`items_per_input` items per
   changed input.
 """
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -80,6 +81,7 @@ class DenseAddressGenerator(wiring.Component):
             "i": In(stream.Signature(changed_input_layout(config))),
             "o": Out(stream.Signature(mac_item_layout(config))),
             "descriptor": In(layer_descriptor_layout(config)),
+            "layer": In(config.layer_bits),
             "from_scratch": In(1),
             "start": In(1),
         })
@@ -99,6 +101,7 @@ class DenseAddressGenerator(wiring.Component):
         stride = Signal(config.neuron_count_bits)
         groups = Signal(config.group_count_bits)
         last_lanes = Signal(range(lanes + 1))
+        layer = Signal(config.layer_bits)
         from_scratch = Signal()
         first = Signal()          # no input of the layer accepted yet
 
@@ -113,7 +116,8 @@ class DenseAddressGenerator(wiring.Component):
         m.d.comb += [
             self.o.valid.eq(valid),
             self.o.payload.weight_row.eq(row),
-            self.o.payload.sum_row.eq(group),
+            self.o.payload.sum_row.eq(Cat(group, layer) if config.reuse else group),
+            self.o.payload.bias_row.eq(group),
             self.o.payload.delta.eq(delta),
             self.o.payload.init.eq(init),
             self.o.payload.real_lanes.eq(Mux(last, last_lanes, lanes)),
@@ -128,6 +132,7 @@ class DenseAddressGenerator(wiring.Component):
                 stride.eq(self.descriptor.inputs),
                 groups.eq(row_count(outputs, lanes)),
                 last_lanes.eq(Mux(remainder == 0, lanes, remainder)),
+                layer.eq(self.layer),
                 from_scratch.eq(self.from_scratch),
                 first.eq(1),
                 valid.eq(0),

@@ -7,7 +7,8 @@ from amaranth.utils import bits_for
 from ..config import AccelConfig
 from ..protocol import LayerKind
 
-__all__ = ["KIND_BITS", "layer_descriptor_layout"]
+__all__ = ["KIND_BITS", "axis_entry_layout", "axis_layout", "conv_descriptor_layout",
+           "layer_descriptor_layout"]
 
 KIND_BITS = bits_for(max(kind.value for kind in LayerKind))
 """Bits of a layer kind inside the gateware: enough for every :class:`LayerKind` value (the
@@ -15,13 +16,64 @@ protocol carries 8)."""
 
 
 def layer_descriptor_layout(config: AccelConfig) -> data.StructLayout:
-    """A layer as configured by SET_LAYER: the fields every kind has."""
+    """A layer as configured by SET_LAYER: the fields every kind has, and a conv layer's in
+    ``conv`` when the hardware has conv layers."""
     neurons = unsigned(config.neuron_count_bits)
-    return data.StructLayout({
+    fields = {
         "inputs": neurons,
         "outputs": neurons,
         "weight_base": unsigned(config.weight_row_bits),
         "shift": range(config.max_shift + 1),
         "relu": unsigned(1),
         "kind": unsigned(KIND_BITS),   # a LayerKind value
+    }
+    if config.conv:
+        fields["conv"] = conv_descriptor_layout(config)
+    return data.StructLayout(fields)
+
+
+def axis_layout(config: AccelConfig, size: int) -> data.StructLayout:
+    """One axis of a conv layer in its descriptor (``size`` the largest map side along it);
+    :func:`conv_descriptor` computes the fields."""
+    coordinate = unsigned(config.coordinate_bits(size))
+    weights, sums = unsigned(config.weight_row_bits), unsigned(config.sum_row_bits)
+    return data.StructLayout({
+        "size": coordinate,            # positions of the input map along the axis
+        "kernel": unsigned(config.kernel_bits),
+        "stride": unsigned(config.kernel_bits),
+        "last_out": coordinate,        # the convolution's outputs along the axis, less one
+        "first_out": coordinate,       # coordinate 0's last window
+        "first_tap": unsigned(config.tap_bits),   # coordinate 0's tap in that window
+        "weight_step": weights,        # weight rows from one tap to the next
+        "first_weights": weights,      # first_tap * weight_step
+        "walk_weights": weights,       # stride * weight_step: from one window to the one before
+        "sum_step": sums,              # sum rows from one output to the next
+        "first_sums": sums,            # first_out * sum_step
     })
+
+
+def axis_entry_layout(config: AccelConfig, size: int) -> data.StructLayout:
+    """What the tables hold for one coordinate along an axis: its last window ``out`` and its
+    ``tap`` in it, ``tap * weight_step``, ``out * sum_step``, and whether it is coordinate 0."""
+    return data.StructLayout({
+        "out": unsigned(config.coordinate_bits(size)),
+        "tap": unsigned(config.tap_bits),
+        "weights": unsigned(config.weight_row_bits),
+        "sums": unsigned(config.sum_row_bits),
+        "first": unsigned(1),
+    })
+
+
+def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
+    """The fields a conv layer adds to the layer descriptor."""
+    return data.StructLayout({
+        "y": axis_layout(config, config.max_height),
+        "x": axis_layout(config, config.max_width),
+        "channel_rows": unsigned(config.group_count_bits),   # Gc = ceil(C / L)
+        "channel_lanes": unsigned(config.lanes),              # real lanes of a position's last row
+        "groups": unsigned(config.group_count_bits),          # G' = ceil(C' / L)
+        "group_lanes": range(config.lanes + 1),               # real lanes of the last group
+        "group_weights": unsigned(config.weight_row_bits),    # kh * kw * C
+        "sum_base": unsigned(config.sum_row_bits),
+    })
+

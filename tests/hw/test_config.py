@@ -23,6 +23,9 @@ LIMITS = {
     "weight_depth": (1, 1 << 24),
     "stream_width": (32, 256),
     "weight_bank_width": (1, 1152),
+    "max_kernel": (0, 32),
+    "max_height": (1, 4096),
+    "max_width": (1, 4096),
 }
 
 # Extra parameters that make a boundary value legal on its own (e.g. act_frac=31 needs a
@@ -36,8 +39,9 @@ BOUNDARY_COMPANIONS = {
     ("centroid_width", 4): {"act_width": 4, "act_frac": 0},
 }
 
-KNOWN = ("act_frac, act_width, centroid_width, clusters, lanes, max_layers, max_neurons, "
-         "reuse, stream_width, weight_bank_width, weight_depth, weight_width")
+KNOWN = ("act_frac, act_width, centroid_width, clusters, lanes, max_height, max_kernel, "
+         "max_layers, max_neurons, max_width, reuse, stream_width, weight_bank_width, "
+         "weight_depth, weight_width")
 
 
 def raises_exactly(message):

@@ -91,10 +91,12 @@ class Bench:
                     ctx.set(port.en, 0)
                 elif kind == "items":
                     # Each changed input becomes ``groups`` MAC items, rows weight_row + g and
-                    # sum rows g; the first input of a from-scratch pass starts from the biases.
+                    # the layer's sum rows g; the first input of a from-scratch pass starts from the biases.
                     ctx.set(dut.layer, op["layer"])
                     mac_items = [
-                        {"weight_row": weight_row + group, "sum_row": group, "delta": delta,
+                        {"weight_row": weight_row + group,
+                         "sum_row": group | (op["layer"] << ROW_BITS), "bias_row": group,
+                         "delta": delta,
                          "init": op["from_scratch"] and number == 0, "real_lanes": L}
                         for number, delta, weight_row in op["items"]
                         for group in range(op["groups"])]

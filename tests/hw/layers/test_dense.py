@@ -16,11 +16,16 @@ CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=
 L = CONFIG.lanes
 
 
-def simulate(layers, *, ready=always, offer=always):
-    """Run layers back to back: each is (descriptor, from_scratch, [(input, delta), ...]).
+ROW_BITS = CONFIG.row_bits
+
+
+def simulate(layers, *, ready=always, offer=always, layer_number=0):
+    """Run layers back to back: each is (descriptor, from_scratch, [(input, delta), ...]), all
+    as layer ``layer_number``.
 
     Returns per layer the items as (cycle, weight_row, sum_row, delta, init, real_lanes) and
-    the cycles at which inputs were accepted."""
+    the cycles at which inputs were accepted; every item's bias row is checked to be its
+    output group, the sum row's low bits."""
     dut = DenseAddressGenerator(CONFIG)
     results = []
 
@@ -29,6 +34,7 @@ def simulate(layers, *, ready=always, offer=always):
         for descriptor, from_scratch, inputs in layers:
             ctx.set(dut.descriptor, descriptor)
             ctx.set(dut.from_scratch, from_scratch)
+            ctx.set(dut.layer, layer_number)
             ctx.set(dut.start, 1)
             await ctx.tick()
             cycle += 1
@@ -43,6 +49,8 @@ def simulate(layers, *, ready=always, offer=always):
                 assert steps.cycle < 10_000
             cycle = steps.cycle
             ctx.set(dut.i.valid, 0)
+            for _, item in sink.transfers:
+                assert item.bias_row == item.sum_row % (1 << ROW_BITS)
             items = [(edge, item.weight_row, item.sum_row, item.delta, item.init,
                       item.real_lanes) for edge, item in sink.transfers]
             results.append((items, source.transfers))
@@ -70,12 +78,15 @@ def test_weight_rows_are_group_major():
 
 def test_items_of_each_changed_input():
     # 7 inputs, 6 outputs: two groups, the second with two real lanes; weights from row 40.
+    # As layer 1, its sum rows follow layer 0's.
     layer = descriptor(7, 6, weight_base=40)
-    [(items, accepted)] = simulate([(layer, False, [(2, 11), (5, -3), (6, 100)])])
+    [(items, accepted)] = simulate([(layer, False, [(2, 11), (5, -3), (6, 100)])],
+                                   layer_number=1)
+    rows = 1 << ROW_BITS
     assert [item[1:] for item in items] == [
-        (40 + 2, 0, 11, 0, 4), (40 + 7 + 2, 1, 11, 0, 2),
-        (40 + 5, 0, -3, 0, 4), (40 + 7 + 5, 1, -3, 0, 2),
-        (40 + 6, 0, 100, 0, 4), (40 + 7 + 6, 1, 100, 0, 2),
+        (40 + 2, rows, 11, 0, 4), (40 + 7 + 2, rows + 1, 11, 0, 2),
+        (40 + 5, rows, -3, 0, 4), (40 + 7 + 5, rows + 1, -3, 0, 2),
+        (40 + 6, rows, 100, 0, 4), (40 + 7 + 6, rows + 1, 100, 0, 2),
     ]
     # One item per cycle: the next input is accepted in the cycle of the last item.
     cycles = [item[0] for item in items]
