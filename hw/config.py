@@ -67,6 +67,8 @@ _LIMITS = {
     "max_kernel": (0, 32),
     "max_height": (1, 4096),
     "max_width": (1, 4096),
+    "state_depth": (0, 1 << 22),
+    "sum_depth": (0, 1 << 22),
 }
 
 
@@ -104,6 +106,11 @@ class AccelConfig:
         no conv gateware.
     max_height, max_width : int
         Capacity for conv layers: the height and width of a conv layer's input map.
+    state_depth, sum_depth : int
+        Rows of L values in the change detector's input-state memory (every layer's inputs,
+        layer after layer) and in the pre-activation sum memory (every layer's sums with reuse,
+        the running layer's without). 0 (the default) gives room for ``max_layers`` dense
+        layers of ``max_neurons``.
     reuse : bool
         Generate the reuse logic (the default). ``False`` generates the same accelerator
         without it, for comparison: no centroid tables or quantizer, no input-state memory,
@@ -126,6 +133,8 @@ class AccelConfig:
     max_kernel: int = 0
     max_height: int = 1
     max_width: int = 1
+    state_depth: int = 0
+    sum_depth: int = 0
     reuse: bool = True
 
     def __post_init__(self):
@@ -283,13 +292,26 @@ class AccelConfig:
         return _ceil_log2(self.max_groups + 1)
 
     @property
+    def state_rows(self) -> int:
+        """Rows of the input-state memory (``state_depth``, or ``max_layers`` layers of
+        ``max_groups`` rows)."""
+        return self.state_depth or self.max_layers * self.max_groups
+
+    @property
+    def state_row_bits(self) -> int:
+        """Bits of an input-state memory row address."""
+        return max(1, _ceil_log2(self.state_rows))
+
+    @property
+    def sum_rows(self) -> int:
+        """Rows of the sum memory (``sum_depth``, or ``max_layers`` layers of ``max_groups``
+        rows with reuse and one layer's without)."""
+        return self.sum_depth or (self.max_layers if self.reuse else 1) * self.max_groups
+
+    @property
     def sum_row_bits(self) -> int:
-        """Bits of a sum-memory row address: every layer's rows with reuse, the running
-        layer's without; with conv layers, room for a conv output map's rows besides."""
-        bits = self.row_bits + self.layer_bits if self.reuse else self.row_bits
-        if self.conv:
-            bits += self.coordinate_bits(self.max_height) + self.coordinate_bits(self.max_width)
-        return bits
+        """Bits of a sum-memory row address."""
+        return max(1, _ceil_log2(self.sum_rows))
 
     # -- conv capacities ----------------------------------------------------------------------
 

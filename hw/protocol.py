@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 MAGIC = 0x52414343  # "RACC"
-VERSION = 2
+VERSION = 3
 RESPONSE_OK = 0x80
 RESPONSE_ERROR = 0xFF
 
@@ -142,7 +142,8 @@ _ERROR_TEXT = {
 STATUS_FIELDS = (
     "magic", "version", "lanes", "clusters", "act_width", "act_frac", "weight_width",
     "centroid_width", "max_layers", "max_neurons", "weight_depth", "stream_width",
-    "weight_bank_width", "flags", "errors",
+    "weight_bank_width", "max_kernel", "max_height", "max_width", "state_depth", "sum_depth",
+    "flags", "errors",
 )
 """Fields of the STATUS response's control row. ``flags``: bit 0 network valid, bit 1 reuse
 state valid (the next frame reuses), bit 2 baseline mode, bit 3 the hardware has the reuse

@@ -196,12 +196,18 @@ class ProcessingTile(wiring.Component):
         kind = Signal.like(descriptor.kind)
 
         # The running layer's parameters, latched in SETUP.
+        in_rows = Signal(config.group_count_bits)
         out_rows = Signal(config.group_count_bits)
         last_output_lanes = Signal(lanes)
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
 
-        self._dispatch(m, changed, mac, descriptor, layer, kind, from_scratch,
+        # Where the running layer's rows start in the input-state and sum memories: each layer's
+        # after the previous layer's.
+        state_base = Signal(config.state_row_bits)
+        sum_base = Signal(config.sum_row_bits)
+
+        self._dispatch(m, changed, mac, descriptor, sum_base, kind, from_scratch,
                        setup=state == _State.SETUP)
 
         if config.reuse:
@@ -211,10 +217,11 @@ class ProcessingTile(wiring.Component):
                 detector.centroids.eq(centroid_read.data),
                 detector.bypass.eq(layer == 0),
                 detector.first.eq(from_scratch),
-                detector.layer.eq(layer),
+                detector.base.eq(state_base),
             ]
         m.d.comb += [
             mac.layer.eq(layer),
+            mac.sum_base.eq(sum_base),
             mac.readout_rows.eq(out_rows),
             mac.shift.eq(shift),
             mac.relu.eq(relu),
@@ -280,6 +287,8 @@ class ProcessingTile(wiring.Component):
                     m.d.sync += [
                         state.eq(_State.SETUP),
                         layer.eq(0),
+                        state_base.eq(0),
+                        sum_base.eq(0),
                         from_scratch.eq(self.from_scratch),
                         self.frame_cycles.eq(0),
                         self.counters.eq(0),
@@ -287,6 +296,7 @@ class ProcessingTile(wiring.Component):
             with m.Case(_State.SETUP):
                 m.d.sync += [
                     kind.eq(descriptor.kind),
+                    in_rows.eq(row_count(descriptor.inputs, lanes)),
                     out_rows.eq(row_count(descriptor.outputs, lanes)),
                     last_output_lanes.eq(last_row_mask(descriptor.outputs, lanes)),
                     shift.eq(descriptor.shift),
@@ -313,7 +323,10 @@ class ProcessingTile(wiring.Component):
                         ]
             with m.Case(_State.LEAD):
                 with m.If(lead == 0):
-                    m.d.sync += [layer.eq(layer + 1), state.eq(_State.SETUP)]
+                    m.d.sync += [layer.eq(layer + 1), state.eq(_State.SETUP),
+                                 state_base.eq(state_base + in_rows)]
+                    if config.reuse:
+                        m.d.sync += sum_base.eq(sum_base + out_rows)
                 with m.Else():
                     m.d.sync += lead.eq(lead - 1)
             with m.Case(_State.FINISH):
@@ -365,7 +378,7 @@ class ProcessingTile(wiring.Component):
                     counters.macs.eq(counters.macs + mac.items.payload.real_lanes),
                 ]
 
-    def _dispatch(self, m, changed, mac, descriptor, layer, kind, from_scratch, *, setup):
+    def _dispatch(self, m, changed, mac, descriptor, sum_base, kind, from_scratch, *, setup):
         """Changed inputs to the address generator of the running layer's ``kind``, and its
         MAC items to the array; every generator latches its layer in the ``setup`` cycle of a
         layer of its kind."""
@@ -376,7 +389,7 @@ class ProcessingTile(wiring.Component):
             selected = kind == layer_kind.value
             m.d.comb += [
                 generator.descriptor.eq(descriptor),
-                generator.layer.eq(layer),
+                generator.sum_base.eq(sum_base),
                 generator.from_scratch.eq(from_scratch),
                 generator.start.eq(setup & (descriptor.kind == layer_kind.value)),
                 generator.i.valid.eq(changed.valid & selected),

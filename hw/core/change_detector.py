@@ -10,8 +10,8 @@ Contract
   centroid[old]``. An input counts as changed when its centroid differs from the previous
   frame's.
 - ``first``: every real input counts as changed and the old centroid is taken as 0 (first frame
-  of a sequence, or baseline mode). ``layer``, ``first``, ``bypass`` and ``centroids`` hold
-  while a layer runs.
+  of a sequence, or baseline mode). ``base`` (where the layer's rows start in the state
+  memory), ``first``, ``bypass`` and ``centroids`` hold while a layer runs.
 - ``done``: high for one cycle once the ``last`` row has left and no input is in flight.
 - ``outside``: how many inputs were found outside the calibrated range, counted (registered)
   :attr:`ChangeDetector.outside_latency` cycles after the row or input they are in left its
@@ -20,8 +20,9 @@ Contract
 
 How
 ---
-Each input's state lives in a memory of ``max_layers`` x ``max_groups`` rows of L lanes: its
-centroid, ``outside`` flag and the interval of doubled values that quantize alike
+Each input's state lives in a memory of ``AccelConfig.state_rows`` rows of L lanes (every
+layer's rows after the previous layer's, the running layer's from ``base``): its centroid,
+``outside`` flag and the interval of doubled values that quantize alike
 (:class:`~reuse_accel.hw.core.quantizer.CentroidQuantizer`). A row's state is read as the row
 enters; every lane whose doubled value is still inside its interval is unchanged (two
 comparisons per lane, no quantization). The other lanes leave the
@@ -111,7 +112,7 @@ class ChangeDetector(wiring.Component):
                 "last": unsigned(1),
             }))),
             "o": Out(stream.Signature(changed_input_layout(config))),
-            "layer": In(config.layer_bits),
+            "base": In(config.state_row_bits),
             "first": In(1),
             "bypass": In(1),
             "centroids": In(data.ArrayLayout(signed(config.centroid_width), config.clusters)),
@@ -131,7 +132,7 @@ class ChangeDetector(wiring.Component):
         row_state = data.ArrayLayout(input_state_layout(config), lanes)
 
         m.submodules.state = state = memory.Memory(
-            shape=row_state, depth=config.max_layers << config.row_bits, init=[])
+            shape=row_state, depth=config.state_rows, init=[])
         # Not transparent: a row's state is read as the row enters and its lanes are written
         # after they leave the quantizer, never in the same cycle for the same row.
         state_read = state.read_port()
@@ -168,7 +169,7 @@ class ChangeDetector(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(read_advance),
             state_read.en.eq(read_advance),
-            state_read.addr.eq(Cat(self.i.payload.row, self.layer)),
+            state_read.addr.eq(self.base + self.i.payload.row),
         ]
         with m.If(read_advance):
             m.d.sync += [
@@ -262,7 +263,7 @@ class ChangeDetector(wiring.Component):
             new_state.centroid.eq(quantized.centroid),
             new_state.interval.eq(quantized.interval),
             new_state.outside.eq(quantized.outside),
-            state_write.addr.eq(Cat(quantized.tag.input[lane_bits:], self.layer)),
+            state_write.addr.eq(self.base + quantized.tag.input[lane_bits:]),
             state_write.en.eq(Mux(quantizer.o.valid,
                                   Const(1, lanes) << quantized.tag.input[:lane_bits], 0)),
         ]

@@ -13,12 +13,12 @@ Contract
   when consecutive items update the same row.
 - ``idle``: no item offered or in flight; the sums are final. :attr:`DeltaMacArray.latency`
   cycles after the last item's handshake.
-- ``readout_start``: streams the layer's first ``readout_rows`` sum rows through the
+- ``readout_start``: streams the ``readout_rows`` sum rows from ``sum_base`` through the
   :class:`~reuse_accel.hw.core.activation.Activation` to ``act`` (a write port into the I/O
   buffer). Row ``r`` is written in cycle ``start + readout_latency + r`` (cycle ``start`` being
   the one with ``readout_start`` high); ``readout_done`` marks the last, and ``saturated`` flags
   the lanes of the row being written that were clamped to the activation range. The readout
-  latches ``layer``, ``shift``, ``relu`` and ``readout_rows`` at its start, so the next layer's
+  latches ``sum_base``, ``shift``, ``relu`` and ``readout_rows`` at its start, so the next layer's
   parameters may be applied while it runs. It shares the sum memory's read port with the
   items: start it only while ``idle``, read at least one row (``readout_rows >= 1``), and let
   no item's sum read (:attr:`DeltaMacArray.sum_read_latency` cycles after its handshake) fall
@@ -26,9 +26,10 @@ Contract
 - ``weight_write``, ``bias_write``: host loading ports (a weight row is written one cycle after
   it is presented; weights are loaded only while no frame runs).
 
-The sums of every layer are kept (``max_layers`` x ``max_groups`` rows) so that the next frame
-can correct them. Without reuse (``AccelConfig.reuse`` false) only the running layer's sums are
-needed: ``max_groups`` rows, each layer starting from its biases.
+The sums of every layer are kept (``AccelConfig.sum_rows`` rows, each layer's after the
+previous layer's) so that the next frame can correct them. Without reuse (``AccelConfig.reuse``
+false) only the running layer's sums are needed, each layer starting from its biases. Bias row
+``r`` of ``layer`` is at address ``(layer, r)``.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
@@ -62,6 +63,7 @@ class DeltaMacArray(wiring.Component):
         super().__init__({
             "items": In(stream.Signature(mac_item_layout(config))),
             "layer": In(config.layer_bits),
+            "sum_base": In(config.sum_row_bits),
             "shift": In(range(config.max_shift + 1)),
             "relu": In(1),
             "idle": Out(1),
@@ -90,14 +92,9 @@ class DeltaMacArray(wiring.Component):
         lanes = config.lanes
         sum_row = data.ArrayLayout(signed(config.acc_width), lanes)
         bias_depth = config.max_layers << config.row_bits
-        sum_depth = bias_depth if config.reuse else 1 << config.row_bits
-
-        def sum_address(row, layer):
-            return Cat(row, layer) if config.reuse else row
-
         m.submodules.biases = biases = memory.Memory(
             shape=data.ArrayLayout(signed(config.bias_width), lanes), depth=bias_depth, init=[])
-        m.submodules.sums = sums = memory.Memory(shape=sum_row, depth=sum_depth, init=[])
+        m.submodules.sums = sums = memory.Memory(shape=sum_row, depth=config.sum_rows, init=[])
         m.submodules.activation = activation = Activation(config)
         bias_read = biases.read_port()
         sum_write = sums.write_port()
@@ -162,16 +159,16 @@ class DeltaMacArray(wiring.Component):
         ro_active = Signal()
         ro_row = Signal(config.row_bits)
         ro_rows = Signal.like(self.readout_rows)
-        ro_layer = Signal.like(self.layer)
+        ro_address = Signal(config.sum_row_bits)     # sum_base + ro_row
         ro_shift = Signal.like(self.shift)
         ro_relu = Signal()
         ro_last = ro_row == ro_rows - 1
         with m.If(self.readout_start):
             m.d.sync += [ro_active.eq(1), ro_row.eq(0), ro_rows.eq(self.readout_rows),
-                         ro_layer.eq(self.layer), ro_shift.eq(self.shift),
+                         ro_address.eq(self.sum_base), ro_shift.eq(self.shift),
                          ro_relu.eq(self.relu)]
         with m.Elif(ro_active):
-            m.d.sync += ro_row.eq(ro_row + 1)
+            m.d.sync += [ro_row.eq(ro_row + 1), ro_address.eq(ro_address + 1)]
             with m.If(ro_last):
                 m.d.sync += ro_active.eq(0)
 
@@ -190,7 +187,7 @@ class DeltaMacArray(wiring.Component):
         ]
         m.d.comb += [
             bias_read.addr.eq(Cat(s1_bias_row, self.layer)),
-            sum_read.addr.eq(Mux(ro_active, sum_address(ro_row, ro_layer), s1_row)),
+            sum_read.addr.eq(Mux(ro_active, ro_address, s1_row)),
         ]
 
         # Multiply stage: the weights, registered next to the multipliers (the banks' outputs

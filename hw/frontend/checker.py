@@ -89,6 +89,9 @@ class CommandChecker(wiring.Component):
             "centroid_width": config.centroid_width, "max_layers": config.max_layers,
             "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
             "stream_width": config.stream_width, "weight_bank_width": config.weight_bank_width,
+            "max_kernel": config.max_kernel, "max_height": config.max_height,
+            "max_width": config.max_width, "state_depth": config.state_depth,
+            "sum_depth": config.sum_depth,
             "flags": flags, "errors": errors,
         }
         for index, name in enumerate(protocol.STATUS_FIELDS):

@@ -357,8 +357,8 @@ def _axis_fields(size, kernel, stride, low, out, weight_step, sum_step) -> dict:
             "sum_step": sum_step, "first_sums": first_out * sum_step}
 
 
-def conv_descriptor(config: AccelConfig, geometry: ConvGeometry, *, sum_base: int) -> dict:
-    """The conv descriptor fields of a layer whose sums start at row ``sum_base``. Raises
+def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
+    """The conv descriptor fields of a layer. Raises
     ``ValueError`` naming the capacity a layer exceeds, or a padding the gateware cannot run."""
     lanes = config.lanes
     channels, out_channels = geometry.channels, geometry.out_channels
@@ -384,7 +384,6 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry, *, sum_base: in
         "groups": groups,
         "group_lanes": out_channels - (groups - 1) * lanes,
         "group_weights": kh * kw * channels,
-        "sum_base": sum_base,
     }
     for axis in ("y", "x"):
         fields[axis]["first_weights"] %= 1 << config.weight_row_bits
@@ -524,8 +523,8 @@ class ConvAddressGenerator(wiring.Component):
       channel 0, its row 0 or kernel row 0 and its column 0 or kernel column 0.
     - ``y_table``, ``x_table``: the scanner's writes; an input's entries must be written
       before it arrives (its row is read long before).
-    - ``start``: latches the layer's parameters from ``descriptor`` and ``from_scratch``, while
-      no item is offered.
+    - ``start``: latches the layer's parameters from ``descriptor``, ``sum_base`` (where its
+      sums start in the sum memory) and ``from_scratch``, while no item is offered.
     - Timing: an input is accepted into a two-entry pipeline (the table read, then the first
       addresses), and reaches the item walker :attr:`latency` cycles after its handshake at the
       earliest; the walker issues its items one per cycle and takes the next input in the
@@ -547,7 +546,7 @@ class ConvAddressGenerator(wiring.Component):
             "i": In(stream.Signature(changed_input_layout(config))),
             "o": Out(stream.Signature(mac_item_layout(config))),
             "descriptor": In(layer_descriptor_layout(config)),
-            "layer": In(config.layer_bits),
+            "sum_base": In(config.sum_row_bits),
             "from_scratch": In(1),
             "start": In(1),
             "y_table": Out(memory.WritePort.Signature(
@@ -582,10 +581,12 @@ class ConvAddressGenerator(wiring.Component):
         # The layer's parameters, latched at start.
         conv = Signal(conv_descriptor_layout(config))
         weight_base = Signal(config.weight_row_bits)
+        sum_base = Signal(config.sum_row_bits)
         from_scratch = Signal()
         with m.If(self.start):
             m.d.sync += [conv.eq(self.descriptor.conv),
                          weight_base.eq(self.descriptor.weight_base),
+                         sum_base.eq(self.sum_base),
                          from_scratch.eq(self.from_scratch)]
 
         # Stage 1: the input, its table entries on the read ports' outputs.
@@ -660,7 +661,7 @@ class ConvAddressGenerator(wiring.Component):
                     p2_valid.eq(p1_valid),
                     p2.delta.eq(p1_delta),
                     p2.weights.eq(weight_base + y_entry.weights + x_entry.weights + p1_channel),
-                    p2.sums.eq(conv.sum_base + y_entry.sums + x_entry.sums),
+                    p2.sums.eq(sum_base + y_entry.sums + x_entry.sums),
                     p2.y.eq(y_entry),
                     p2.x.eq(x_entry),
                     p2.channel_first.eq(p1_channel == 0),

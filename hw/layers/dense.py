@@ -10,8 +10,8 @@ g*L + L - 1`` (zero beyond ``outputs``). :func:`weight_rows` builds it on the ho
 Address generator
 -----------------
 For each changed input ``i`` it issues ``G`` MAC items, one per cycle: weight row
-``weight_base + g * inputs + i``, bias row ``g`` and the layer's sum row ``g`` (row ``g`` of
-the ``layer``'s rows with reuse, row ``g`` without), for ``g = 0 .. G-1`` (the first address is
+``weight_base + g * inputs + i``, bias row ``g`` and sum row ``sum_base + g`` (the layer's
+rows start at ``sum_base`` in the sum memory), for ``g = 0 .. G-1`` (the first address is
 an addition and each next one adds the stride ``inputs``: no multiplier). The first changed
 input of a layer computed from scratch starts every sum row from the biases (in that mode every
 input counts as changed, so input 0 comes first and touches every sum row).
@@ -19,14 +19,14 @@ input counts as changed, so input 0 comes first and touches every sum row).
 - ``i``: changed inputs; ``o``: MAC items; the next input is accepted in the cycle the current
   one issues its last item, so the MAC array sees one item every cycle while inputs wait.
 - ``start``: latches the layer's parameters from ``descriptor`` (held stable while the layer
-  runs), its number ``layer`` and ``from_scratch``; it must come while no item is offered
+  runs), ``sum_base`` and ``from_scratch``; it must come while no item is offered
   (``o.valid`` low), as between layers.
 - Latency :attr:`DenseAddressGenerator.latency` (1); cost :func:`items_per_input` items per
   changed input.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -81,7 +81,7 @@ class DenseAddressGenerator(wiring.Component):
             "i": In(stream.Signature(changed_input_layout(config))),
             "o": Out(stream.Signature(mac_item_layout(config))),
             "descriptor": In(layer_descriptor_layout(config)),
-            "layer": In(config.layer_bits),
+            "sum_base": In(config.sum_row_bits),
             "from_scratch": In(1),
             "start": In(1),
         })
@@ -101,7 +101,7 @@ class DenseAddressGenerator(wiring.Component):
         stride = Signal(config.neuron_count_bits)
         groups = Signal(config.group_count_bits)
         last_lanes = Signal(range(lanes + 1))
-        layer = Signal(config.layer_bits)
+        sum_base = Signal(config.sum_row_bits)
         from_scratch = Signal()
         first = Signal()          # no input of the layer accepted yet
 
@@ -109,6 +109,7 @@ class DenseAddressGenerator(wiring.Component):
         valid = Signal()
         row = Signal(config.weight_row_bits)
         group = Signal(config.row_bits)
+        sum_row = Signal(config.sum_row_bits)
         delta = Signal.like(self.i.payload.delta)
         init = Signal()
         last = Signal()           # group == groups - 1, registered: it drives i.ready
@@ -116,7 +117,7 @@ class DenseAddressGenerator(wiring.Component):
         m.d.comb += [
             self.o.valid.eq(valid),
             self.o.payload.weight_row.eq(row),
-            self.o.payload.sum_row.eq(Cat(group, layer) if config.reuse else group),
+            self.o.payload.sum_row.eq(sum_row),
             self.o.payload.bias_row.eq(group),
             self.o.payload.delta.eq(delta),
             self.o.payload.init.eq(init),
@@ -132,7 +133,7 @@ class DenseAddressGenerator(wiring.Component):
                 stride.eq(self.descriptor.inputs),
                 groups.eq(row_count(outputs, lanes)),
                 last_lanes.eq(Mux(remainder == 0, lanes, remainder)),
-                layer.eq(self.layer),
+                sum_base.eq(self.sum_base),
                 from_scratch.eq(self.from_scratch),
                 first.eq(1),
                 valid.eq(0),
@@ -142,6 +143,7 @@ class DenseAddressGenerator(wiring.Component):
                 valid.eq(1),
                 row.eq(base + self.i.payload.input),
                 group.eq(0),
+                sum_row.eq(sum_base),
                 last.eq(groups == 1),
                 delta.eq(self.i.payload.delta),
                 init.eq(from_scratch & first),
@@ -152,7 +154,7 @@ class DenseAddressGenerator(wiring.Component):
                 m.d.sync += valid.eq(0)
             with m.Else():
                 m.d.sync += [row.eq(row + stride), group.eq(group + 1),
-                             last.eq(group + 2 == groups)]
+                             sum_row.eq(sum_row + 1), last.eq(group + 2 == groups)]
         return m
 
 

@@ -74,6 +74,5 @@ def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "groups": unsigned(config.group_count_bits),          # G' = ceil(C' / L)
         "group_lanes": range(config.lanes + 1),               # real lanes of the last group
         "group_weights": unsigned(config.weight_row_bits),    # kh * kw * C
-        "sum_base": unsigned(config.sum_row_bits),
     })
 

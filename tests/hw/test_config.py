@@ -26,6 +26,8 @@ LIMITS = {
     "max_kernel": (0, 32),
     "max_height": (1, 4096),
     "max_width": (1, 4096),
+    "state_depth": (0, 1 << 22),
+    "sum_depth": (0, 1 << 22),
 }
 
 # Extra parameters that make a boundary value legal on its own (e.g. act_frac=31 needs a
@@ -40,8 +42,8 @@ BOUNDARY_COMPANIONS = {
 }
 
 KNOWN = ("act_frac, act_width, centroid_width, clusters, lanes, max_height, max_kernel, "
-         "max_layers, max_neurons, max_width, reuse, stream_width, weight_bank_width, "
-         "weight_depth, weight_width")
+         "max_layers, max_neurons, max_width, reuse, state_depth, stream_width, sum_depth, "
+         "weight_bank_width, weight_depth, weight_width")
 
 
 def raises_exactly(message):

@@ -645,7 +645,8 @@ def test_status_of_something_else_is_a_protocol_error():
         config_from_status(status)
     status.update(version=protocol.VERSION, lanes=3, clusters=16, act_width=16, act_frac=8,
                   weight_width=8, centroid_width=16, max_layers=2, max_neurons=8,
-                  weight_depth=64, stream_width=32, weight_bank_width=4)
+                  weight_depth=64, stream_width=32, weight_bank_width=4, max_height=1,
+                  max_width=1)
     with pytest.raises(ProtocolError, match="^" + re.escape(
             "the accelerator reports parameters that are not a valid configuration: lanes "
             "must be a power of two, not 3") + "$"):

@@ -47,7 +47,7 @@ def simulate(config, passes, *, ready=always, settle=4):
     async def bench(ctx):
         cycle = 0
         for job in passes:
-            ctx.set(dut.layer, job.layer)
+            ctx.set(dut.base, job.layer * config.max_groups)   # layer after layer
             ctx.set(dut.first, job.first)
             ctx.set(dut.bypass, job.bypass)
             ctx.set(dut.centroids, job.centroids)

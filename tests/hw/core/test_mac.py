@@ -16,7 +16,8 @@ from reuse_accel.sim.model import activate
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=128)
 L = CONFIG.lanes
-ROW_BITS = CONFIG.row_bits
+GROUPS = CONFIG.max_groups                         # each layer's sum rows follow the last's
+ROW_BITS = CONFIG.row_bits                         # bias rows: (layer, row)
 MAC_DRAIN = DeltaMacArray.latency                 # last item's handshake -> idle
 READOUT_LATENCY = DeltaMacArray.readout_latency   # readout start -> first row written
 
@@ -95,7 +96,7 @@ class Bench:
                     ctx.set(dut.layer, op["layer"])
                     mac_items = [
                         {"weight_row": weight_row + group,
-                         "sum_row": group | (op["layer"] << ROW_BITS), "bias_row": group,
+                         "sum_row": op["layer"] * GROUPS + group, "bias_row": group,
                          "delta": delta,
                          "init": op["from_scratch"] and number == 0, "real_lanes": L}
                         for number, delta, weight_row in op["items"]
@@ -119,7 +120,7 @@ class Bench:
                     op["handshakes"] = source.transfers
                     ctx.set(dut.items.valid, 0)
                 else:
-                    ctx.set(dut.layer, op["layer"])
+                    ctx.set(dut.sum_base, op["layer"] * GROUPS)
                     ctx.set(dut.readout_rows, op["groups"])
                     ctx.set(dut.shift, op["shift"])
                     ctx.set(dut.relu, op["relu"])

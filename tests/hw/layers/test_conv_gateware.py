@@ -22,7 +22,7 @@ from reuse_accel.hw.protocol import LayerKind
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=64, weight_depth=4096,
-                     max_kernel=5, max_height=12, max_width=12)
+                     max_kernel=5, max_height=12, max_width=12, sum_depth=512)
 L = CONFIG.lanes
 SUM_BASE = 37
 WEIGHT_BASE = 101
@@ -80,7 +80,7 @@ class Harness(wiring.Component):
 def descriptor(geometry):
     return {"inputs": 0, "outputs": 0, "weight_base": WEIGHT_BASE, "shift": 0, "relu": 0,
             "kind": LayerKind.CONV.value,
-            "conv": conv_descriptor(CONFIG, geometry, sum_base=SUM_BASE)}
+            "conv": conv_descriptor(CONFIG, geometry)}
 
 
 def run(geometry, inputs, from_scratch, *, offer=always, ready=always):
@@ -100,6 +100,7 @@ def run(geometry, inputs, from_scratch, *, offer=always, ready=always):
     async def bench(ctx):
         ctx.set(generator.descriptor, descriptor(geometry))
         ctx.set(generator.from_scratch, from_scratch)
+        ctx.set(generator.sum_base, SUM_BASE)
         ctx.set(generator.start, 1)
         ctx.set(scanner.start, 1)
         await ctx.tick()
@@ -153,7 +154,7 @@ GEOMETRIES = {
 @pytest.mark.parametrize("name", GEOMETRIES)
 def test_axis_tracker_follows_each_coordinate(name):
     geometry = GEOMETRIES[name]
-    fields = conv_descriptor(CONFIG, geometry, sum_base=0)
+    fields = conv_descriptor(CONFIG, geometry)
     for axis, size, low in (("y", geometry.height, geometry.padding[0]),
                             ("x", geometry.width, geometry.padding[1])):
         dut = AxisTracker(CONFIG, CONFIG.max_height if axis == "y" else CONFIG.max_width)

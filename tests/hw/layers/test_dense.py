@@ -16,16 +16,13 @@ CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=
 L = CONFIG.lanes
 
 
-ROW_BITS = CONFIG.row_bits
-
-
-def simulate(layers, *, ready=always, offer=always, layer_number=0):
+def simulate(layers, *, ready=always, offer=always, sum_base=0):
     """Run layers back to back: each is (descriptor, from_scratch, [(input, delta), ...]), all
-    as layer ``layer_number``.
+    with their sums from row ``sum_base``.
 
     Returns per layer the items as (cycle, weight_row, sum_row, delta, init, real_lanes) and
     the cycles at which inputs were accepted; every item's bias row is checked to be its
-    output group, the sum row's low bits."""
+    output group."""
     dut = DenseAddressGenerator(CONFIG)
     results = []
 
@@ -34,7 +31,7 @@ def simulate(layers, *, ready=always, offer=always, layer_number=0):
         for descriptor, from_scratch, inputs in layers:
             ctx.set(dut.descriptor, descriptor)
             ctx.set(dut.from_scratch, from_scratch)
-            ctx.set(dut.layer, layer_number)
+            ctx.set(dut.sum_base, sum_base)
             ctx.set(dut.start, 1)
             await ctx.tick()
             cycle += 1
@@ -50,7 +47,7 @@ def simulate(layers, *, ready=always, offer=always, layer_number=0):
             cycle = steps.cycle
             ctx.set(dut.i.valid, 0)
             for _, item in sink.transfers:
-                assert item.bias_row == item.sum_row % (1 << ROW_BITS)
+                assert item.bias_row == item.sum_row - sum_base
             items = [(edge, item.weight_row, item.sum_row, item.delta, item.init,
                       item.real_lanes) for edge, item in sink.transfers]
             results.append((items, source.transfers))
@@ -78,11 +75,11 @@ def test_weight_rows_are_group_major():
 
 def test_items_of_each_changed_input():
     # 7 inputs, 6 outputs: two groups, the second with two real lanes; weights from row 40.
-    # As layer 1, its sum rows follow layer 0's.
+    # Its sums start at row 4 (as layer 1, after layer 0's four rows).
     layer = descriptor(7, 6, weight_base=40)
     [(items, accepted)] = simulate([(layer, False, [(2, 11), (5, -3), (6, 100)])],
-                                   layer_number=1)
-    rows = 1 << ROW_BITS
+                                   sum_base=4)
+    rows = 4
     assert [item[1:] for item in items] == [
         (40 + 2, rows, 11, 0, 4), (40 + 7 + 2, rows + 1, 11, 0, 2),
         (40 + 5, rows, -3, 0, 4), (40 + 7 + 5, rows + 1, -3, 0, 2),
