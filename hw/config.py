@@ -67,6 +67,7 @@ _LIMITS = {
     "max_kernel": (0, 32),
     "max_height": (1, 4096),
     "max_width": (1, 4096),
+    "buffer_depth": (0, 1 << 15),
     "state_depth": (0, 1 << 22),
     "sum_depth": (0, 1 << 22),
 }
@@ -106,6 +107,10 @@ class AccelConfig:
         no conv gateware.
     max_height, max_width : int
         Capacity for conv layers: the height and width of a conv layer's input map.
+    buffer_depth : int
+        Rows of L values in each bank of the I/O buffer: the largest map a layer reads or
+        writes (a conv layer's map takes ``H * W * ceil(C / L)`` rows). 0 (the default) gives
+        ``max_groups``, a dense layer of ``max_neurons``.
     state_depth, sum_depth : int
         Rows of L values in the change detector's input-state memory (every layer's inputs,
         layer after layer) and in the pre-activation sum memory (every layer's sums with reuse,
@@ -133,6 +138,7 @@ class AccelConfig:
     max_kernel: int = 0
     max_height: int = 1
     max_width: int = 1
+    buffer_depth: int = 0
     state_depth: int = 0
     sum_depth: int = 0
     reuse: bool = True
@@ -173,14 +179,21 @@ class AccelConfig:
                 f"biases are {self.bias_width} bits (weight_width + centroid_width) and must fit "
                 f"one stream word of stream_width={self.stream_width} bits; raise stream_width "
                 "or narrow weight_width or centroid_width")
-        from .protocol import MAX_LENGTH, Opcode, expected_length, frame_response_length
-        longest = max(frame_response_length(self, self.max_neurons, self.max_layers),
-                      expected_length(self, Opcode.FRAME, inputs=self.max_neurons))
-        if longest > MAX_LENGTH:
+        if self.buffer_depth and self.buffer_depth < self.max_groups:
             raise ConfigError(
-                f"a frame of max_neurons={self.max_neurons} needs {longest} stream words, more "
-                f"than a command's {MAX_LENGTH}; lower max_neurons or raise lanes or "
-                "stream_width")
+                f"buffer_depth must be 0 or at least max_groups = {self.max_groups} (a layer of "
+                f"max_neurons={self.max_neurons}), not {self.buffer_depth}")
+        from .protocol import MAX_LENGTH, Opcode, expected_length, frame_response_length
+        slots = self.buffer_rows * self.lanes
+        longest = max(frame_response_length(self, slots, self.max_layers),
+                      expected_length(self, Opcode.FRAME, inputs=slots))
+        if longest > MAX_LENGTH:
+            name, value, fix = (
+                ("buffer_depth", self.buffer_depth, "raise stream_width") if self.buffer_depth
+                else ("max_neurons", self.max_neurons, "raise lanes or stream_width"))
+            raise ConfigError(
+                f"a frame of {name}={value} needs {longest} stream words, more than a "
+                f"command's {MAX_LENGTH}; lower {name} or {fix}")
         if self.acc_width > 53:
             raise ConfigError(
                 f"the derived accumulator width {self.acc_width} exceeds 53 bits; "
@@ -235,14 +248,27 @@ class AccelConfig:
         return signed_bits_for(bias_max + self.max_neurons * product_max)
 
     @property
+    def max_inputs(self) -> int:
+        """The most inputs a layer has: the I/O buffer's slots."""
+        return self.buffer_rows * self.lanes
+
+    @property
+    def max_items_per_input(self) -> int:
+        """The most MAC items one changed input can cost: ``max_groups`` output groups, in
+        every window of a ``max_kernel`` square kernel that holds it with conv layers."""
+        return self.max_groups * max(1, self.max_kernel) ** 2
+
+    @property
     def layer_cycle_bound(self) -> int:
         """More cycles than any layer of this hardware can take, whatever changed: with ``n``
-        changed inputs of ``N <= max_neurons``, the serializer's ``S <= 2N`` cycles, ``G <=
-        max_groups`` items per input and the pipeline constants (under 64 in all), the cycle
-        formula (:mod:`reuse_accel.sim.timing`) stays below ``6N + (N + 2)G + 64``. It sizes the
-        hardware's cycle counters."""
-        neurons, groups = self.max_neurons, self.max_groups
-        return 6 * neurons + (neurons + 2) * groups + 64
+        changed inputs of ``N <= max_inputs``, the serializer's ``S <= 2N`` cycles, ``I <=
+        max_items_per_input`` items per input, a readout of at most ``sum_rows`` rows (times
+        the cells of a pool window) and the pipeline constants (under 64 in all), the cycle
+        formula (:mod:`reuse_accel.sim.timing`) stays below ``6N + (N + 2)I + R + 64``. It sizes
+        the hardware's cycle counters."""
+        inputs, items = self.max_inputs, self.max_items_per_input
+        readout = self.sum_rows * max(1, self.max_kernel) ** 2
+        return 6 * inputs + (inputs + 2) * items + readout + 64
 
     @property
     def weight_banks(self) -> int:
@@ -262,8 +288,24 @@ class AccelConfig:
     # -- address widths -----------------------------------------------------------------------
 
     @property
+    def buffer_rows(self) -> int:
+        """Rows of each I/O buffer bank (``buffer_depth``, or ``max_groups``)."""
+        return self.buffer_depth or self.max_groups
+
+    @property
     def row_bits(self) -> int:
-        """Bits of a row number within a layer (rows of L values: inputs, outputs, sums)."""
+        """Bits of a row number of a layer's inputs or outputs (an I/O buffer address)."""
+        return max(1, _ceil_log2(self.buffer_rows))
+
+    @property
+    def row_count_bits(self) -> int:
+        """Bits of a count of a layer's input or output rows (up to ``buffer_rows``)."""
+        return _ceil_log2(self.buffer_rows + 1)
+
+    @property
+    def group_bits(self) -> int:
+        """Bits of an output group of a layer (a row of L outputs of a dense layer, of L
+        output channels of a conv layer; a bias row)."""
         return max(1, _ceil_log2(self.max_groups))
 
     @property
@@ -278,7 +320,7 @@ class AccelConfig:
 
     @property
     def neuron_count_bits(self) -> int:
-        """Bits of a count of inputs or outputs of a layer (up to ``max_neurons``)."""
+        """Bits of a count of inputs or outputs of a layer (up to ``buffer_rows * L``)."""
         return self.input_bits + 1
 
     @property
@@ -288,7 +330,7 @@ class AccelConfig:
 
     @property
     def group_count_bits(self) -> int:
-        """Bits of a count of rows of a layer (up to ``max_groups``)."""
+        """Bits of a count of output groups of a layer (up to ``max_groups``)."""
         return _ceil_log2(self.max_groups + 1)
 
     @property

@@ -36,13 +36,17 @@ FRAME                   0x09   ``ceil(inputs / L)`` rows of L layer-0 inputs (cl
                                indices; activations if generated without reuse);
                                answers with the output rows of the last layer then the
                                counter row (see :func:`counter_fields`)
+SET_CONV                0x0A   control row ``[field, value]``: one field of a conv layer's
+                               descriptor (:data:`CONV_FIELDS`); hardware without conv
+                               layers answers :attr:`Error.UNSUPPORTED`
 ======================  =====  =========================================================
 
 Hardware generated without reuse answers LOAD_CENTROIDS and SET_MODE with ``baseline = 0``
 with :attr:`Error.UNSUPPORTED`.
 
 Any SET_* or LOAD_* command also marks the reuse state stale, so the next frame computes from
-scratch as after BEGIN_SEQUENCE; SET_LAYER and LOAD_* also require a new SET_NET before frames.
+scratch as after BEGIN_SEQUENCE; SET_LAYER, SET_CONV and LOAD_* also require a new SET_NET before
+frames.
 """
 
 
@@ -58,8 +62,8 @@ __all__ = [
     "Opcode", "Error", "Header", "LayerFlags", "LayerKind", "RESPONSE_ERROR", "RESPONSE_OK",
     "MAGIC", "VERSION", "STATUS_FIELDS", "LAYER_COUNTERS", "header", "parse_header",
     "words_per_row", "pack_rows", "unpack_rows", "counter_fields", "expected_length",
-    "layer_flags", "CONTROL_FIELDS", "MAX_LENGTH", "control_words", "row_words",
-    "frame_response_length",
+    "layer_flags", "CONTROL_FIELDS", "CONV_AXIS_FIELDS", "CONV_FIELDS", "MAX_LENGTH",
+    "control_words", "row_words", "frame_response_length",
 ]
 
 MAGIC = 0x52414343  # "RACC"
@@ -78,6 +82,7 @@ class Opcode(enum.IntEnum):
     LOAD_BIASES = 0x07
     BEGIN_SEQUENCE = 0x08
     FRAME = 0x09
+    SET_CONV = 0x0A
 
 
 class LayerKind(hdl_enum.Enum, shape=8):
@@ -136,18 +141,34 @@ _ERROR_TEXT = {
     Error.BAD_PARAMETER: "layer or mode parameter out of range",
     Error.NOT_READY: "frame sent before a valid SET_NET",
     Error.BAD_NETWORK: "layers missing or not chained (inputs of layer l != outputs of l-1)",
-    Error.UNSUPPORTED: "the hardware was generated without reuse (no centroids, baseline only)",
+    Error.UNSUPPORTED: "the hardware was generated without reuse (no centroids, baseline "
+                       "only) or without conv layers (max_kernel = 0)",
 }
 
 STATUS_FIELDS = (
     "magic", "version", "lanes", "clusters", "act_width", "act_frac", "weight_width",
     "centroid_width", "max_layers", "max_neurons", "weight_depth", "stream_width",
-    "weight_bank_width", "max_kernel", "max_height", "max_width", "state_depth", "sum_depth",
-    "flags", "errors",
+    "weight_bank_width", "max_kernel", "max_height", "max_width", "buffer_depth",
+    "state_depth", "sum_depth", "flags", "errors",
 )
 """Fields of the STATUS response's control row. ``flags``: bit 0 network valid, bit 1 reuse
 state valid (the next frame reuses), bit 2 baseline mode, bit 3 the hardware has the reuse
 logic (generated with ``reuse = true``). ``errors``: error responses sent."""
+
+CONV_AXIS_FIELDS = (
+    "size", "kernel", "stride", "last_out", "first_out", "first_tap", "weight_step",
+    "first_weights", "walk_weights", "sum_step", "first_sums",
+)
+"""The fields of one axis of a conv layer (see
+:func:`reuse_accel.hw.layers.descriptor.axis_layout`)."""
+
+CONV_FIELDS = (*(f"y.{name}" for name in CONV_AXIS_FIELDS),
+               *(f"x.{name}" for name in CONV_AXIS_FIELDS),
+               "channel_rows", "channel_lanes", "groups", "group_lanes", "group_weights",
+               "sum_rows")
+"""The fields SET_CONV sets, by number (see
+:func:`reuse_accel.hw.layers.descriptor.conv_descriptor_layout`; the host computes them with
+:func:`reuse_accel.hw.layers.conv.conv_descriptor`)."""
 
 STATUS_FLAG_NET_VALID = 1
 STATUS_FLAG_REUSE_VALID = 2
@@ -222,7 +243,7 @@ def unpack_rows(words, rows: int, fields: int, field_width: int, stream_width: i
 
 CONTROL_FIELDS = {
     Opcode.SET_NET: 1, Opcode.SET_LAYER: 4, Opcode.SET_MODE: 1,
-    Opcode.LOAD_WEIGHTS: 2, Opcode.LOAD_BIASES: 2,
+    Opcode.LOAD_WEIGHTS: 2, Opcode.LOAD_BIASES: 2, Opcode.SET_CONV: 2,
 }
 """32-bit fields in each command's control row (commands not listed have none)."""
 

@@ -35,14 +35,16 @@ from amaranth.lib.wiring import In, Out
 from .config import AccelConfig, check_config
 from .core.change_detector import ChangeDetector
 from .core.iobuffer import IOBuffer
+from .core.layouts import position_layout
 from .core.mac import DeltaMacArray
 from .core.popcount import popcount
 from .core.register import SkidBuffer
 from .core.row_reader import RowReader
 from .core.rows import last_row_mask, row_count
 from .core.serializer import InputSerializer
-from .layers import KINDS, layer_descriptor_layout
-from .protocol import LAYER_COUNTERS
+from .layers import gateware_kinds, layer_descriptor_layout
+from .layers.conv import ConvScanner
+from .protocol import LAYER_COUNTERS, LayerKind
 
 __all__ = ["ProcessingTile", "frame_cycles_shape", "layer_counters_layout", "tile_signature"]
 
@@ -51,14 +53,14 @@ def layer_counters_layout(config: AccelConfig) -> data.StructLayout:
     """One counter per name in :data:`reuse_accel.hw.protocol.LAYER_COUNTERS`, each as wide as
     the largest count a layer of this hardware can reach (it is sent zero-extended to 32 bits):
     none can wrap, and none costs 32 flip-flops and a 32-bit adder where a few bits do."""
-    neurons, groups = config.max_neurons, config.max_groups
+    inputs, items = config.max_inputs, config.max_items_per_input
     bounds = {
         "cycles": config.layer_cycle_bound,
-        "changed_inputs": neurons,
-        "out_of_range": neurons,
-        "weight_rows": neurons * groups,       # G items per changed input
-        "macs": neurons * neurons,             # one per changed input and output
-        "saturated_outputs": neurons,
+        "changed_inputs": inputs,
+        "out_of_range": inputs,
+        "weight_rows": inputs * items,
+        "macs": inputs * items * config.lanes,
+        "saturated_outputs": max(inputs, config.sum_rows * config.lanes),
     }
     return data.StructLayout({name: unsigned(bounds[name].bit_length())
                               for name in LAYER_COUNTERS})
@@ -89,7 +91,7 @@ def tile_signature(config: AccelConfig) -> wiring.Signature:
             addr_width=config.weight_row_bits,
             shape=data.ArrayLayout(signed(config.weight_width), lanes))),
         "bias_write": Out(memory.WritePort.Signature(
-            addr_width=config.row_bits + config.layer_bits,
+            addr_width=config.group_bits + config.layer_bits,
             shape=data.ArrayLayout(signed(config.bias_width), lanes))),
     }
     if config.reuse:
@@ -139,7 +141,8 @@ class ProcessingTile(wiring.Component):
         """Cycles from the start of a layer's setup to the earliest sum read of its first MAC
         item, less one: setup, fill, the quantizer stages, the fastest address generator, the MAC
         array's item register and weight read."""
-        generator = min(module.AddressGenerator.latency for module in KINDS.values())
+        generator = min(module.AddressGenerator.latency
+                        for module in gateware_kinds(config).values())
         return (cls.setup_latency + cls.fill_latency(config) + cls.quantize_latency(config) +
                 generator + DeltaMacArray.sum_read_latency - 1)
 
@@ -177,7 +180,8 @@ class ProcessingTile(wiring.Component):
             changed = detector.o
         else:
             m.submodules.serializer = serializer = InputSerializer(
-                config, lane_shape=signed(config.act_width))
+                config, lane_shape=signed(config.act_width),
+                tag_shape=position_layout(config) if config.conv else None)
             # The row leaves the block RAM's output through a skid buffer, which also cuts the
             # ready chain from the MAC array back to the buffer's read enable.
             m.submodules.row_register = row_register = SkidBuffer(serializer.i.payload.shape())
@@ -196,8 +200,9 @@ class ProcessingTile(wiring.Component):
         kind = Signal.like(descriptor.kind)
 
         # The running layer's parameters, latched in SETUP.
-        in_rows = Signal(config.group_count_bits)
-        out_rows = Signal(config.group_count_bits)
+        in_rows = Signal(config.row_count_bits)
+        out_rows = Signal(config.row_count_bits)
+        sum_rows = Signal(config.sum_row_bits)      # the rows of sums it keeps
         last_output_lanes = Signal(lanes)
         shift = Signal(range(config.max_shift + 1))
         relu = Signal()
@@ -207,8 +212,11 @@ class ProcessingTile(wiring.Component):
         state_base = Signal(config.state_row_bits)
         sum_base = Signal(config.sum_row_bits)
 
-        self._dispatch(m, changed, mac, descriptor, sum_base, kind, from_scratch,
-                       setup=state == _State.SETUP)
+        generators = self._dispatch(m, changed, mac, descriptor, sum_base, kind, from_scratch,
+                                    setup=state == _State.SETUP)
+        generators_idle = Const(1)
+        for generator in generators.values():
+            generators_idle = generators_idle & generator.idle
 
         if config.reuse:
             m.d.comb += [
@@ -242,6 +250,21 @@ class ProcessingTile(wiring.Component):
         with m.Else():
             m.d.comb += [buffer.read.addr.eq(self.result_read.addr),
                          buffer.read.en.eq(self.result_read.en)]
+        if config.conv:
+            # The scanner follows the rows the reader reads: their positions, a conv layer's
+            # real lanes, and the conv generator's tables.
+            m.submodules.scanner = scanner = ConvScanner(config)
+            conv_generator = generators[LayerKind.CONV]
+            wiring.connect(m, scanner.y_write, conv_generator.y_table)
+            wiring.connect(m, scanner.x_write, conv_generator.x_table)
+            m.d.comb += [
+                scanner.conv.eq(descriptor.conv),
+                scanner.start.eq(state == _State.SETUP),
+                scanner.advance.eq(reader.advance),
+                reader.map.eq(kind == LayerKind.CONV.value),
+                reader.position.eq(scanner.position),
+                reader.map_lanes.eq(scanner.lanes),
+            ]
         rows = reader.o
         if config.reuse:
             # The row leaves the block RAM through a skid buffer before the change detector
@@ -257,6 +280,8 @@ class ProcessingTile(wiring.Component):
                 detector.i.payload.last.eq(row_register.o.payload.tag.last),
                 row_register.o.ready.eq(detector.i.ready),
             ]
+            if config.conv:
+                m.d.comb += detector.i.payload.position.eq(row_register.o.payload.tag.position)
             scan_end = detector.done
         else:
             m.d.comb += [
@@ -267,13 +292,15 @@ class ProcessingTile(wiring.Component):
                 row_register.i.payload.last.eq(rows.payload.tag.last),
                 rows.ready.eq(row_register.i.ready),
             ]
+            if config.conv:
+                m.d.comb += row_register.i.payload.tag.eq(rows.payload.tag.position)
             scan_end = serializer.done
 
         # The layer whose readout runs, and its output rows, latched as the readout starts.
         readout_layer = Signal.like(layer)
         readout_rows = Signal.like(out_rows)
         readout_last_lanes = Signal.like(last_output_lanes)
-        lead = Signal(range(max(config.max_groups, DeltaMacArray.readout_latency) + 1))
+        lead = Signal(range(max(config.buffer_rows, DeltaMacArray.readout_latency) + 1))
         self._count(m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
                     changed, detector.outside if config.reuse else None)
 
@@ -298,6 +325,12 @@ class ProcessingTile(wiring.Component):
                     kind.eq(descriptor.kind),
                     in_rows.eq(row_count(descriptor.inputs, lanes)),
                     out_rows.eq(row_count(descriptor.outputs, lanes)),
+                    sum_rows.eq(row_count(descriptor.outputs, lanes)),
+                ]
+                if config.conv:
+                    with m.If(descriptor.kind == LayerKind.CONV.value):
+                        m.d.sync += sum_rows.eq(descriptor.conv.sum_rows)
+                m.d.sync += [
                     last_output_lanes.eq(last_row_mask(descriptor.outputs, lanes)),
                     shift.eq(descriptor.shift),
                     relu.eq(descriptor.relu),
@@ -305,7 +338,7 @@ class ProcessingTile(wiring.Component):
                     state.eq(_State.SCAN),
                 ]
             with m.Case(_State.SCAN):
-                with m.If(scan_done & mac.idle):
+                with m.If(scan_done & generators_idle & mac.idle):
                     # The readout starts; the next layer reads its outputs from the other bank
                     # as they arrive, once the lead is over.
                     m.d.comb += [mac.readout_start.eq(1), buffer.swap.eq(1)]
@@ -326,7 +359,7 @@ class ProcessingTile(wiring.Component):
                     m.d.sync += [layer.eq(layer + 1), state.eq(_State.SETUP),
                                  state_base.eq(state_base + in_rows)]
                     if config.reuse:
-                        m.d.sync += sum_base.eq(sum_base + out_rows)
+                        m.d.sync += sum_base.eq(sum_base + sum_rows)
                 with m.Else():
                     m.d.sync += lead.eq(lead - 1)
             with m.Case(_State.FINISH):
@@ -383,9 +416,11 @@ class ProcessingTile(wiring.Component):
         MAC items to the array; every generator latches its layer in the ``setup`` cycle of a
         layer of its kind."""
         items_valid, changed_ready = Const(0), Const(0)
-        for layer_kind, kind_module in KINDS.items():
+        generators = {}
+        for layer_kind, kind_module in gateware_kinds(self._config).items():
             generator = kind_module.AddressGenerator(self._config)
             m.submodules[f"{layer_kind.name.lower()}_generator"] = generator
+            generators[layer_kind] = generator
             selected = kind == layer_kind.value
             m.d.comb += [
                 generator.descriptor.eq(descriptor),
@@ -401,3 +436,4 @@ class ProcessingTile(wiring.Component):
             items_valid = items_valid | (generator.o.valid & selected)
             changed_ready = changed_ready | (generator.i.ready & selected)
         m.d.comb += [mac.items.valid.eq(items_valid), changed.ready.eq(changed_ready)]
+        return generators

@@ -108,13 +108,18 @@ def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int, *,
 
 
 def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayout, *,
-                unstable: np.ndarray | None = None) -> int:
+                unstable: np.ndarray | None = None, pipelined: bool = False) -> int:
     """Cycles of a layer up to its readout (phases 1 and 2 of the module docstring).
 
     ``changed`` and ``unstable`` are masks over the layer's inputs in channels-last order,
     ``layout`` says how they sit in the I/O buffer's rows, and ``items`` is the MAC items of
     each changed input (one number for all, or one per input). An input with no items still
-    holds the address generator for a cycle."""
+    holds the address generator for a cycle. ``pipelined``: the layer kind's address generator
+    takes inputs into a two-entry pipeline ahead of its item walker
+    (:class:`~reuse_accel.hw.layers.conv.ConvAddressGenerator`): an input is taken while the
+    first entry is free or moving on, moves on while the second is, and reaches the walker
+    two cycles after it was taken at the earliest, when the walker issues the previous input's
+    last item."""
     lanes = config.lanes
     changed = np.asarray(changed, dtype=bool)
     unstable = changed if unstable is None else np.asarray(unstable, dtype=bool) | changed
@@ -136,7 +141,7 @@ def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayo
     items = np.broadcast_to(np.asarray(items, dtype=np.int64), changed.shape)[sent]
     costs = np.maximum(items, 1)
     working = np.flatnonzero(changed[sent] & (items > 0))
-    if not config.reuse:
+    if not config.reuse and not pipelined:
         # Every input changed and the serializer hands it straight to the address generator.
         handshakes = start + int(leave[0]) + np.concatenate(
             ([0], np.cumsum(np.maximum(np.diff(leave), costs[:-1]))))
@@ -145,11 +150,30 @@ def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayo
             j = working[-1]
             end = max(end, int(handshakes[j] + GENERATOR + items[j] - 1 + MAC_DRAIN))
         return end
-    left, last_served, last_item = _quantized_handshakes(
+    if not config.reuse:
+        # The serializer hands every input straight to the pipelined generator.
+        handshakes = np.empty(count, np.int64)
+        takes = np.empty(count, np.int64)
+        _direct(start + leave, costs, handshakes, takes)
+        end = int(handshakes[-1]) + serializer_total - int(leave[-1])
+        end = max(end, int(takes[-1] + costs[-1] + 1))
+        if len(working):
+            j = working[-1]
+            end = max(end, int(takes[j] + items[j] + MAC_DRAIN))
+        return end
+    left, last_served, last_item, takes = _quantized_handshakes(
         start + leave, changed[sent], costs, ProcessingTile.quantize_latency(config),
-        ChangeDetector.queue_depth(config))
+        ChangeDetector.queue_depth(config), pipelined)
     end = max(last_served + serializer_total - int(leave[-1]) + done, last_item + 1 + done)
-    if len(working):
+    if pipelined:
+        served = np.flatnonzero(changed[sent])
+        if len(served):
+            j = served[-1]
+            end = max(end, int(takes[j] + costs[j] + 1))
+        if len(working):
+            j = working[-1]
+            end = max(end, int(takes[j] + items[j] + MAC_DRAIN))
+    elif len(working):
         j = working[-1]
         handshake = (last_item - (count - 1 - j) * int(costs[0]) if left is None
                      else left[j])
@@ -157,19 +181,22 @@ def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayo
     return end
 
 
-def _quantized_handshakes(offers, changed, costs, depth, capacity):
+def _quantized_handshakes(offers, changed, costs, depth, capacity, pipelined=False):
     """Handshake cycles of the inputs that left their interval (with reuse): the serializer
     offers input ``k`` ``offers[k] - offers[k-1]`` cycles after handing over input ``k-1``, no
     earlier than the cycle after input ``k - capacity`` left the queue; an input reaches the
     queue's head ``depth`` cycles after it left the serializer, and the head hands a changed
-    input to the address generator (which holds it ``costs[k]`` cycles) and drops an unchanged
-    one in one cycle. Returns every input's handshake with the queue (None when each changed
-    and they came one per cycle at one cost), the last input's handshake with the serializer,
-    and the last input's with the queue."""
+    input to the address generator and drops an unchanged one in one cycle. The generator
+    holds a changed input ``costs[k]`` cycles, or (``pipelined``) takes it as
+    :func:`scan_cycles` says. Returns every input's handshake with the queue (None when each
+    changed and they came one per cycle at one cost, and the generator is not pipelined), the
+    last input's handshake with the serializer, the last input's with the queue, and the
+    cycle each changed input reached the pipelined generator's walker (None otherwise)."""
     count = len(offers)
     first = int(offers[0])
     groups = int(costs[0])
-    if changed.all() and offers[-1] - first == count - 1 and (costs == groups).all():
+    if (not pipelined and changed.all() and offers[-1] - first == count - 1
+            and (costs == groups).all()):
         # Every input changed, one per cycle (a frame computed from scratch): the generator
         # sets the pace (capacity > depth, so the serializer's waits never delay it), and the
         # serializer waits for room in the queue.
@@ -177,17 +204,22 @@ def _quantized_handshakes(offers, changed, costs, depth, capacity):
         entered = first + count - 1
         if count > capacity:
             entered = max(entered, first + depth + (count - 1 - capacity) * groups + 1)
-        return None, entered, last
+        return None, entered, last, None
     left = np.empty(count, np.int64)
-    entered = _queue(offers, changed, costs, depth, capacity, left)
-    return left, int(entered), int(left[-1])
+    takes = np.empty(count, np.int64)
+    entered = _queue(offers, changed, costs, depth, capacity, pipelined, left, takes)
+    return left, int(entered), int(left[-1]), takes if pipelined else None
 
 
 @numba.njit(cache=True, nogil=True)
-def _queue(offers, changed, costs, depth, capacity, left):
+def _queue(offers, changed, costs, depth, capacity, pipelined, left, takes):
     """The recurrence of :func:`_quantized_handshakes`, compiled: fills ``left`` (each
-    input's handshake with the queue) and returns the last input's with the serializer."""
-    free = -1             # when the generator takes the next changed input (-1: at once)
+    input's handshake with the queue) and, for a pipelined generator, ``takes`` (when each
+    changed input reached its walker); returns the last input's handshake with the
+    serializer."""
+    free = -1             # when the generator can take the next changed input (-1: at once)
+    second = -1           # pipelined: when its second entry moves on to the walker
+    walker = -1           # pipelined: when the walker can take the next input
     enter = offers[0]
     leave = enter + depth
     for k in range(len(offers)):
@@ -199,9 +231,36 @@ def _queue(offers, changed, costs, depth, capacity, left):
         if changed[k]:
             if free > leave:
                 leave = free
-            free = leave + costs[k]
+            if pipelined:
+                moved = max(leave + 1, second)
+                take = max(moved + 1, walker)
+                free, second, walker = moved, take, take + costs[k]
+                takes[k] = take
+            else:
+                free = leave + costs[k]
         left[k] = leave
     return enter
+
+
+@numba.njit(cache=True, nogil=True)
+def _direct(offers, costs, handshakes, takes):
+    """Without reuse, for a pipelined generator: the serializer offers input ``k``
+    ``offers[k] - offers[k-1]`` cycles after handing over input ``k-1``; fills each input's
+    handshake and when it reached the walker."""
+    free = -1
+    second = -1
+    walker = -1
+    handshake = offers[0]
+    for k in range(len(offers)):
+        if k:
+            handshake += offers[k] - offers[k - 1]
+        if free > handshake:
+            handshake = free
+        moved = max(handshake + 1, second)
+        take = max(moved + 1, walker)
+        free, second, walker = moved, take, take + costs[k]
+        handshakes[k] = handshake
+        takes[k] = take
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,

@@ -13,6 +13,7 @@ import numpy as np
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
 from reuse_accel.hw.layers import KINDS
+from reuse_accel.hw.layers.conv import conv_fields
 from reuse_accel.hw.protocol import Error, Opcode
 from reuse_accel.sim.model import FixedLayer, FrameResult
 
@@ -72,6 +73,13 @@ def _lane_rows(config: AccelConfig, values: np.ndarray) -> np.ndarray:
     return padded.reshape(rows, config.lanes)
 
 
+def _weight_rows(config: AccelConfig, layer) -> np.ndarray:
+    """A layer's weights as the rows its address generator reads."""
+    if layer.geometry is not None:
+        return layer.geometry.weight_rows(config.lanes, layer.weights)
+    return KINDS[layer.kind].weight_rows(config, layer.weights)
+
+
 @dataclass
 class Batch:
     """A sequence of commands to send in one go, and how to read their responses."""
@@ -107,19 +115,25 @@ class Batch:
 
     def load(self, layers: list[FixedLayer]) -> None:
         """Every command that loads a network, ending with SET_NET. Each SET_LAYER's flags
-        carry the layer's shift, activation and kind."""
+        carry the layer's shift, activation and kind, and its inputs and outputs count the
+        buffer slots they span (:meth:`~reuse_accel.hw.layers.conv.MapLayout.span`); a conv
+        layer's shape follows in SET_CONV commands, one per field."""
         config = self.config
         W = config.stream_width
+        lanes = config.lanes
         for number, (layer, base) in enumerate(zip(layers, weight_bases(config, layers))):
             flags = protocol.layer_flags(layer.shift, layer.relu, layer.kind)
-            self._command(Opcode.SET_LAYER, number,
-                          self._control(layer.inputs, layer.outputs, base, flags))
+            self._command(Opcode.SET_LAYER, number, self._control(
+                layer.input_layout.span(lanes), layer.output_layout.span(lanes), base, flags))
+            if layer.geometry is not None:
+                for field, value in enumerate(conv_fields(config, layer.geometry)):
+                    self._command(Opcode.SET_CONV, number, self._control(field, value))
             if config.reuse:
                 self._command(Opcode.LOAD_CENTROIDS, number,
                               protocol.pack_rows([layer.centroids], config.centroid_width, W))
             biases = _lane_rows(config, np.asarray(layer.biases))
             self._rows(Opcode.LOAD_BIASES, number, biases, config.bias_width, 0)
-            rows = KINDS[layer.kind].weight_rows(config, layer.weights)
+            rows = _weight_rows(config, layer)
             self._rows(Opcode.LOAD_WEIGHTS, number, rows, config.weight_width, base)
         self._command(Opcode.SET_NET, payload=self._control(len(layers)))
 
@@ -136,11 +150,12 @@ class Batch:
 
     def frame(self, indices: np.ndarray, layers: list[FixedLayer]) -> None:
         """A FRAME command (layer-0 cluster indices, or activations for hardware generated
-        without reuse); ``layers`` tells how to decode its response."""
-        rows = _lane_rows(self.config, np.asarray(indices))
+        without reuse, channels last); ``layers`` tells how to decode its response."""
+        lanes = self.config.lanes
+        rows = layers[0].input_layout.scatter(np.asarray(indices), lanes).reshape(-1, lanes)
         payload = protocol.pack_rows(rows, self.config.frame_input_width,
                                      self.config.stream_width)
-        self._command(Opcode.FRAME, payload=payload, outputs=layers[-1].outputs,
+        self._command(Opcode.FRAME, payload=payload, outputs=layers[-1].output_layout,
                       layers=len(layers))
 
     # -- responses --------------------------------------------------------------------------
@@ -171,11 +186,12 @@ class Batch:
             return dict(zip(protocol.STATUS_FIELDS, (int(v) for v in fields)))
         if opcode != Opcode.FRAME:
             return None
-        outputs, layers = context["outputs"], context["layers"]
-        rows = config.groups(outputs)
+        layout, layers = context["outputs"], context["layers"]
+        rows = layout.rows(config.lanes)
         output_words = rows * protocol.words_per_row(config.lanes, config.act_width, W)
-        values = protocol.unpack_rows(payload[:output_words], rows, config.lanes,
-                                      config.act_width, W, signed=True).reshape(-1)[:outputs]
+        values = layout.gather(protocol.unpack_rows(payload[:output_words], rows, config.lanes,
+                                                    config.act_width, W,
+                                                    signed=True).reshape(-1), config.lanes)
         fields = protocol.counter_fields(layers)
         counters = protocol.unpack_rows(payload[output_words:], 1, fields, COUNTER_WIDTH, W,
                                         signed=False)[0]

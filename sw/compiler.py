@@ -30,16 +30,23 @@ from math import prod
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig, ConfigError
+from reuse_accel.hw.layers.conv import MapLayout
 from reuse_accel.sim.model import FixedLayer, quantize
 
 from .commands import layer_weight_rows
 from .network import InputError, Network, check_frames
 
 __all__ = ["CompiledModel", "ModelFitError", "capacities", "check_fits", "compile_model",
-           "size_config"]
+           "memory_rows", "size_config"]
 
-CAPACITIES = ("max_layers", "max_neurons", "weight_depth")
+CAPACITIES = ("max_layers", "max_neurons", "weight_depth", "max_kernel", "max_height",
+              "max_width")
 """The :class:`AccelConfig` parameters that say how large a model the hardware holds."""
+
+MEMORY_DEPTHS = {"buffer_depth": "buffer_rows", "state_depth": "state_rows",
+                 "sum_depth": "sum_rows"}
+"""The memory depths a model may need beyond what ``max_layers`` and ``max_neurons`` give
+(parameter: the :class:`AccelConfig` property with the depth in effect)."""
 
 
 class ModelFitError(InputError):
@@ -119,13 +126,40 @@ def _neurons(layer) -> list[tuple[str, int]]:
              geometry.channels * geometry.kernel[0] * geometry.kernel[1])]
 
 
+def _layouts(layer) -> tuple[MapLayout, MapLayout]:
+    """How a layer's inputs and outputs sit in the I/O buffer."""
+    if layer.geometry is None:
+        return MapLayout(1, layer.inputs), MapLayout(1, layer.outputs)
+    return layer.geometry.input_layout, layer.geometry.output_layout
+
+
+def memory_rows(network: Network, lanes: int) -> dict[str, int]:
+    """Rows of L values the model needs in each memory of :data:`MEMORY_DEPTHS`: the largest
+    map in the I/O buffer, every layer's inputs in the input-state memory, every layer's sums
+    (a conv layer's before its pool) in the sum memory."""
+    layouts = [_layouts(layer) for layer in network.layers]
+    sums = [prod(layer.geometry.conv_size) * -(-layer.geometry.out_channels // lanes)
+            if layer.geometry is not None else -(-layer.outputs // lanes)
+            for layer in network.layers]
+    return {
+        "buffer_depth": max(layout.rows(lanes) for pair in layouts for layout in pair),
+        "state_depth": sum(inputs.rows(lanes) for inputs, _ in layouts),
+        "sum_depth": sum(sums),
+    }
+
+
 def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
     """The smallest value of each capacity parameter (:data:`CAPACITIES`) that holds
-    ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes)."""
+    ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes);
+    the conv capacities are 0 and 1 for a model without conv layers."""
+    geometries = [layer.geometry for layer in network.layers if layer.geometry is not None]
     return {
         "max_layers": len(network.layers),
         "max_neurons": max(count for layer in network.layers for _, count in _neurons(layer)),
         "weight_depth": sum(layer_weight_rows(config, layer) for layer in network.layers),
+        "max_kernel": max((max(*g.kernel, *g.stride) for g in geometries), default=0),
+        "max_height": max((g.height for g in geometries), default=1),
+        "max_width": max((g.width for g in geometries), default=1),
     }
 
 
@@ -148,6 +182,33 @@ def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardw
         raise ModelFitError(
             f"the model needs {rows} weight-memory rows of {config.lanes} weights but "
             f"{hardware} has {config.weight_depth} (weight_depth)", "weight_depth", rows)
+    for number, layer in enumerate(network.layers):
+        geometry = layer.geometry
+        if geometry is None:
+            continue
+        side = max(*geometry.kernel, *geometry.stride)
+        if side > config.max_kernel:
+            held = (f"takes kernels and strides up to {config.max_kernel}" if config.conv
+                    else "has no conv layers")
+            raise ModelFitError(
+                f"layer {number} has a {geometry.kernel[0]} x {geometry.kernel[1]} kernel with "
+                f"stride {geometry.stride[0]} x {geometry.stride[1]} but {hardware} {held} "
+                "(max_kernel)", "max_kernel", side)
+        for name, size in (("max_height", geometry.height), ("max_width", geometry.width)):
+            if size > getattr(config, name):
+                raise ModelFitError(
+                    f"layer {number} takes a {geometry.height} x {geometry.width} map but "
+                    f"{hardware} holds maps up to {config.max_height} x {config.max_width} "
+                    f"({name})", name, size)
+    what = {"buffer_depth": "in each I/O buffer bank (the largest map)",
+            "state_depth": "of input state (every layer's inputs)",
+            "sum_depth": "of sums (every layer's outputs before pooling)"}
+    for name, rows in memory_rows(network, config.lanes).items():
+        held = getattr(config, MEMORY_DEPTHS[name])
+        if rows > held:
+            raise ModelFitError(
+                f"the model needs {rows} rows of {config.lanes} values {what[name]} but "
+                f"{hardware} has {held} ({name})", name, rows)
 
 
 def size_config(network: Network, base: AccelConfig | None = None) -> AccelConfig:
@@ -160,7 +221,11 @@ def size_config(network: Network, base: AccelConfig | None = None) -> AccelConfi
     needed = capacities(network, base)
     raised = {name: max(getattr(base, name), needed[name]) for name in CAPACITIES}
     try:
-        return dataclasses.replace(base, **raised)
+        config = dataclasses.replace(base, **raised)
+        for name, rows in memory_rows(network, base.lanes).items():
+            if rows > getattr(config, MEMORY_DEPTHS[name]):
+                raised[name] = rows
+        return dataclasses.replace(config, **raised)
     except ConfigError as error:
         wanted = ", ".join(f"{name} = {value}" for name, value in raised.items()
                            if value != getattr(base, name))

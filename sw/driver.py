@@ -162,6 +162,11 @@ class Driver:
                         f"layer {number} is a {layer.kind.name.lower()} layer, which the "
                         f"gateware does not implement yet; run the model with --backend "
                         "golden")
+                if layer.geometry is not None and layer.geometry.pool is not None:
+                    raise InputError(
+                        f"layer {number} is a conv layer with a {layer.geometry.pool.mode} "
+                        "pool, which the gateware does not implement yet; run the model with "
+                        "--backend golden")
         self.compiled = compiled
         self.backend = backend
         if transport is None and backend != "golden":

@@ -52,7 +52,7 @@ from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
 from .compare import less_than
-from .layouts import changed_input_layout
+from .layouts import changed_input_layout, position_layout
 from .popcount import popcount
 from .quantizer import CentroidQuantizer, interval_layout
 from .register import StreamRegister
@@ -104,13 +104,16 @@ class ChangeDetector(wiring.Component):
             raise ValueError("the change detector is part of hardware generated with reuse; "
                              "without reuse the tile uses the InputSerializer alone")
         lanes = config.lanes
+        row = {
+            "values": data.ArrayLayout(signed(config.act_width), lanes),
+            "row": unsigned(config.row_bits),
+            "lanes": unsigned(lanes),
+            "last": unsigned(1),
+        }
+        if config.conv:
+            row["position"] = position_layout(config)
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "values": data.ArrayLayout(signed(config.act_width), lanes),
-                "row": unsigned(config.row_bits),
-                "lanes": unsigned(lanes),
-                "last": unsigned(1),
-            }))),
+            "i": In(stream.Signature(data.StructLayout(row))),
             "o": Out(stream.Signature(changed_input_layout(config))),
             "base": In(config.state_row_bits),
             "first": In(1),
@@ -138,16 +141,19 @@ class ChangeDetector(wiring.Component):
         state_read = state.read_port()
         state_write = state.write_port(granularity=1)
         # The value is on the critical path into the quantizer; the previous centroid is not.
+        position = position_layout(config) if config.conv else None
         m.submodules.serializer = serializer = InputSerializer(
             config, lane_shape=signed(config.act_width),
-            side_shape=signed(config.centroid_width))
+            side_shape=signed(config.centroid_width), tag_shape=position)
         # The compared row is registered before the serializer picks its first lane (the
         # comparison and the lane choice would otherwise share one cycle).
         m.submodules.compared = compared = StreamRegister(serializer.i.payload.shape())
         wiring.connect(m, compared.o, serializer.i)
+        tag = {"input": unsigned(config.input_bits), "previous": signed(config.centroid_width)}
+        if config.conv:
+            tag["position"] = position
         m.submodules.quantizer = quantizer = CentroidQuantizer(
-            config, tag_shape=data.StructLayout({"input": unsigned(config.input_bits),
-                                                 "previous": signed(config.centroid_width)}))
+            config, tag_shape=data.StructLayout(tag))
 
         # The row waits one cycle for its state (registered read), then one more with the state
         # registered beside it: the block RAM's output and the interval tests would otherwise
@@ -189,6 +195,17 @@ class ChangeDetector(wiring.Component):
                 state_row.eq(state_read.data),
             ]
 
+        if config.conv:
+            # Where the row is in a conv layer's map: it travels with the row and leaves with
+            # each of its lanes.
+            read_position = Signal(position)
+            row_position = Signal(position)
+            with m.If(read_advance):
+                m.d.sync += read_position.eq(self.i.payload.position)
+            with m.If(advance):
+                m.d.sync += row_position.eq(read_position)
+            m.d.comb += compared.i.payload.tag.eq(row_position)
+
         kept = Signal(lanes)     # lanes still inside their interval
         m.d.comb += [
             compared.i.valid.eq(valid),
@@ -217,9 +234,15 @@ class ChangeDetector(wiring.Component):
         # the inputs between the serializer and o, and whether it is below the queue's depth,
         # both registered.
         capacity = self.queue_depth(config)
-        entry = data.StructLayout({"changed": unsigned(1), "input": unsigned(config.input_bits),
-                                   "delta": signed(config.delta_width)})
+        entry_fields = {"changed": unsigned(1), "input": unsigned(config.input_bits),
+                        "delta": signed(config.delta_width)}
+        if config.conv:
+            entry_fields["position"] = position
+        entry = data.StructLayout(entry_fields)
         m.submodules.queue = queue = SyncFIFO(width=entry.size, depth=capacity)
+        quantized = quantizer.o.payload
+        written = Signal(entry)
+        head = entry(queue.r_data)
         in_flight = Signal(range(capacity + 1))
         room = Signal(init=1)
         leaving = serializer.o.payload
@@ -237,13 +260,14 @@ class ChangeDetector(wiring.Component):
             quantizer.i.payload.tag.previous.eq(leaving.side),
             serializer.o.ready.eq(room),
         ]
+        if config.conv:
+            m.d.comb += [quantizer.i.payload.tag.position.eq(leaving.tag),
+                         written.position.eq(quantized.tag.position),
+                         self.o.payload.position.eq(head.position)]
 
         # Every quantized input is queued with its delta; the head is offered on o when its
         # centroid changed and dropped otherwise.
-        quantized = quantizer.o.payload
         old = Mux(self.first, 0, quantized.tag.previous)
-        written = Signal(entry)
-        head = entry(queue.r_data)
         m.d.comb += [
             written.changed.eq(self.first | (quantized.centroid != quantized.tag.previous)),
             written.input.eq(quantized.tag.input),

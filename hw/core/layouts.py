@@ -18,7 +18,7 @@ def position_layout(config: AccelConfig) -> data.StructLayout:
     return data.StructLayout({
         "y": unsigned(max(1, (config.max_height - 1).bit_length())),
         "x": unsigned(max(1, (config.max_width - 1).bit_length())),
-        "group": unsigned(config.row_bits),
+        "group": unsigned(config.group_bits),
     })
 
 
@@ -47,7 +47,7 @@ def mac_item_layout(config: AccelConfig) -> data.StructLayout:
     return data.StructLayout({
         "weight_row": unsigned(config.weight_row_bits),
         "sum_row": unsigned(config.sum_row_bits),
-        "bias_row": unsigned(config.row_bits),
+        "bias_row": unsigned(config.group_bits),
         "delta": signed(config.delta_width),
         "init": unsigned(1),
         "real_lanes": range(config.lanes + 1),

@@ -68,7 +68,7 @@ class DeltaMacArray(wiring.Component):
             "relu": In(1),
             "idle": Out(1),
             "readout_start": In(1),
-            "readout_rows": In(config.group_count_bits),
+            "readout_rows": In(config.row_count_bits),
             "readout_done": Out(1),
             "saturated": Out(lanes),
             "act": In(memory.WritePort.Signature(
@@ -78,7 +78,7 @@ class DeltaMacArray(wiring.Component):
                 addr_width=config.weight_row_bits,
                 shape=data.ArrayLayout(signed(config.weight_width), lanes))),
             "bias_write": Out(memory.WritePort.Signature(
-                addr_width=config.row_bits + config.layer_bits,
+                addr_width=config.group_bits + config.layer_bits,
                 shape=data.ArrayLayout(signed(config.bias_width), lanes))),
         })
 
@@ -91,7 +91,7 @@ class DeltaMacArray(wiring.Component):
         config = self._config
         lanes = config.lanes
         sum_row = data.ArrayLayout(signed(config.acc_width), lanes)
-        bias_depth = config.max_layers << config.row_bits
+        bias_depth = config.max_layers << config.group_bits
         m.submodules.biases = biases = memory.Memory(
             shape=data.ArrayLayout(signed(config.bias_width), lanes), depth=bias_depth, init=[])
         m.submodules.sums = sums = memory.Memory(shape=sum_row, depth=config.sum_rows, init=[])
@@ -118,7 +118,7 @@ class DeltaMacArray(wiring.Component):
         # presented.
         s0_valid = Signal()
         s0_row = Signal(config.sum_row_bits)
-        s0_bias_row = Signal(config.row_bits)
+        s0_bias_row = Signal(config.group_bits)
         s0_delta = Signal(signed(config.delta_width))
         s0_init = Signal()
         m.d.sync += [
@@ -175,7 +175,7 @@ class DeltaMacArray(wiring.Component):
         # Stage 1: the weights are on the banks' outputs; the bias and sum reads are issued.
         s1_valid = Signal()
         s1_row = Signal(config.sum_row_bits)
-        s1_bias_row = Signal(config.row_bits)
+        s1_bias_row = Signal(config.group_bits)
         s1_delta = Signal(signed(config.delta_width))
         s1_init = Signal()
         m.d.sync += [

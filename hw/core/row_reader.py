@@ -11,6 +11,10 @@ Contract
   the final row. The values come straight from the buffer's registered read port, which holds
   them while ``o`` stalls.
 - Latency :attr:`RowReader.latency`: the buffer's read latency; one row per cycle.
+- In hardware with conv layers the tag also carries the row's ``position`` in a conv layer's
+  map, and with ``map`` (a conv layer runs) its real lanes are ``map_lanes``: both describe
+  the row about to be read (a :class:`~reuse_accel.hw.layers.conv.ConvScanner`'s), and
+  ``advance`` is high in the cycle it is read.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
@@ -19,18 +23,23 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
 from .iobuffer import IOBuffer
+from .layouts import position_layout
 from .rows import last_row_mask, row_count
 
 __all__ = ["RowReader", "row_tag_layout"]
 
 
 def row_tag_layout(config: AccelConfig) -> data.StructLayout:
-    """What travels with a row of inputs: its number, its real lanes, whether it is the last."""
-    return data.StructLayout({
+    """What travels with a row of inputs: its number, its real lanes, whether it is the last,
+    and (with conv layers) its position in a conv layer's map."""
+    fields = {
         "row": unsigned(config.row_bits),
         "lanes": unsigned(config.lanes),
         "last": unsigned(1),
-    })
+    }
+    if config.conv:
+        fields["position"] = position_layout(config)
+    return data.StructLayout(fields)
 
 
 class RowReader(wiring.Component):
@@ -42,7 +51,7 @@ class RowReader(wiring.Component):
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
         act_row = data.ArrayLayout(signed(config.act_width), config.lanes)
-        super().__init__({
+        members = {
             "start": In(1),
             "inputs": In(config.neuron_count_bits),
             "active": In(1),
@@ -51,7 +60,15 @@ class RowReader(wiring.Component):
                 "values": act_row,
                 "tag": row_tag_layout(config),
             }))),
-        })
+        }
+        if config.conv:
+            members.update({
+                "map": In(1),
+                "position": In(position_layout(config)),
+                "map_lanes": In(config.lanes),
+                "advance": Out(1),
+            })
+        super().__init__(members)
 
     @property
     def config(self) -> AccelConfig:
@@ -62,9 +79,9 @@ class RowReader(wiring.Component):
         config = self._config
         lanes = config.lanes
 
-        rows = Signal(config.group_count_bits)
+        rows = Signal(config.row_count_bits)
         last_lanes = Signal(lanes)
-        row = Signal(config.group_count_bits)
+        row = Signal(config.row_count_bits)
         with m.If(self.start):
             m.d.sync += [
                 rows.eq(row_count(self.inputs, lanes)),
@@ -84,10 +101,16 @@ class RowReader(wiring.Component):
             m.d.sync += self.o.valid.eq(issue)
             with m.If(issue):
                 final = row == rows - 1
+                real = Mux(final, last_lanes, Const(-1, lanes))
+                if config.conv:
+                    real = Mux(self.map, self.map_lanes, real)
+                    m.d.sync += self.o.payload.tag.position.eq(self.position)
                 m.d.sync += [
                     self.o.payload.tag.row.eq(row),
                     self.o.payload.tag.last.eq(final),
-                    self.o.payload.tag.lanes.eq(Mux(final, last_lanes, Const(-1, lanes))),
+                    self.o.payload.tag.lanes.eq(real),
                     row.eq(row + 1),
                 ]
+        if config.conv:
+            m.d.comb += self.advance.eq(advance & issue)
         return m

@@ -6,6 +6,7 @@ Contract
   row number and ``last`` on a layer's final row.
 - ``o``: stream of the selected lanes, one per cycle at most, in ascending order: the input
   number ``row * L + lane`` and the lane's value.
+- ``tag`` (with a ``tag_shape``): a value per row that leaves with each of its lanes.
 - ``side`` (with a ``side_shape``): a second value per lane that travels with the row and
   leaves with its lane, for fields off the critical path. ``value`` comes straight from a
   register (chosen as the lane is); ``side`` is chosen from the held row in the cycle it leaves
@@ -42,14 +43,17 @@ class InputSerializer(wiring.Component):
         Shape of one lane's value.
     side_shape : shape-like or None
         Shape of one lane's side value (none by default).
+    tag_shape : shape-like or None
+        Shape of a row's ``tag``, which leaves with each of its lanes (none by default).
     """
 
     latency = 1
     """Cycles from a row's acceptance to its first lane on ``o``."""
 
-    def __init__(self, config: AccelConfig, *, lane_shape, side_shape=None):
+    def __init__(self, config: AccelConfig, *, lane_shape, side_shape=None, tag_shape=None):
         self._config = check_config(config)
         self._side = side_shape is not None
+        self._tag = tag_shape is not None
         lanes = config.lanes
         row = {
             "values": data.ArrayLayout(lane_shape, lanes),
@@ -61,6 +65,8 @@ class InputSerializer(wiring.Component):
         if self._side:
             row["sides"] = data.ArrayLayout(side_shape, lanes)
             lane["side"] = side_shape
+        if self._tag:
+            row["tag"] = lane["tag"] = tag_shape
         super().__init__({
             "i": In(stream.Signature(data.StructLayout(row))),
             "o": Out(stream.Signature(data.StructLayout(lane))),
@@ -109,6 +115,11 @@ class InputSerializer(wiring.Component):
             self.done.eq(valid & last & free),
             self.i.ready.eq(free),
         ]
+        if self._tag:
+            tag = Signal.like(self.i.payload.tag)
+            m.d.comb += self.o.payload.tag.eq(tag)
+            with m.If(free & self.i.valid):
+                m.d.sync += tag.eq(self.i.payload.tag)
         if self._side:
             sides = Signal.like(self.i.payload.sides)
             m.d.comb += self.o.payload.side.eq(select(head, list(sides)))

@@ -23,15 +23,15 @@ Contract
 - Errors are counted as they are found (each one is answered with one error response).
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import protocol
 from ..config import COUNTER_WIDTH, AccelConfig, check_config
 from ..core.rows import row_count
-from ..layers import KIND_BITS, KINDS, layer_descriptor_layout
-from ..protocol import Error, Opcode
+from ..layers import KIND_BITS, conv_field, gateware_kinds, layer_descriptor_layout
+from ..protocol import Error, LayerKind, Opcode
 from .layouts import command_layout, job_layout
 
 __all__ = ["CommandChecker"]
@@ -54,7 +54,7 @@ class CommandChecker(wiring.Component):
             "from_scratch": Out(1),
             "status": Out(data.ArrayLayout(unsigned(COUNTER_WIDTH),
                                            len(protocol.STATUS_FIELDS))),
-            "output_rows": Out(config.group_count_bits),
+            "output_rows": Out(config.row_count_bits),
         })
 
     @property
@@ -90,7 +90,8 @@ class CommandChecker(wiring.Component):
             "max_neurons": config.max_neurons, "weight_depth": config.weight_depth,
             "stream_width": config.stream_width, "weight_bank_width": config.weight_bank_width,
             "max_kernel": config.max_kernel, "max_height": config.max_height,
-            "max_width": config.max_width, "state_depth": config.state_depth,
+            "max_width": config.max_width, "buffer_depth": config.buffer_depth,
+            "state_depth": config.state_depth,
             "sum_depth": config.sum_depth,
             "flags": flags, "errors": errors,
         }
@@ -168,13 +169,14 @@ class CommandChecker(wiring.Component):
             "load_address_ok": Signal(name="load_address_ok"),
             "layer_fields_ok": Signal(name="layer_fields_ok"),
             "frame_length_ok": Signal(name="frame_length_ok"),
+            "conv_field_ok": Signal(name="conv_field_ok"),
         }
         with m.If(take):
             # SET_LAYER: only the kinds this hardware implements; the weights a layer of its
             # kind takes must end inside the weight memory.
             flags = protocol.LayerFlags(control[3])
             known_kind = Const(0)
-            for kind in KINDS:
+            for kind in gateware_kinds(config):
                 known_kind = known_kind | (flags.kind.as_value() == kind.value)
             m.d.sync += [
                 terms["extent_inputs"].eq(control[0][:bits]),
@@ -182,12 +184,18 @@ class CommandChecker(wiring.Component):
                 terms["extent_base"].eq(control[2][:config.weight_row_bits]),
                 terms["extent_kind"].eq(flags.kind.as_value()),
             ]
+            # A dense layer has at most max_neurons inputs and outputs; a conv layer's maps
+            # span at most the I/O buffer's slots.
+            limit = config.max_neurons
+            if config.conv:
+                limit = Mux(flags.kind.as_value() == LayerKind.CONV.value,
+                            config.buffer_rows * lanes, limit)
             m.d.sync += [
                 terms["known_kind"].eq(known_kind),
                 # Every SET_LAYER field in its range (the extent is compared in the next cycle).
                 terms["layer_fields_ok"].eq(
-                    (control[0] != 0) & (control[0] <= config.max_neurons) &
-                    (control[1] != 0) & (control[1] <= config.max_neurons) &
+                    (control[0] != 0) & (control[0] <= limit) &
+                    (control[1] != 0) & (control[1] <= limit) &
                     (flags.shift <= config.max_shift) & (flags.reserved == 0) &
                     (flags.unused == 0) & known_kind &
                     (control[2] < config.weight_depth)),
@@ -225,12 +233,20 @@ class CommandChecker(wiring.Component):
             m.d.sync += terms["load_address_ok"].eq(
                 (rows[depth_bits:] == 0) & (start[depth_bits:] == 0) &
                 (short_start < depth) & (short_rows <= depth - short_start))
+            # SET_CONV: a field that exists, and a value that fits it.
+            if config.conv:
+                conv = self.layers[0].conv
+                field_ok = Const(0)
+                for index, name in enumerate(protocol.CONV_FIELDS):
+                    width = len(Value.cast(conv_field(conv, name)))
+                    field_ok = field_ok | ((control[0] == index) & (control[1][width:] == 0))
+                m.d.sync += terms["conv_field_ok"].eq(field_ok)
             # FRAME: layer 0's input rows.
             m.d.sync += terms["frame_length_ok"].eq(
                 words == row_count(self.layers[0].inputs, lanes) *
                 protocol.row_words(config, Opcode.FRAME))
         with m.If(extend):
-            for kind, module in KINDS.items():
+            for kind, module in gateware_kinds(config).items():
                 with m.If(terms["extent_kind"] == kind.value):
                     m.d.sync += terms["extent"].eq(
                         terms["extent_base"] +
@@ -293,6 +309,13 @@ class CommandChecker(wiring.Component):
                 with m.Case(Opcode.FRAME):
                     check((~net_valid, Error.NOT_READY),
                           (~terms["frame_length_ok"], Error.BAD_LENGTH))
+                with m.Case(Opcode.SET_CONV):
+                    if not config.conv:
+                        check((Const(1), Error.UNSUPPORTED))
+                    else:
+                        check((words != 0, Error.BAD_LENGTH),
+                              (~layer_ok, Error.BAD_LAYER),
+                              (~terms["conv_field_ok"], Error.BAD_PARAMETER))
         return error
 
     def _apply(self, m, command, configured, net_valid, baseline, reuse_valid):
@@ -324,3 +347,12 @@ class CommandChecker(wiring.Component):
                 ]
             with m.Case(Opcode.LOAD_CENTROIDS, Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
                 m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
+            with m.Case(Opcode.SET_CONV):
+                if config.conv:
+                    conv = self.layers[command.layer[:config.layer_bits]].conv
+                    with m.Switch(control[0]):
+                        for index, name in enumerate(protocol.CONV_FIELDS):
+                            with m.Case(index):
+                                field = conv_field(conv, name)
+                                m.d.sync += field.eq(control[1][:len(Value.cast(field))])
+                    m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]

@@ -52,7 +52,7 @@ class Responder(wiring.Component):
             "done": Out(1),
             "result_read": In(memory.ReadPort.Signature(addr_width=config.row_bits,
                                                          shape=act_row)),
-            "output_rows": In(config.group_count_bits),
+            "output_rows": In(config.row_count_bits),
             "layer_count": In(range(config.max_layers + 1)),
             "frame_cycles": In(frame_cycles_shape(config)),
             "counters": In(data.ArrayLayout(layer_counters_layout(config), config.max_layers)),
@@ -91,7 +91,7 @@ class Responder(wiring.Component):
 
         state = Signal(_State)
         status = Signal()              # the fields are the status row, not the counters
-        row = Signal(config.group_count_bits)
+        row = Signal(config.row_count_bits)
         row_ready = Signal()           # the row's read was issued
         row_held = Signal()            # the row is in row_data
         row_data = Signal.like(self.result_read.data)

@@ -55,7 +55,7 @@ class PayloadRouter(wiring.Component):
                 addr_width=config.weight_row_bits,
                 shape=data.ArrayLayout(signed(config.weight_width), lanes))),
             "bias_write": In(memory.WritePort.Signature(
-                addr_width=config.row_bits + config.layer_bits,
+                addr_width=config.group_bits + config.layer_bits,
                 shape=data.ArrayLayout(signed(config.bias_width), lanes))),
             "tile_start": Out(1),
             "tile_done": In(1),
@@ -153,7 +153,7 @@ class PayloadRouter(wiring.Component):
             Opcode.LOAD_WEIGHTS: (self.weight_write, start + row_count, config.weight_width,
                                   lanes),
             Opcode.LOAD_BIASES: (self.bias_write,
-                                 Cat((start + row_count)[:config.row_bits],
+                                 Cat((start + row_count)[:config.group_bits],
                                      job.layer[:config.layer_bits]), config.bias_width, lanes),
             Opcode.FRAME: (self.fill, row_count, config.frame_input_width, lanes),
         }

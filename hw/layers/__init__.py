@@ -9,21 +9,29 @@ changed input. The MAC array and the change detector know nothing of layer shape
 Every kind is a module with the same names, registered in :data:`KINDS`:
 
 - ``AddressGenerator``: the gateware component (ports ``i``, ``o``, ``descriptor``,
-  ``from_scratch``, ``start``; a ``latency`` attribute);
+  ``sum_base``, ``from_scratch``, ``start``, ``idle``; a ``latency`` attribute);
 - ``items_per_input(config, outputs)``: its cost, for the cycle formula;
 - ``weight_row_count(config, inputs, outputs)`` and ``weight_rows(config, weights)``: its
   weight layout, for the host;
 - ``weight_extent(config, inputs, outputs)``: the same row count as gateware, for the command
   checker's bounds check.
 
-Kinds: :mod:`.dense` (fully connected).
+Kinds: :mod:`.dense` (fully connected) and :mod:`.conv` (convolutional; in hardware generated
+with ``max_kernel`` above 0).
 """
 
+from ..config import AccelConfig
 from ..protocol import LayerKind
-from . import dense
-from .descriptor import KIND_BITS, layer_descriptor_layout
+from . import conv, dense
+from .descriptor import KIND_BITS, conv_field, layer_descriptor_layout
 
-__all__ = ["KINDS", "KIND_BITS", "layer_descriptor_layout"]
+__all__ = ["KINDS", "KIND_BITS", "conv_field", "gateware_kinds", "layer_descriptor_layout"]
 
-KINDS = {LayerKind.DENSE: dense}
+KINDS = {LayerKind.DENSE: dense, LayerKind.CONV: conv}
 """The module of every layer kind the gateware implements."""
+
+
+def gateware_kinds(config: AccelConfig) -> dict:
+    """The kinds hardware of ``config`` implements: dense always, conv with ``max_kernel``."""
+    return {kind: module for kind, module in KINDS.items()
+            if kind != LayerKind.CONV or config.conv}

@@ -43,6 +43,7 @@ from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
 from ..core.layouts import changed_input_layout, mac_item_layout, position_layout
+from ..protocol import CONV_FIELDS
 from .descriptor import (
     axis_entry_layout,
     axis_layout,
@@ -51,7 +52,7 @@ from .descriptor import (
 )
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
-           "POOL_LATENCY", "POOL_MODES", "Pool", "conv_descriptor"]
+           "POOL_LATENCY", "POOL_MODES", "Pool", "conv_descriptor", "conv_fields"]
 
 POOL_MODES = ("max", "avg")
 
@@ -169,6 +170,25 @@ class MapLayout:
 
     def rows(self, lanes: int) -> int:
         return self.positions * -(-self.channels // lanes)
+
+    def span(self, lanes: int) -> int:
+        """Buffer slots (``row * L + lane``) up to the last real value: what SET_LAYER counts
+        as the layer's inputs or outputs, so that ``ceil(span / L)`` is the rows and the last
+        row's real lanes follow from it."""
+        return (self.positions - 1) * -(-self.channels // lanes) * lanes + self.channels
+
+    def scatter(self, values: np.ndarray, lanes: int) -> np.ndarray:
+        """``values`` (channels-last order, trailing axis) in their buffer slots, zero between
+        them: ``(..., rows * L)``."""
+        values = np.asarray(values)
+        slots = np.zeros((*values.shape[:-1], self.rows(lanes) * lanes), values.dtype)
+        slots[..., self.stored_index(lanes)] = values
+        return slots
+
+    def gather(self, slots: np.ndarray, lanes: int) -> np.ndarray:
+        """The values in channels-last order out of their buffer slots (the inverse of
+        :meth:`scatter`)."""
+        return np.asarray(slots)[..., self.stored_index(lanes)]
 
     def stored_index(self, lanes: int) -> np.ndarray:
         """The buffer slot (row * L + lane) of every input, inputs in channels-last order
@@ -384,10 +404,24 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
         "groups": groups,
         "group_lanes": out_channels - (groups - 1) * lanes,
         "group_weights": kh * kw * channels,
+        "sum_rows": oh * ow * groups,
     }
     for axis in ("y", "x"):
         fields[axis]["first_weights"] %= 1 << config.weight_row_bits
     return fields
+
+
+def conv_fields(config: AccelConfig, geometry: ConvGeometry) -> list[int]:
+    """:func:`conv_descriptor` as the values SET_CONV sends, in the order of
+    :data:`~reuse_accel.hw.protocol.CONV_FIELDS`."""
+    fields = conv_descriptor(config, geometry)
+    values = []
+    for name in CONV_FIELDS:
+        value = fields
+        for part in name.split("."):
+            value = value[part]
+        values.append(int(value))
+    return values
 
 
 class AxisTracker(wiring.Component):
@@ -442,8 +476,8 @@ class AxisTracker(wiring.Component):
 class ConvScanner(wiring.Component):
     """Follows a conv layer's input rows in the order the row reader reads them.
 
-    - ``start``: the layer begins (``conv`` holds its descriptor fields while it runs); the
-      current row is row 0, position ``(0, 0)``, channel group 0.
+    - ``start``: the layer begins (``conv``, its descriptor fields, is latched); the current
+      row is row 0, position ``(0, 0)``, channel group 0.
     - ``advance``: the current row has been read; the next row becomes current.
     - ``position`` (:func:`position_layout`) and ``lanes`` (the real lanes: all but in a
       position's last row) describe the current row, from registers.
@@ -474,7 +508,13 @@ class ConvScanner(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        conv, position = self.conv, self.position
+        position = self.position
+        # The descriptor, latched at start (and used directly in the start cycle).
+        held = Signal.like(self.conv)
+        with m.If(self.start):
+            m.d.sync += held.eq(self.conv)
+        conv = conv_descriptor_layout(config)(Mux(self.start, self.conv.as_value(),
+                                                  held.as_value()))
         m.submodules.y = y = AxisTracker(config, config.max_height)
         m.submodules.x = x = AxisTracker(config, config.max_width)
         last_group = position.group == conv.channel_rows - 1
@@ -525,6 +565,7 @@ class ConvAddressGenerator(wiring.Component):
       before it arrives (its row is read long before).
     - ``start``: latches the layer's parameters from ``descriptor``, ``sum_base`` (where its
       sums start in the sum memory) and ``from_scratch``, while no item is offered.
+    - ``idle``: no input is held (none accepted and not finished).
     - Timing: an input is accepted into a two-entry pipeline (the table read, then the first
       addresses), and reaches the item walker :attr:`latency` cycles after its handshake at the
       earliest; the walker issues its items one per cycle and takes the next input in the
@@ -549,6 +590,7 @@ class ConvAddressGenerator(wiring.Component):
             "sum_base": In(config.sum_row_bits),
             "from_scratch": In(1),
             "start": In(1),
+            "idle": Out(1),
             "y_table": Out(memory.WritePort.Signature(
                 addr_width=positions.members["y"].width,
                 shape=axis_entry_layout(config, config.max_height))),
@@ -617,7 +659,7 @@ class ConvAddressGenerator(wiring.Component):
         line_weights, line_sums = Signal(config.weight_row_bits), Signal(config.sum_row_bits)
         cell_weights, cell_sums = Signal.like(line_weights), Signal.like(line_sums)
         weight_row, sum_row = Signal.like(line_weights), Signal.like(line_sums)
-        group = Signal(config.row_bits)
+        group = Signal(config.group_bits)
         group_last = Signal()
 
         more_x = (tap_x + conv.x.stride < conv.x.kernel) & (out_x != 0)
@@ -636,6 +678,7 @@ class ConvAddressGenerator(wiring.Component):
             y_read.en.eq(accept),
             x_read.en.eq(accept),
             self.o.valid.eq(emit),
+            self.idle.eq(~p1_valid & ~p2_valid & ~busy),
             self.o.payload.weight_row.eq(weight_row),
             self.o.payload.sum_row.eq(sum_row),
             self.o.payload.bias_row.eq(group),
@@ -714,3 +757,14 @@ class ConvAddressGenerator(wiring.Component):
                             weight_row.eq(next_weights), sum_row.eq(next_sums),
                         ]
         return m
+
+
+AddressGenerator = ConvAddressGenerator
+"""The kind's address generator, under the name every kind module gives it."""
+
+
+def weight_extent(config: AccelConfig, inputs, outputs):
+    """The weight rows SET_LAYER can check for a conv layer: none, since they follow from its
+    kernel (set by SET_CONV after it); SET_LAYER checks only that its weights start inside the
+    weight memory, and the host that they end inside it."""
+    return 0

@@ -21,6 +21,7 @@ input counts as changed, so input 0 comes first and touches every sum row).
 - ``start``: latches the layer's parameters from ``descriptor`` (held stable while the layer
   runs), ``sum_base`` and ``from_scratch``; it must come while no item is offered
   (``o.valid`` low), as between layers.
+- ``idle``: no input is being applied.
 - Latency :attr:`DenseAddressGenerator.latency` (1); cost :func:`items_per_input` items per
   changed input.
 """
@@ -84,6 +85,7 @@ class DenseAddressGenerator(wiring.Component):
             "sum_base": In(config.sum_row_bits),
             "from_scratch": In(1),
             "start": In(1),
+            "idle": Out(1),
         })
 
     @property
@@ -108,7 +110,7 @@ class DenseAddressGenerator(wiring.Component):
         # The input being applied, one item per cycle.
         valid = Signal()
         row = Signal(config.weight_row_bits)
-        group = Signal(config.row_bits)
+        group = Signal(config.group_bits)
         sum_row = Signal(config.sum_row_bits)
         delta = Signal.like(self.i.payload.delta)
         init = Signal()
@@ -123,6 +125,7 @@ class DenseAddressGenerator(wiring.Component):
             self.o.payload.init.eq(init),
             self.o.payload.real_lanes.eq(Mux(last, last_lanes, lanes)),
             self.i.ready.eq(~valid | (last & self.o.ready)),
+            self.idle.eq(~valid),
         ]
 
         with m.If(self.start):

@@ -5,10 +5,10 @@ from amaranth.lib import data
 from amaranth.utils import bits_for
 
 from ..config import AccelConfig
-from ..protocol import LayerKind
+from ..protocol import CONV_AXIS_FIELDS, CONV_FIELDS, LayerKind
 
 __all__ = ["KIND_BITS", "axis_entry_layout", "axis_layout", "conv_descriptor_layout",
-           "layer_descriptor_layout"]
+           "conv_field", "layer_descriptor_layout"]
 
 KIND_BITS = bits_for(max(kind.value for kind in LayerKind))
 """Bits of a layer kind inside the gateware: enough for every :class:`LayerKind` value (the
@@ -37,7 +37,7 @@ def axis_layout(config: AccelConfig, size: int) -> data.StructLayout:
     :func:`conv_descriptor` computes the fields."""
     coordinate = unsigned(config.coordinate_bits(size))
     weights, sums = unsigned(config.weight_row_bits), unsigned(config.sum_row_bits)
-    return data.StructLayout({
+    shapes = {
         "size": coordinate,            # positions of the input map along the axis
         "kernel": unsigned(config.kernel_bits),
         "stride": unsigned(config.kernel_bits),
@@ -49,7 +49,8 @@ def axis_layout(config: AccelConfig, size: int) -> data.StructLayout:
         "walk_weights": weights,       # stride * weight_step: from one window to the one before
         "sum_step": sums,              # sum rows from one output to the next
         "first_sums": sums,            # first_out * sum_step
-    })
+    }
+    return data.StructLayout({name: shapes[name] for name in CONV_AXIS_FIELDS})
 
 
 def axis_entry_layout(config: AccelConfig, size: int) -> data.StructLayout:
@@ -65,8 +66,9 @@ def axis_entry_layout(config: AccelConfig, size: int) -> data.StructLayout:
 
 
 def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
-    """The fields a conv layer adds to the layer descriptor."""
-    return data.StructLayout({
+    """The fields a conv layer adds to the layer descriptor, in the order of
+    :data:`~reuse_accel.hw.protocol.CONV_FIELDS` (SET_CONV sets them one at a time)."""
+    shapes = {
         "y": axis_layout(config, config.max_height),
         "x": axis_layout(config, config.max_width),
         "channel_rows": unsigned(config.group_count_bits),   # Gc = ceil(C / L)
@@ -74,5 +76,16 @@ def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "groups": unsigned(config.group_count_bits),          # G' = ceil(C' / L)
         "group_lanes": range(config.lanes + 1),               # real lanes of the last group
         "group_weights": unsigned(config.weight_row_bits),    # kh * kw * C
-    })
+        "sum_rows": unsigned(config.sum_row_bits),            # OH * OW * G'
+    }
+    names = dict.fromkeys(name.split(".")[0] for name in CONV_FIELDS)
+    return data.StructLayout({name: shapes[name] for name in names})
 
+
+
+def conv_field(conv, name: str):
+    """The field of a conv descriptor (a view of :func:`conv_descriptor_layout`) that
+    :data:`~reuse_accel.hw.protocol.CONV_FIELDS` names ``name`` (``"y.stride"``)."""
+    for part in name.split("."):
+        conv = getattr(conv, part)
+    return conv

@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import ConvGeometry
+from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.timing import frame_cycles
 
@@ -60,6 +60,17 @@ class FixedLayer:
     @property
     def outputs(self) -> int:
         return self.weights.shape[0] if self.geometry is None else self.geometry.outputs
+
+    @property
+    def input_layout(self) -> MapLayout:
+        """How the layer's inputs sit in the I/O buffer (a vector is one position)."""
+        return MapLayout(1, self.inputs) if self.geometry is None else self.geometry.input_layout
+
+    @property
+    def output_layout(self) -> MapLayout:
+        """How the layer's outputs sit in the I/O buffer."""
+        return (MapLayout(1, self.outputs) if self.geometry is None
+                else self.geometry.output_layout)
 
 
 @cache

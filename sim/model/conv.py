@@ -12,6 +12,8 @@ layer), then pools the activated map: a max, or an average rounded half up by ex
 by the window's divisor (:meth:`~reuse_accel.hw.layers.conv.Pool.apply`). It reads each
 window's cells inside the map, one row of L sums per cycle: the layer's readout takes
 ``sum(cells) * G' + READOUT + POOL_LATENCY`` cycles and the next layer starts after it.
+Without a pool the readout is a dense layer's: ``OH * OW * G'`` rows, overlapping the next
+layer as :func:`~reuse_accel.sim.timing.layer_cycles` says.
 
 Integer sums are evaluated in float64, exact below 2**53 as for the dense kind.
 """
@@ -25,6 +27,7 @@ import numpy as np
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.conv import POOL_LATENCY
 from reuse_accel.hw.protocol import LayerKind
+from reuse_accel.hw.tile import ProcessingTile
 from reuse_accel.sim.timing import READOUT, scan_cycles
 
 from .readout import activate_counted
@@ -63,8 +66,7 @@ class ConvLayer:
         self.products = np.repeat(geometry.outputs_per_input().reshape(-1),
                                   geometry.channels) * geometry.out_channels
         groups = config.groups(geometry.out_channels)
-        self.readout_cycles = (int(geometry.readout_cells().sum()) * groups + READOUT
-                               + POOL_LATENCY)
+        self.readout_rows = int(geometry.readout_cells().sum()) * groups
 
     @property
     def sums(self) -> int:
@@ -97,10 +99,16 @@ class ConvLayer:
 
     def cycles(self, changed: np.ndarray, *, unstable: np.ndarray | None = None,
                last: bool) -> int:
-        """Cycles of the layer: the scan, then the readout (which the next layer does not
-        overlap)."""
-        return scan_cycles(self.config, changed, self.items, self.layout,
-                           unstable=unstable) + self.readout_cycles
+        """Cycles of the layer: the scan, then the readout. Without a pool the readout is a
+        dense layer's (one row of L sums per cycle, overlapping the next layer); with one it
+        reads every window's cells and the next layer starts after it."""
+        scan = scan_cycles(self.config, changed, self.items, self.layout, unstable=unstable,
+                           pipelined=True)
+        if self.geometry.pool is not None:
+            return scan + self.readout_rows + READOUT + POOL_LATENCY
+        if last:
+            return scan + self.readout_rows + READOUT
+        return scan + ProcessingTile.readout_lead(self.config, self.readout_rows)
 
     def weight_rows(self, changed: np.ndarray) -> int:
         """Weight rows the MAC array reads for the changed inputs."""

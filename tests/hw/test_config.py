@@ -26,6 +26,7 @@ LIMITS = {
     "max_kernel": (0, 32),
     "max_height": (1, 4096),
     "max_width": (1, 4096),
+    "buffer_depth": (0, 1 << 15),
     "state_depth": (0, 1 << 22),
     "sum_depth": (0, 1 << 22),
 }
@@ -39,11 +40,13 @@ BOUNDARY_COMPANIONS = {
     ("centroid_width", 32): {"stream_width": 64},
     ("weight_width", 18): {"stream_width": 64},
     ("centroid_width", 4): {"act_width": 4, "act_frac": 0},
+    # a row of 8 outputs in one 128-bit word: 32768 output rows fit a response
+    ("buffer_depth", 1 << 15): {"stream_width": 128},
 }
 
-KNOWN = ("act_frac, act_width, centroid_width, clusters, lanes, max_height, max_kernel, "
-         "max_layers, max_neurons, max_width, reuse, state_depth, stream_width, sum_depth, "
-         "weight_bank_width, weight_depth, weight_width")
+KNOWN = ("act_frac, act_width, buffer_depth, centroid_width, clusters, lanes, max_height, "
+         "max_kernel, max_layers, max_neurons, max_width, reuse, state_depth, stream_width, "
+         "sum_depth, weight_bank_width, weight_depth, weight_width")
 
 
 def raises_exactly(message):
@@ -438,3 +441,18 @@ def test_frame_longer_than_a_command_is_rejected():
                         "command's 65535; lower max_neurons or raise lanes or stream_width"):
         AccelConfig(lanes=1, max_neurons=65535, weight_depth=1 << 16)
     assert AccelConfig(lanes=1, max_neurons=65510, weight_depth=1 << 16).max_neurons == 65510
+    # A deeper I/O buffer (for conv maps) holds frames that long too.
+    # (one lane per row, 32768 rows: 32768 + 25 words, the rest as above; 8 lanes of 16 bits
+    # take 4 words a row)
+    assert AccelConfig(lanes=1, max_neurons=8, buffer_depth=32768).buffer_rows == 32768
+    with raises_exactly("a frame of buffer_depth=32768 needs 131097 stream words, more than a "
+                        "command's 65535; lower buffer_depth or raise stream_width"):
+        AccelConfig(buffer_depth=32768)
+
+
+def test_buffer_depth_holds_a_dense_layer_of_max_neurons():
+    with raises_exactly("buffer_depth must be 0 or at least max_groups = 64 (a layer of "
+                        "max_neurons=512), not 63"):
+        AccelConfig(buffer_depth=63)
+    assert AccelConfig(buffer_depth=64).buffer_rows == 64
+    assert AccelConfig().buffer_rows == 64

@@ -98,9 +98,9 @@ def test_commands_of_the_reuse_logic_are_unsupported():
     errors = errors_of(results)
     assert [str(error) for error in errors] == [
         "the accelerator rejected LOAD_CENTROIDS: UNSUPPORTED (the hardware was generated "
-        "without reuse (no centroids, baseline only))",
+        "without reuse (no centroids, baseline only) or without conv layers (max_kernel = 0))",
         "the accelerator rejected SET_MODE: UNSUPPORTED (the hardware was generated "
-        "without reuse (no centroids, baseline only))",
+        "without reuse (no centroids, baseline only) or without conv layers (max_kernel = 0))",
     ]
     assert all(error.error == Error.UNSUPPORTED for error in errors)
     first, second = statuses_of(results)

@@ -447,7 +447,7 @@ def test_uart_accelerator_answers_status_over_the_line():
     """HELLO, then a STATUS command and a POLL, as UART bits through the real accelerator."""
     config = AccelConfig(lanes=2, max_neurons=8, weight_depth=16, max_layers=1)
     cpb = 4
-    dut = UartAccelerator(config, clocks_per_bit=cpb, chunk=16, fifo_depth=16)
+    dut = UartAccelerator(config, clocks_per_bit=cpb, chunk=32, fifo_depth=32)
     received = bytearray()
 
     async def line_in(ctx, data):
@@ -491,12 +491,12 @@ def test_uart_accelerator_answers_status_over_the_line():
         ack = await exchange(ctx, encode_request(Kind.SEND, 0, [status],
                                                  word_bytes=WORD_BYTES))
         assert (ack.kind, ack.seq) == (Kind.ACK, 0)
-        data = await exchange(ctx, encode_request(Kind.POLL, 0, count=16,
-                                                  word_bytes=WORD_BYTES))
         fields = len(protocol.STATUS_FIELDS)
+        data = await exchange(ctx, encode_request(Kind.POLL, 0, count=1 + fields,
+                                                  word_bytes=WORD_BYTES))
         assert data.kind == Kind.DATA and data.count == 1 + fields
         assert data.words[0] == (protocol.Opcode.STATUS | 0x80) | fields << 16
-        assert data.words[1:4] == (0x52414343, 2, config.lanes)     # magic "RACC", version
+        assert data.words[1:4] == (0x52414343, protocol.VERSION, config.lanes)  # magic "RACC"
         assert ctx.get(dut.error) == 0
 
     run(dut, bench, background=[line_out])

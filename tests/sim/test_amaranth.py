@@ -37,9 +37,9 @@ def test_amaranth_timeout_counts_transfers_in_both_directions():
 
 def test_amaranth_timeout_reports_a_hang():
     """A header that promises more payload than comes: nothing moves either way. (The
-    STATUS before it is answered: a header and 20 fields.)"""
+    STATUS before it is answered: a header and 21 fields.)"""
     words = [protocol.header(Opcode.STATUS), protocol.header(Opcode.SET_MODE, 0, 3), 0]
     with pytest.raises(TimeoutError, match="^" + re.escape(
             "no response word for 50 cycles: the accelerator hangs (no command word moved "
-            "either; 3 of 3 command words and 21 response words through)") + "$"):
+            "either; 3 of 3 command words and 22 response words through)") + "$"):
         AmaranthTransport(RTL_CONFIG, timeout=50).exchange(words, 2)

@@ -124,9 +124,9 @@ def test_generate_rejects_a_top_that_is_not_a_module_name(tmp_path, capsys):
     ("[accelerator]\nlanes = 4\nclusters = 1000\n", "clusters must be between 2 and 128, not 1000"),
     ("[accelerator]\nlane = 4\n",
      "unknown configuration parameter 'lane'; known parameters are act_frac, act_width, "
-     "centroid_width, clusters, lanes, max_height, max_kernel, max_layers, max_neurons, "
-     "max_width, reuse, state_depth, stream_width, sum_depth, weight_bank_width, "
-     "weight_depth, weight_width"),
+     "buffer_depth, centroid_width, clusters, lanes, max_height, max_kernel, max_layers, "
+     "max_neurons, max_width, reuse, state_depth, stream_width, sum_depth, "
+     "weight_bank_width, weight_depth, weight_width"),
 ])
 def test_generate_rejects_an_invalid_config(tmp_path, capsys, contents, message):
     config_path = tmp_path / "bad.toml"

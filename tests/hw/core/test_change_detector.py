@@ -13,6 +13,9 @@ from reuse_accel.hw.core.change_detector import ChangeDetector
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=16, weight_depth=256)
+CONV_CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
+                          centroid_width=10, max_layers=2, max_neurons=16, weight_depth=256,
+                          max_kernel=3, max_height=5, max_width=7)
 L = CONFIG.lanes
 FILL = 4        # state read, state register, compared-row register, serializer
 QUANTIZE = 5    # the quantizer's 3 + 1 stages (8 clusters) and the delta register
@@ -34,6 +37,7 @@ class Pass:
     items: list = field(default_factory=list)      # (cycle, input, delta)
     done_cycles: list = field(default_factory=list)
     outside: int = 0                               # the outside counts, added up
+    positions: list = field(default_factory=list)  # (y, x, group) of each item (conv)
 
     def lane_mask(self, row):
         real = min(L, self.inputs - row * L)
@@ -55,9 +59,12 @@ def simulate(config, passes, *, ready=always, settle=4):
             ctx.set(dut.o.ready, 0)
             await ctx.tick()
             cycle += 1
-            source = StreamSource(dut.i, [
-                {"values": values, "row": row, "lanes": job.lane_mask(row),
-                 "last": row == len(job.rows) - 1} for row, values in enumerate(job.rows)])
+            rows = [{"values": values, "row": row, "lanes": job.lane_mask(row),
+                     "last": row == len(job.rows) - 1} for row, values in enumerate(job.rows)]
+            if config.conv:
+                for row, payload in enumerate(rows):
+                    payload["position"] = dict(zip(("y", "x", "group"), position_of(row)))
+            source = StreamSource(dut.i, rows)
             sink = StreamSink(dut.o, ready=ready)
             steps = Lockstep(source, sink, cycle=cycle)
             after_done = 0
@@ -72,12 +79,20 @@ def simulate(config, passes, *, ready=always, settle=4):
             cycle = steps.cycle
             job.row_cycles = source.transfers
             job.items = [(edge, item.input, item.delta) for edge, item in sink.transfers]
+            if config.conv:
+                job.positions = [(item.position.y, item.position.x, item.position.group)
+                                 for _, item in sink.transfers]
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     return passes
+
+
+def position_of(row):
+    """An arbitrary position tag for a row, for hardware with conv layers."""
+    return row % 5, (3 * row) % 7, row % 4
 
 
 def nearest(value, centroids):
@@ -326,5 +341,21 @@ def test_random_frames_match_reference_and_timing(scenario):
     simulate(CONFIG, jobs, ready=lambda cycle: ready_bits[cycle])
     for job, expected in zip(jobs, reference(jobs)):
         check_pass(job, expected)
+        if ready_rate == 1.0:
+            check_timing_ready(job, expected)
+
+
+@settings(max_examples=15, deadline=None)
+@given(scenarios())
+def test_conv_hardware_passes_each_rows_position_on_with_its_inputs(scenario):
+    """With conv layers, every changed input leaves with its row's position; the rest is as
+    without."""
+    jobs, ready_rate, seed = scenario
+    rng = random.Random(seed ^ 0x3C3C)
+    ready_bits = [rng.random() < ready_rate for _ in range(20_000)]
+    simulate(CONV_CONFIG, jobs, ready=lambda cycle: ready_bits[cycle])
+    for job, expected in zip(jobs, reference(jobs)):
+        check_pass(job, expected)
+        assert job.positions == [position_of(item[1] // L) for item in job.items]
         if ready_rate == 1.0:
             check_timing_ready(job, expected)

@@ -92,7 +92,8 @@ class Bench:
                     ctx.set(port.en, 0)
                 elif kind == "items":
                     # Each changed input becomes ``groups`` MAC items, rows weight_row + g and
-                    # the layer's sum rows g; the first input of a from-scratch pass starts from the biases.
+                    # the layer's sum rows g; the first input of a from-scratch pass starts
+                    # from the biases.
                     ctx.set(dut.layer, op["layer"])
                     mac_items = [
                         {"weight_row": weight_row + group,
