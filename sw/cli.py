@@ -84,9 +84,12 @@ def _model_config(args, network: Network) -> AccelConfig:
 
 def describe_config(config: AccelConfig) -> str:
     """One line: the parameters that say what the generated accelerator is."""
+    conv = (f", max_kernel {config.max_kernel}, maps up to {config.max_height} x "
+            f"{config.max_width}, buffer_depth {config.buffer_rows}, state_depth "
+            f"{config.state_rows}, sum_depth {config.sum_rows}" if config.conv else "")
     return (f"{config.lanes} lanes, {config.clusters} clusters, max_layers "
             f"{config.max_layers}, max_neurons {config.max_neurons}, weight_depth "
-            f"{config.weight_depth}{'' if config.reuse else ', without reuse'}")
+            f"{config.weight_depth}{conv}{'' if config.reuse else ', without reuse'}")
 
 
 # -- output paths, checked before anything runs -----------------------------------------------

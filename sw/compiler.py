@@ -133,18 +133,21 @@ def _layouts(layer) -> tuple[MapLayout, MapLayout]:
     return layer.geometry.input_layout, layer.geometry.output_layout
 
 
-def memory_rows(network: Network, lanes: int) -> dict[str, int]:
-    """Rows of L values the model needs in each memory of :data:`MEMORY_DEPTHS`: the largest
-    map in the I/O buffer, every layer's inputs in the input-state memory, every layer's sums
-    (a conv layer's before its pool) in the sum memory."""
+def memory_rows(network: Network, config: AccelConfig) -> dict[str, int]:
+    """Rows of L values the model needs in each memory of :data:`MEMORY_DEPTHS` on hardware
+    like ``config``: the largest map in the I/O buffer; with reuse every layer's inputs in the
+    input-state memory and every layer's sums (a conv layer's before its pool) in the sum
+    memory, without reuse no input state and the largest layer's sums."""
+    lanes = config.lanes
     layouts = [_layouts(layer) for layer in network.layers]
     sums = [prod(layer.geometry.conv_size) * -(-layer.geometry.out_channels // lanes)
             if layer.geometry is not None else -(-layer.outputs // lanes)
             for layer in network.layers]
     return {
         "buffer_depth": max(layout.rows(lanes) for pair in layouts for layout in pair),
-        "state_depth": sum(inputs.rows(lanes) for inputs, _ in layouts),
-        "sum_depth": sum(sums),
+        "state_depth": (sum(inputs.rows(lanes) for inputs, _ in layouts) if config.reuse
+                        else 0),
+        "sum_depth": sum(sums) if config.reuse else max(sums),
     }
 
 
@@ -203,7 +206,7 @@ def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardw
     what = {"buffer_depth": "in each I/O buffer bank (the largest map)",
             "state_depth": "of input state (every layer's inputs)",
             "sum_depth": "of sums (every layer's outputs before pooling)"}
-    for name, rows in memory_rows(network, config.lanes).items():
+    for name, rows in memory_rows(network, config).items():
         held = getattr(config, MEMORY_DEPTHS[name])
         if rows > held:
             raise ModelFitError(
@@ -222,7 +225,7 @@ def size_config(network: Network, base: AccelConfig | None = None) -> AccelConfi
     raised = {name: max(getattr(base, name), needed[name]) for name in CAPACITIES}
     try:
         config = dataclasses.replace(base, **raised)
-        for name, rows in memory_rows(network, base.lanes).items():
+        for name, rows in memory_rows(network, config).items():
             if rows > getattr(config, MEMORY_DEPTHS[name]):
                 raised[name] = rows
         return dataclasses.replace(config, **raised)

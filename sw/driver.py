@@ -38,6 +38,7 @@ import numpy as np
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.layers import KINDS as GATEWARE_KINDS
+from reuse_accel.hw.layers.conv import conv_descriptor
 from reuse_accel.sim.model import FrameResult, GoldenModel
 
 from .commands import Batch, ProtocolError, split_responses
@@ -69,6 +70,33 @@ def make_transport(backend: str, config, **options):
 
 class BoardMismatchError(RuntimeError):
     """The model was compiled for another configuration than the board's."""
+
+
+def _check_gateware_layer(compiled: CompiledModel, number: int) -> None:
+    """Raise :class:`InputError` if layer ``number`` of the model is a form the gateware does
+    not run (the golden model runs every form)."""
+    config, layer = compiled.config, compiled.layers[number]
+    geometry = layer.geometry
+    fix = "run the model with --backend golden"
+    if geometry is not None:
+        if geometry.pool is not None:
+            raise InputError(
+                f"layer {number} is a conv layer with a {geometry.pool.mode} pool, which the "
+                f"gateware does not implement yet; {fix}")
+        try:
+            conv_descriptor(config, geometry)
+        except ValueError as error:
+            raise InputError(f"layer {number} cannot run on the gateware: {error}; {fix}") \
+                from None
+    if number and layer.geometry is None:
+        source = compiled.layers[number - 1].output_layout
+        if source.positions > 1 and source.channels % config.lanes:
+            raise InputError(
+                f"layer {number} is a dense layer over layer {number - 1}'s map of "
+                f"{source.positions} positions of {source.channels} channels; the gateware "
+                f"stores each position in whole rows of {config.lanes} lanes and reads a "
+                f"dense layer's inputs packed, so it needs a multiple of {config.lanes} "
+                f"channels there; {fix}")
 
 
 def config_from_status(status: dict) -> AccelConfig:
@@ -162,11 +190,7 @@ class Driver:
                         f"layer {number} is a {layer.kind.name.lower()} layer, which the "
                         f"gateware does not implement yet; run the model with --backend "
                         "golden")
-                if layer.geometry is not None and layer.geometry.pool is not None:
-                    raise InputError(
-                        f"layer {number} is a conv layer with a {layer.geometry.pool.mode} "
-                        "pool, which the gateware does not implement yet; run the model with "
-                        "--backend golden")
+                _check_gateware_layer(compiled, number)
         self.compiled = compiled
         self.backend = backend
         if transport is None and backend != "golden":

@@ -301,16 +301,19 @@ def test_3d_conv_is_refused():
 
 # -- compiled and run -------------------------------------------------------------------------
 
-def exact_network():
+def exact_network(pool=True):
     """A conv, ReLU, max pool, flatten, dense network whose fixed-point arithmetic is exact:
-    conv weights are multiples of 1/16, dense weights integers, frames multiples of 1/16."""
+    conv weights are multiples of 1/16, dense weights integers, frames multiples of 1/16
+    (without the pool, ``pool=False``)."""
     rng = np.random.default_rng(5)
     w = rng.integers(-32, 33, (4, 2, 3, 3)) / 16
-    w1 = rng.integers(-2, 3, (3, 4 * 3 * 4)).astype(float)
+    w1 = rng.integers(-2, 3, (3, 4 * 3 * 4 if pool else 4 * 6 * 8)).astype(float)
+    pooling = ([helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2])]
+               if pool else [helper.make_node("Identity", ["r"], ["p"])])
     proto = conv_model(
         [conv("x", "w", "c", "b", pads=[1, 0, 1, 1], strides=[1, 2]),
          helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+         *pooling,
          helper.make_node("Flatten", ["p"], ["f"]),
          helper.make_node("Gemm", ["f", "w1", "b1"], ["y"], transB=1)],
         [init("w", w), init("b", rng.integers(-8, 9, 4) / 16), init("w1", w1),
@@ -351,13 +354,40 @@ def test_conv_model_with_reuse_equals_its_baseline_and_counts_work():
         assert run.frames[t].cycles < run.frames[t - 1].cycles
 
 
-def test_rtl_backends_refuse_conv_layers_before_building():
+def test_rtl_backends_refuse_what_the_gateware_does_not_run_before_building():
     network, frames = exact_network()
     compiled = compile_model(network, size_config(network), frames)
     with pytest.raises(InputError, match="^" + re.escape(
-            "layer 0 is a conv layer, which the gateware does not implement yet; run the model "
-            "with --backend golden") + "$"):
+            "layer 0 is a conv layer with a max pool, which the gateware does not implement "
+            "yet; run the model with --backend golden") + "$"):
         Driver(compiled, backend="verilator")
+    # Without the pool: four channels at 48 positions before the dense layer, in rows of 8.
+    network, frames = exact_network(pool=False)
+    compiled = compile_model(network, size_config(network), frames)
+    with pytest.raises(InputError, match="^" + re.escape(
+            "layer 1 is a dense layer over layer 0's map of 48 positions of 4 channels; the "
+            "gateware stores each position in whole rows of 8 lanes and reads a dense layer's "
+            "inputs packed, so it needs a multiple of 8 channels there; run the model with "
+            "--backend golden") + "$"):
+        Driver(compiled, backend="verilator")
+
+
+def test_onnx_conv_model_on_the_rtl_equals_the_golden_model():
+    """The ONNX conv model without its pool, on 4-lane hardware sized for it, in Amaranth's
+    simulator: frames packed channels last, the shape sent with SET_CONV, the outputs and every
+    counter as the golden model gives them."""
+    network, frames = exact_network(pool=False)
+    compiled = compile_model(network, size_config(network, AccelConfig(lanes=4)), frames)
+    assert compiled.config.max_kernel == 3
+    rtl, rtl_baseline = Driver(compiled, backend="amaranth").run(frames[:3])
+    golden, golden_baseline = Driver(compiled).run(frames[:3])
+    for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
+        assert got.outputs.tolist() == want.outputs.tolist()
+        for ours, theirs in zip(got.frames, want.frames):
+            assert ours.cycles == theirs.cycles
+            for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
+                         "macs", "saturated_outputs"):
+                assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
 
 
 def test_cli_runs_a_cnn_on_the_golden_backend_and_reports_kinds_and_shapes(tmp_path, capsys):
@@ -389,11 +419,11 @@ def test_cli_runs_a_cnn_on_the_golden_backend_and_reports_kinds_and_shapes(tmp_p
         sum(frame_rows) / sum(sum(frame["weight_rows"]) for frame in report["frames"]))
 
 
-def test_cli_refuses_a_cnn_on_an_rtl_backend(tmp_path, capsys):
+def test_cli_refuses_a_pooling_cnn_on_an_rtl_backend(tmp_path, capsys):
     np.save(tmp_path / "frames.npy", np.zeros((2, 4, 40)))
     code = main(["run", str(DATA / "cnn1d_dynamo.onnx"), str(tmp_path / "frames.npy"),
                  "--backend", "icarus"])
     assert code == 2
     assert capsys.readouterr().err == (
-        "reuse-accel: error: layer 0 is a conv layer, which the gateware does not implement "
-        "yet; run the model with --backend golden\n")
+        "reuse-accel: error: layer 0 is a conv layer with a max pool, which the gateware does "
+        "not implement yet; run the model with --backend golden\n")
