@@ -46,9 +46,9 @@ def test_clocks_per_bit_rejects_inaccurate_rates(clock, baudrate, message):
 
 def test_board_configurations():
     icebreaker = board_config("icebreaker")
-    # What the iCEBreaker build holds: 2 layers of 32 neurons, 1024 rows of 2 weights ...
+    # What the iCEBreaker build holds: 2 layers of 32 neurons, 512 rows of 2 weights ...
     assert (icebreaker.max_layers, icebreaker.max_neurons, icebreaker.weight_depth,
-            icebreaker.lanes) == (2, 32, 1024, 2)
+            icebreaker.lanes) == (2, 32, 512, 2)
     # ... with multipliers that fit one 16x16 SB_MAC16 each.
     assert icebreaker.weight_width <= 16 and icebreaker.delta_width <= 16
     assert board_config("ulx3s") == AccelConfig()

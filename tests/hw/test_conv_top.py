@@ -89,3 +89,32 @@ def test_conv_network_matches_golden_model(reuse):
         # Partial changes reach every layer.
         assert all(0 < result.changed_inputs[0] < layers[0].inputs for result in got[1:])
         assert any(0 < result.changed_inputs[1] < layers[1].inputs for result in got[1:])
+
+
+def test_set_conv_checks_its_field_and_value():
+    from support.accelerator import errors_of
+
+    from reuse_accel.hw import protocol
+    from reuse_accel.hw.protocol import Error, Opcode
+
+    def set_conv(batch, layer, *words):
+        batch.raw([protocol.header(Opcode.SET_CONV, layer, len(words)), *words],
+                  Opcode.SET_CONV)
+
+    size = protocol.CONV_FIELDS.index("y.size")      # coordinate_bits(7) = 4 bits
+    batch = Batch(CONFIG)
+    set_conv(batch, 0, size, 15)                     # passes
+    set_conv(batch, 0, size, 16)                     # too wide for the field
+    set_conv(batch, 0, len(protocol.CONV_FIELDS), 0)  # no such field
+    set_conv(batch, 3, size, 1)                      # no such layer
+    set_conv(batch, 0, size, 1, 0)                   # a payload word too many
+    results = run(batch)
+    assert results[0] is None
+    assert [error.error for error in errors_of(results)] == [
+        Error.BAD_PARAMETER, Error.BAD_PARAMETER, Error.BAD_LAYER, Error.BAD_LENGTH]
+    # Hardware without conv layers has no conv descriptors.
+    plain = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
+                        centroid_width=10, max_layers=2, max_neurons=16, weight_depth=64)
+    batch = Batch(plain)
+    set_conv(batch, 0, size, 1)
+    assert [error.error for error in errors_of(run(batch))] == [Error.UNSUPPORTED]

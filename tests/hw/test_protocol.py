@@ -249,7 +249,7 @@ def test_counter_fields():
 def test_opcodes_match_the_table():
     assert {op.name: op.value for op in Opcode} == {
         "STATUS": 1, "SET_NET": 2, "SET_LAYER": 3, "SET_MODE": 4, "LOAD_CENTROIDS": 5,
-        "LOAD_WEIGHTS": 6, "LOAD_BIASES": 7, "BEGIN_SEQUENCE": 8, "FRAME": 9,
+        "LOAD_WEIGHTS": 6, "LOAD_BIASES": 7, "BEGIN_SEQUENCE": 8, "FRAME": 9, "SET_CONV": 10,
     }
 
 
