@@ -62,7 +62,8 @@ __all__ = [
     "Opcode", "Error", "Header", "LayerFlags", "LayerKind", "RESPONSE_ERROR", "RESPONSE_OK",
     "MAGIC", "VERSION", "STATUS_FIELDS", "LAYER_COUNTERS", "header", "parse_header",
     "words_per_row", "pack_rows", "unpack_rows", "counter_fields", "expected_length",
-    "layer_flags", "CONTROL_FIELDS", "CONV_AXIS_FIELDS", "CONV_FIELDS", "MAX_LENGTH",
+    "layer_flags", "CONTROL_FIELDS", "CONV_AXIS_FIELDS", "CONV_FIELDS", "POOL_AXIS_FIELDS",
+    "MAX_LENGTH",
     "control_words", "row_words", "frame_response_length",
 ]
 
@@ -162,10 +163,16 @@ CONV_AXIS_FIELDS = (
 """The fields of one axis of a conv layer (see
 :func:`reuse_accel.hw.layers.descriptor.axis_layout`)."""
 
+POOL_AXIS_FIELDS = ("kernel", "stride", "low", "count", "low_sums", "step")
+"""The fields of one axis of a conv layer's pool (see
+:func:`reuse_accel.hw.layers.descriptor.pool_axis_layout`)."""
+
 CONV_FIELDS = (*(f"y.{name}" for name in CONV_AXIS_FIELDS),
                *(f"x.{name}" for name in CONV_AXIS_FIELDS),
                "channel_rows", "channel_lanes", "groups", "group_lanes", "group_weights",
-               "sum_rows")
+               "sum_rows", "pool",
+               *(f"pool_y.{name}" for name in POOL_AXIS_FIELDS),
+               *(f"pool_x.{name}" for name in POOL_AXIS_FIELDS))
 """The fields SET_CONV sets, by number (see
 :func:`reuse_accel.hw.layers.descriptor.conv_descriptor_layout`; the host computes them with
 :func:`reuse_accel.hw.layers.conv.conv_descriptor`)."""

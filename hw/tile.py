@@ -43,7 +43,7 @@ from .core.row_reader import RowReader
 from .core.rows import last_row_mask, row_count
 from .core.serializer import InputSerializer
 from .layers import gateware_kinds, layer_descriptor_layout
-from .layers.conv import ConvScanner
+from .layers.conv import ConvScanner, PoolWalker
 from .protocol import LAYER_COUNTERS, LayerKind
 
 __all__ = ["ProcessingTile", "frame_cycles_shape", "layer_counters_layout", "tile_signature"]
@@ -108,6 +108,7 @@ class _State(enum.Enum, shape=3):
     LEAD = 3      # a layer's readout runs; the next layer starts when the lead is over
     FINISH = 4   # the last layer's readout runs
     DONE = 5
+    POOLING = 6  # a pooled layer's readout runs; the next layer starts after it
 
 
 class ProcessingTile(wiring.Component):
@@ -202,6 +203,7 @@ class ProcessingTile(wiring.Component):
         # The running layer's parameters, latched in SETUP.
         in_rows = Signal(config.row_count_bits)
         out_rows = Signal(config.row_count_bits)
+        pooled = Signal()                           # a conv layer with a pool
         sum_rows = Signal(config.sum_row_bits)      # the rows of sums it keeps
         last_output_lanes = Signal(lanes)
         shift = Signal(range(config.max_shift + 1))
@@ -257,6 +259,20 @@ class ProcessingTile(wiring.Component):
             conv_generator = generators[LayerKind.CONV]
             wiring.connect(m, scanner.y_write, conv_generator.y_table)
             wiring.connect(m, scanner.x_write, conv_generator.x_table)
+            # A pooled layer's readout walks its windows.
+            m.submodules.pool_walker = walker = PoolWalker(config)
+            m.d.comb += [
+                walker.conv.eq(descriptor.conv),
+                walker.base.eq(sum_base),
+                walker.start.eq(mac.readout_start & pooled),
+                mac.readout_pool.eq(pooled),
+                mac.pool_cell.valid.eq(walker.valid),
+                mac.pool_cell.address.eq(walker.address),
+                mac.pool_cell.first.eq(walker.first),
+                mac.pool_cell.last.eq(walker.last),
+                mac.pool_cell.row.eq(walker.row),
+                mac.pool_cell.done.eq(walker.done),
+            ]
             m.d.comb += [
                 scanner.conv.eq(descriptor.conv),
                 scanner.start.eq(state == _State.SETUP),
@@ -300,9 +316,10 @@ class ProcessingTile(wiring.Component):
         readout_layer = Signal.like(layer)
         readout_rows = Signal.like(out_rows)
         readout_last_lanes = Signal.like(last_output_lanes)
+        readout_pooled = Signal()
         lead = Signal(range(max(config.buffer_rows, DeltaMacArray.readout_latency) + 1))
-        self._count(m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
-                    changed, detector.outside if config.reuse else None)
+        self._count(m, state, layer, readout_layer, readout_rows, readout_last_lanes,
+                    readout_pooled, mac, changed, detector.outside if config.reuse else None)
 
         scan_done = Signal()
         with m.If(scan_end):
@@ -328,7 +345,9 @@ class ProcessingTile(wiring.Component):
                     sum_rows.eq(row_count(descriptor.outputs, lanes)),
                 ]
                 if config.conv:
-                    with m.If(descriptor.kind == LayerKind.CONV.value):
+                    conv_layer = descriptor.kind == LayerKind.CONV.value
+                    m.d.sync += pooled.eq(conv_layer & descriptor.conv.pool)
+                    with m.If(conv_layer):
                         m.d.sync += sum_rows.eq(descriptor.conv.sum_rows)
                 m.d.sync += [
                     last_output_lanes.eq(last_row_mask(descriptor.outputs, lanes)),
@@ -343,9 +362,12 @@ class ProcessingTile(wiring.Component):
                     # as they arrive, once the lead is over.
                     m.d.comb += [mac.readout_start.eq(1), buffer.swap.eq(1)]
                     m.d.sync += [readout_layer.eq(layer), readout_rows.eq(out_rows),
-                                 readout_last_lanes.eq(last_output_lanes)]
+                                 readout_last_lanes.eq(last_output_lanes),
+                                 readout_pooled.eq(pooled)]
                     with m.If(layer == self.layer_count - 1):
                         m.d.sync += state.eq(_State.FINISH)
+                    with m.Elif(pooled):
+                        m.d.sync += state.eq(_State.POOLING)
                     with m.Else():
                         margin = self.lead_margin(config)
                         minimum = DeltaMacArray.readout_latency
@@ -354,8 +376,8 @@ class ProcessingTile(wiring.Component):
                             lead.eq(Mux(out_rows > margin + minimum, out_rows - margin - 2,
                                         minimum - 2)),
                         ]
-            with m.Case(_State.LEAD):
-                with m.If(lead == 0):
+            with m.Case(_State.LEAD, _State.POOLING):
+                with m.If(Mux(state == _State.LEAD, lead == 0, mac.readout_done)):
                     m.d.sync += [layer.eq(layer + 1), state.eq(_State.SETUP),
                                  state_base.eq(state_base + in_rows)]
                     if config.reuse:
@@ -370,8 +392,8 @@ class ProcessingTile(wiring.Component):
                 m.d.sync += state.eq(_State.IDLE)
         return m
 
-    def _count(self, m, state, layer, readout_layer, readout_rows, readout_last_lanes, mac,
-               changed, outside):
+    def _count(self, m, state, layer, readout_layer, readout_rows, readout_last_lanes,
+               readout_pooled, mac, changed, outside):
         """The running layer's counters, the saturated outputs of the layer whose readout
         runs, and the frame's cycle count. Each layer's counters add to themselves when their
         layer is selected (no multiplexer reads a counter of a dynamic layer), and the saturated
@@ -381,12 +403,15 @@ class ProcessingTile(wiring.Component):
         with m.If(state != _State.IDLE):
             m.d.sync += self.frame_cycles.eq(self.frame_cycles + 1)
         running = (state != _State.IDLE) & (state != _State.DONE)
-        real = Mux(mac.act.addr == readout_rows - 1, readout_last_lanes, Const(-1, lanes))
+        # A pooled readout counts every cell it reads (padding lanes hold zeros, which no
+        # activation clamps).
+        real = Mux(~readout_pooled & (mac.act.addr == readout_rows - 1), readout_last_lanes,
+                   Const(-1, lanes))
         saturated_valid = Signal()
         saturated_layer = Signal.like(readout_layer)
         saturated_count = Signal(range(lanes + 1))
         m.d.sync += [
-            saturated_valid.eq(mac.act.en),
+            saturated_valid.eq(mac.saturated_valid),
             saturated_layer.eq(readout_layer),
             saturated_count.eq(popcount(mac.saturated & real)),
         ]

@@ -151,6 +151,14 @@ def memory_rows(network: Network, config: AccelConfig) -> dict[str, int]:
     }
 
 
+def _kernel_side(geometry) -> int:
+    """The largest kernel side or stride of a conv layer and its pool."""
+    sides = [*geometry.kernel, *geometry.stride]
+    if geometry.pool is not None:
+        sides += [*geometry.pool.kernel, *geometry.pool.stride]
+    return max(sides)
+
+
 def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
     """The smallest value of each capacity parameter (:data:`CAPACITIES`) that holds
     ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes);
@@ -160,7 +168,7 @@ def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
         "max_layers": len(network.layers),
         "max_neurons": max(count for layer in network.layers for _, count in _neurons(layer)),
         "weight_depth": sum(layer_weight_rows(config, layer) for layer in network.layers),
-        "max_kernel": max((max(*g.kernel, *g.stride) for g in geometries), default=0),
+        "max_kernel": max((_kernel_side(g) for g in geometries), default=0),
         "max_height": max((g.height for g in geometries), default=1),
         "max_width": max((g.width for g in geometries), default=1),
     }
@@ -189,14 +197,17 @@ def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardw
         geometry = layer.geometry
         if geometry is None:
             continue
-        side = max(*geometry.kernel, *geometry.stride)
+        side = _kernel_side(geometry)
         if side > config.max_kernel:
             held = (f"takes kernels and strides up to {config.max_kernel}" if config.conv
                     else "has no conv layers")
+            pool = ("" if geometry.pool is None else
+                    f" and a {geometry.pool.kernel[0]} x {geometry.pool.kernel[1]} pool with "
+                    f"stride {geometry.pool.stride[0]} x {geometry.pool.stride[1]}")
             raise ModelFitError(
                 f"layer {number} has a {geometry.kernel[0]} x {geometry.kernel[1]} kernel with "
-                f"stride {geometry.stride[0]} x {geometry.stride[1]} but {hardware} {held} "
-                "(max_kernel)", "max_kernel", side)
+                f"stride {geometry.stride[0]} x {geometry.stride[1]}{pool} but {hardware} "
+                f"{held} (max_kernel)", "max_kernel", side)
         for name, size in (("max_height", geometry.height), ("max_width", geometry.width)):
             if size > getattr(config, name):
                 raise ModelFitError(

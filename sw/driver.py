@@ -79,10 +79,6 @@ def _check_gateware_layer(compiled: CompiledModel, number: int) -> None:
     geometry = layer.geometry
     fix = "run the model with --backend golden"
     if geometry is not None:
-        if geometry.pool is not None:
-            raise InputError(
-                f"layer {number} is a conv layer with a {geometry.pool.mode} pool, which the "
-                f"gateware does not implement yet; {fix}")
         try:
             conv_descriptor(config, geometry)
         except ValueError as error:

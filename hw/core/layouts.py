@@ -10,7 +10,7 @@ from amaranth.lib import data
 
 from ..config import AccelConfig
 
-__all__ = ["changed_input_layout", "mac_item_layout", "position_layout"]
+__all__ = ["changed_input_layout", "mac_item_layout", "pool_cell_layout", "position_layout"]
 
 
 def position_layout(config: AccelConfig) -> data.StructLayout:
@@ -51,4 +51,18 @@ def mac_item_layout(config: AccelConfig) -> data.StructLayout:
         "delta": signed(config.delta_width),
         "init": unsigned(1),
         "real_lanes": range(config.lanes + 1),
+    })
+
+
+def pool_cell_layout(config: AccelConfig) -> data.StructLayout:
+    """One cell of a pooled readout (:class:`~reuse_accel.hw.layers.conv.PoolWalker`): the sum
+    row to read, whether it is its window's first and last cell, the output row the window's
+    maximum goes to, and ``done`` on the readout's last cell."""
+    return data.StructLayout({
+        "valid": unsigned(1),
+        "address": unsigned(config.sum_row_bits),
+        "first": unsigned(1),
+        "last": unsigned(1),
+        "row": unsigned(config.row_bits),
+        "done": unsigned(1),
     })

@@ -23,6 +23,13 @@ Contract
   items: start it only while ``idle``, read at least one row (``readout_rows >= 1``), and let
   no item's sum read (:attr:`DeltaMacArray.sum_read_latency` cycles after its handshake) fall
   in the readout's read cycles, ``start + 1 .. start + readout_rows``.
+- Pooled readout (hardware with conv layers): with ``readout_pool`` at ``readout_start`` the
+  array reads the cells ``pool_cell`` names instead (one per cycle, from a
+  :class:`~reuse_accel.hw.layers.conv.PoolWalker`), activates each and keeps the running
+  maximum of its window; the window's last cell's maximum is written one cycle after a plain
+  row would be (:data:`~reuse_accel.hw.layers.conv.POOL_LATENCY`), to the cell's ``row``, and
+  ``readout_done`` comes with the ``done`` cell's. ``saturated_valid`` marks every cycle whose
+  ``saturated`` lanes belong to a row or cell read (with a plain readout, the rows written).
 - ``weight_write``, ``bias_write``: host loading ports (a weight row is written one cycle after
   it is presented; weights are loaded only while no frame runs).
 
@@ -38,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig, check_config
 from .activation import Activation
-from .layouts import mac_item_layout
+from .layouts import mac_item_layout, pool_cell_layout
 
 __all__ = ["DeltaMacArray"]
 
@@ -60,7 +67,7 @@ class DeltaMacArray(wiring.Component):
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
         lanes = config.lanes
-        super().__init__({
+        members = {
             "items": In(stream.Signature(mac_item_layout(config))),
             "layer": In(config.layer_bits),
             "sum_base": In(config.sum_row_bits),
@@ -71,6 +78,7 @@ class DeltaMacArray(wiring.Component):
             "readout_rows": In(config.row_count_bits),
             "readout_done": Out(1),
             "saturated": Out(lanes),
+            "saturated_valid": Out(1),
             "act": In(memory.WritePort.Signature(
                 addr_width=config.row_bits,
                 shape=data.ArrayLayout(signed(config.act_width), lanes))),
@@ -80,7 +88,11 @@ class DeltaMacArray(wiring.Component):
             "bias_write": Out(memory.WritePort.Signature(
                 addr_width=config.group_bits + config.layer_bits,
                 shape=data.ArrayLayout(signed(config.bias_width), lanes))),
-        })
+        }
+        if config.conv:
+            members["readout_pool"] = In(1)
+            members["pool_cell"] = In(pool_cell_layout(config))
+        super().__init__(members)
 
     @property
     def config(self) -> AccelConfig:
@@ -163,8 +175,9 @@ class DeltaMacArray(wiring.Component):
         ro_shift = Signal.like(self.shift)
         ro_relu = Signal()
         ro_last = ro_row == ro_rows - 1
+        pooled = self.readout_pool if config.conv else 0
         with m.If(self.readout_start):
-            m.d.sync += [ro_active.eq(1), ro_row.eq(0), ro_rows.eq(self.readout_rows),
+            m.d.sync += [ro_active.eq(~pooled), ro_row.eq(0), ro_rows.eq(self.readout_rows),
                          ro_address.eq(self.sum_base), ro_shift.eq(self.shift),
                          ro_relu.eq(self.relu)]
         with m.Elif(ro_active):
@@ -187,7 +200,9 @@ class DeltaMacArray(wiring.Component):
         ]
         m.d.comb += [
             bias_read.addr.eq(Cat(s1_bias_row, self.layer)),
-            sum_read.addr.eq(Mux(ro_active, ro_address, s1_row)),
+            sum_read.addr.eq(Mux(ro_active, ro_address,
+                                 Mux(self.pool_cell.valid, self.pool_cell.address, s1_row)
+                                 if config.conv else s1_row)),
         ]
 
         # Multiply stage: the weights, registered next to the multipliers (the banks' outputs
@@ -241,27 +256,63 @@ class DeltaMacArray(wiring.Component):
         ]
         m.d.comb += self.idle.eq(~self.items.valid & ~s0_valid & ~s1_valid & ~sm_valid & ~s2_valid)
 
-        # Readout: sum row -> activation -> I/O buffer.
+        # Readout: sum row -> activation -> I/O buffer. A pooled readout's cells (with conv
+        # layers) take the same path, their window's maximum one register later.
         r1_valid = Signal()
         r1_row = Signal(config.row_bits)
         r1_last = Signal()
+        r1_cell = Signal(data.StructLayout({"pool": 1, "first": 1, "close": 1}))
         m.d.sync += [r1_valid.eq(ro_active), r1_row.eq(ro_row), r1_last.eq(ro_last)]
+        if config.conv:
+            cell = self.pool_cell
+            with m.If(cell.valid):
+                m.d.sync += [r1_valid.eq(1), r1_row.eq(cell.row), r1_last.eq(cell.done)]
+            m.d.sync += [r1_cell.pool.eq(cell.valid), r1_cell.first.eq(cell.first),
+                         r1_cell.close.eq(cell.last)]
         # The row's write follows its sums through the activation's pipeline.
-        valid, row, last = r1_valid, r1_row, r1_valid & r1_last
+        valid, row, last, flags = r1_valid, r1_row, r1_valid & r1_last, r1_cell
         for stage in range(Activation.latency):
             delayed = (Signal(name=f"act_valid{stage}"),
                        Signal(config.row_bits, name=f"act_row{stage}"),
-                       Signal(name=f"act_last{stage}"))
-            m.d.sync += [delayed[0].eq(valid), delayed[1].eq(row), delayed[2].eq(last)]
-            valid, row, last = delayed
+                       Signal(name=f"act_last{stage}"),
+                       Signal.like(r1_cell, name=f"act_cell{stage}"))
+            m.d.sync += [delayed[0].eq(valid), delayed[1].eq(row), delayed[2].eq(last),
+                         delayed[3].eq(flags)]
+            valid, row, last, flags = delayed
         m.d.comb += [
             activation.acc.eq(sum_read.data),
             activation.shift.eq(ro_shift),
             activation.relu.eq(ro_relu),
-            self.act.en.eq(valid),
+            self.act.en.eq(valid & ~flags.pool),
             self.act.addr.eq(row),
             self.act.data.eq(activation.o),
             self.saturated.eq(activation.saturated),
-            self.readout_done.eq(last),
+            self.saturated_valid.eq(valid),
+            self.readout_done.eq(last & ~flags.pool),
         ]
+        if config.conv:
+            # The window's maximum so far; its last cell's goes to the buffer a cycle later.
+            act_row = data.ArrayLayout(signed(config.act_width), lanes)
+            best = Signal(act_row)
+            largest = Signal(act_row)
+            pooled_en, pooled_done = Signal(), Signal()
+            pooled_row = Signal(config.row_bits)
+            pooled = Signal(act_row)
+            for lane in range(lanes):
+                value = activation.o[lane]
+                m.d.comb += largest[lane].eq(
+                    Mux(flags.first | (value > best[lane]), value, best[lane]))
+            m.d.sync += [
+                pooled_en.eq(valid & flags.pool & flags.close),
+                pooled_done.eq(valid & flags.pool & last),
+                pooled_row.eq(row),
+                pooled.eq(largest),
+            ]
+            with m.If(valid & flags.pool):
+                m.d.sync += best.eq(largest)
+            with m.If(pooled_en):
+                m.d.comb += [self.act.en.eq(1), self.act.addr.eq(pooled_row),
+                             self.act.data.eq(pooled)]
+            with m.If(pooled_done):
+                m.d.comb += self.readout_done.eq(1)
         return m

@@ -36,7 +36,7 @@ from functools import cache
 from math import prod
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -52,7 +52,7 @@ from .descriptor import (
 )
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
-           "POOL_LATENCY", "POOL_MODES", "Pool", "conv_descriptor", "conv_fields"]
+           "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor", "conv_fields"]
 
 POOL_MODES = ("max", "avg")
 
@@ -149,6 +149,16 @@ class Pool:
         if exact:
             return (2 * total + divisor) // (2 * divisor)
         return total / divisor
+
+    def window_sums(self, maps: np.ndarray) -> np.ndarray:
+        """The sum of each window's cells inside the map, channels-last ``maps`` (T, H, W, C)
+        to (T, PH, PW, C)."""
+        maps = np.asarray(maps)
+        ph, pw = self.out_size(*maps.shape[1:3])
+        top, left, bottom, right = self.padding
+        padded = np.pad(maps, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self.kernel, axis=(1, 2))
+        return windows[:, ::self.stride[0], ::self.stride[1]][:, :ph, :pw].sum(axis=(-2, -1))
 
     def cells(self, height: int, width: int) -> np.ndarray:
         """(PH, PW): cells of each window inside the map (what the readout reads)."""
@@ -377,6 +387,17 @@ def _axis_fields(size, kernel, stride, low, out, weight_step, sum_step) -> dict:
             "sum_step": sum_step, "first_sums": first_out * sum_step}
 
 
+def _pool_axis(pool: Pool | None, axis: int, size: int, step: int) -> dict:
+    """One axis of the pool fields (a one-cell window without a pool); ``step``: sum rows from
+    one conv output to the next along the axis."""
+    if pool is None:
+        return {"kernel": 1, "stride": 1, "low": 0, "count": size, "low_sums": 0, "step": step}
+    low = pool.padding[axis]
+    count = _out_size(size, low, pool.padding[axis + 2], pool.kernel[axis], pool.stride[axis])
+    return {"kernel": pool.kernel[axis], "stride": pool.stride[axis], "low": low,
+            "count": count, "low_sums": low * step, "step": pool.stride[axis] * step}
+
+
 def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
     """The conv descriptor fields of a layer. Raises
     ``ValueError`` naming the capacity a layer exceeds, or a padding the gateware cannot run."""
@@ -391,6 +412,13 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
     if geometry.height > config.max_height or geometry.width > config.max_width:
         raise ValueError(f"a {geometry.height} x {geometry.width} map exceeds max_height="
                          f"{config.max_height}, max_width={config.max_width}")
+    if geometry.pool is not None and geometry.pool.mode != "max":
+        raise ValueError(f"an {geometry.pool.mode} pool needs a divider in the readout, which "
+                         "the gateware does not have yet")
+    if geometry.pool is not None and max(*geometry.pool.kernel,
+                                         *geometry.pool.stride) > config.max_kernel:
+        raise ValueError(f"the pool's {geometry.pool.kernel} window with stride "
+                         f"{geometry.pool.stride} exceeds max_kernel={config.max_kernel}")
     if max(top, bottom) >= kh or max(left, right) >= kw:
         raise ValueError(f"padding {geometry.padding} must be smaller than the kernel "
                          f"{geometry.kernel} (an output whose window is all padding would "
@@ -405,6 +433,9 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
         "group_lanes": out_channels - (groups - 1) * lanes,
         "group_weights": kh * kw * channels,
         "sum_rows": oh * ow * groups,
+        "pool": int(geometry.pool is not None),
+        "pool_y": _pool_axis(geometry.pool, 0, oh, ow * groups),
+        "pool_x": _pool_axis(geometry.pool, 1, ow, groups),
     }
     for axis in ("y", "x"):
         fields[axis]["first_weights"] %= 1 << config.weight_row_bits
@@ -756,6 +787,127 @@ class ConvAddressGenerator(wiring.Component):
                             cell_weights.eq(next_weights), cell_sums.eq(next_sums),
                             weight_row.eq(next_weights), sum_row.eq(next_sums),
                         ]
+        return m
+
+
+class PoolWalker(wiring.Component):
+    """The readout of a conv layer with a max pool: every pooled output's window cells.
+
+    Contract
+    --------
+    - ``start``: the readout begins; latches ``conv`` and ``base`` (where the layer's sums
+      start). For every pooled position ``(py, px)`` in order it spends one setup cycle (the
+      window clipped to the map), then for every output group ``g`` issues the window's cells
+      inside the map, row by row, one per cycle: ``valid`` with the sum row ``address`` (the
+      conv output ``(cy, cx)``'s group ``g``), ``first`` and ``last`` for the window's first
+      and last cell, and ``row``, the output row the window's maximum goes to
+      (``(py * PW + px) * G' + g``). ``done`` comes with the last cell of the last window.
+    - No window is empty (a pool's padding is smaller than its kernel).
+    """
+
+    def __init__(self, config: AccelConfig):
+        self._config = check_config(config)
+        if not config.conv:
+            raise ValueError("the pool walker is part of hardware with conv layers; set "
+                             "max_kernel to the largest kernel side")
+        super().__init__({
+            "conv": In(conv_descriptor_layout(config)),
+            "base": In(config.sum_row_bits),
+            "start": In(1),
+            "valid": Out(1),
+            "address": Out(config.sum_row_bits),
+            "first": Out(1),
+            "last": Out(1),
+            "row": Out(config.row_bits),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        conv = Signal.like(self.conv)
+        base = Signal(config.sum_row_bits)
+        sums = config.sum_row_bits + 1
+        coordinate = max(config.coordinate_bits(config.max_height),
+                         config.coordinate_bits(config.max_width)) + 1
+
+        active = Signal()
+        setup = Signal()
+        # The window's top-left corner (negative inside the padding) and its sum offset.
+        top, left = Signal(signed(coordinate)), Signal(signed(coordinate))
+        top_sums, left_sums = Signal(signed(sums)), Signal(signed(sums))
+        py, px = Signal(coordinate), Signal(coordinate)
+        # The window clipped to the map: its cells, and where its group-0 cells start.
+        rows, cols = Signal(config.kernel_bits), Signal(config.kernel_bits)
+        cy, cx = Signal(config.kernel_bits), Signal(config.kernel_bits)
+        group = Signal(config.group_bits)
+        group_base = Signal(config.sum_row_bits)
+        line = Signal(config.sum_row_bits)
+        address = Signal(config.sum_row_bits)
+        row = Signal(config.row_bits)
+
+        oh, ow = conv.y.last_out + 1, conv.x.last_out + 1
+        last_cell = (cy == rows - 1) & (cx == cols - 1)
+        last_group = group == conv.groups - 1
+        last_px = px == conv.pool_x.count - 1
+        last_py = py == conv.pool_y.count - 1
+        m.d.comb += [
+            self.valid.eq(active & ~setup),
+            self.address.eq(address),
+            self.first.eq((cy == 0) & (cx == 0)),
+            self.last.eq(last_cell),
+            self.row.eq(row),
+            self.done.eq(active & ~setup & last_cell & last_group & last_px & last_py),
+        ]
+
+        def clipped(start, kernel, size):
+            """The first cell inside the map and the cells inside it."""
+            first = Mux(start[-1], 0, start)
+            end = Mux(start + kernel > size, size, start + kernel)
+            return first, end - first
+
+        with m.If(self.start):
+            m.d.sync += [
+                conv.eq(self.conv), base.eq(self.base), active.eq(1), setup.eq(1),
+                py.eq(0), px.eq(0), row.eq(0),
+                top.eq(-self.conv.pool_y.low), left.eq(-self.conv.pool_x.low),
+                top_sums.eq(-self.conv.pool_y.low_sums),
+                left_sums.eq(-self.conv.pool_x.low_sums),
+            ]
+        with m.Elif(active & setup):
+            _, row_count = clipped(top, conv.pool_y.kernel, oh)
+            _, col_count = clipped(left, conv.pool_x.kernel, ow)
+            start = (base + Mux(top[-1], 0, top_sums) + Mux(left[-1], 0, left_sums))[
+                :config.sum_row_bits]
+            m.d.sync += [
+                setup.eq(0), rows.eq(row_count), cols.eq(col_count), cy.eq(0), cx.eq(0),
+                group.eq(0), group_base.eq(start), line.eq(start), address.eq(start),
+            ]
+        with m.Elif(active):
+            with m.If(~last_cell):
+                with m.If(cx == cols - 1):
+                    m.d.sync += [cx.eq(0), cy.eq(cy + 1), line.eq(line + conv.y.sum_step),
+                                 address.eq(line + conv.y.sum_step)]
+                with m.Else():
+                    m.d.sync += [cx.eq(cx + 1), address.eq(address + conv.groups)]
+            with m.Else():
+                m.d.sync += row.eq(row + 1)
+                with m.If(~last_group):
+                    m.d.sync += [group.eq(group + 1), cy.eq(0), cx.eq(0),
+                                 group_base.eq(group_base + 1), line.eq(group_base + 1),
+                                 address.eq(group_base + 1)]
+                with m.Else():
+                    m.d.sync += setup.eq(1)
+                    with m.If(~last_px):
+                        m.d.sync += [px.eq(px + 1), left.eq(left + conv.pool_x.stride),
+                                     left_sums.eq(left_sums + conv.pool_x.step)]
+                    with m.Else():
+                        m.d.sync += [px.eq(0), left.eq(-conv.pool_x.low),
+                                     left_sums.eq(-conv.pool_x.low_sums),
+                                     py.eq(py + 1), top.eq(top + conv.pool_y.stride),
+                                     top_sums.eq(top_sums + conv.pool_y.step)]
+                        with m.If(last_py):
+                            m.d.sync += active.eq(0)
         return m
 
 

@@ -5,10 +5,10 @@ from amaranth.lib import data
 from amaranth.utils import bits_for
 
 from ..config import AccelConfig
-from ..protocol import CONV_AXIS_FIELDS, CONV_FIELDS, LayerKind
+from ..protocol import CONV_AXIS_FIELDS, CONV_FIELDS, POOL_AXIS_FIELDS, LayerKind
 
 __all__ = ["KIND_BITS", "axis_entry_layout", "axis_layout", "conv_descriptor_layout",
-           "conv_field", "layer_descriptor_layout"]
+           "conv_field", "layer_descriptor_layout", "pool_axis_layout"]
 
 KIND_BITS = bits_for(max(kind.value for kind in LayerKind))
 """Bits of a layer kind inside the gateware: enough for every :class:`LayerKind` value (the
@@ -77,6 +77,9 @@ def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "group_lanes": range(config.lanes + 1),               # real lanes of the last group
         "group_weights": unsigned(config.weight_row_bits),    # kh * kw * C
         "sum_rows": unsigned(config.sum_row_bits),            # OH * OW * G'
+        "pool": unsigned(1),                                  # a max pool follows
+        "pool_y": pool_axis_layout(config, config.max_height),
+        "pool_x": pool_axis_layout(config, config.max_width),
     }
     names = dict.fromkeys(name.split(".")[0] for name in CONV_FIELDS)
     return data.StructLayout({name: shapes[name] for name in names})
@@ -89,3 +92,17 @@ def conv_field(conv, name: str):
     for part in name.split("."):
         conv = getattr(conv, part)
     return conv
+
+
+def pool_axis_layout(config: AccelConfig, size: int) -> data.StructLayout:
+    """One axis of a conv layer's pool (a window of one cell, stride one, without a pool):
+    computed by :func:`~reuse_accel.hw.layers.conv.conv_descriptor`."""
+    shapes = {
+        "kernel": unsigned(config.kernel_bits),
+        "stride": unsigned(config.kernel_bits),
+        "low": unsigned(config.kernel_bits),                 # padding before the map
+        "count": unsigned(config.coordinate_bits(size)),     # pooled outputs along the axis
+        "low_sums": unsigned(config.sum_row_bits),           # low * (sum rows per step)
+        "step": unsigned(config.sum_row_bits),               # stride * (sum rows per step)
+    }
+    return data.StructLayout({name: shapes[name] for name in POOL_AXIS_FIELDS})

@@ -10,8 +10,9 @@ nothing changed) to the stored sums is that update, computed at once.
 The readout activates every sum (rounding, shift, ReLU or identity, saturation, as for a dense
 layer), then pools the activated map: a max, or an average rounded half up by exact division
 by the window's divisor (:meth:`~reuse_accel.hw.layers.conv.Pool.apply`). It reads each
-window's cells inside the map, one row of L sums per cycle: the layer's readout takes
-``sum(cells) * G' + READOUT + POOL_LATENCY`` cycles and the next layer starts after it.
+window's cells inside the map, one row of L sums per cycle after a setup cycle per window: the
+layer's readout takes ``sum(cells) * G' + PH * PW + READOUT + POOL_LATENCY`` cycles and the
+next layer starts after it.
 Without a pool the readout is a dense layer's: ``OH * OW * G'`` rows, overlapping the next
 layer as :func:`~reuse_accel.sim.timing.layer_cycles` says.
 
@@ -67,6 +68,7 @@ class ConvLayer:
                                   geometry.channels) * geometry.out_channels
         groups = config.groups(geometry.out_channels)
         self.readout_rows = int(geometry.readout_cells().sum()) * groups
+        self.windows = prod(geometry.out_size) if geometry.pool is not None else 0
 
     @property
     def sums(self) -> int:
@@ -89,12 +91,15 @@ class ConvLayer:
             sums += self._correlate(np.where(changed, delta, 0))
 
     def readout(self, sums: np.ndarray) -> tuple[np.ndarray, int]:
-        """The layer's outputs (channels last) and how many sums saturated when activated."""
+        """The layer's outputs (channels last) and how many sums saturated when activated:
+        with a pool, as the readout reads them, once for every window that holds them."""
         values, clamped = activate_counted(sums, self.shift, self.relu, self.config)
         pool = self.geometry.pool
         if pool is not None:
             oh, ow = self.geometry.conv_size
             values = pool.apply(values.reshape(1, oh, ow, -1), exact=True).reshape(-1)
+            counted = pool.window_sums(clamped.reshape(1, oh, ow, -1).astype(np.int64))
+            return values, int(counted.sum())
         return values, int(clamped.sum())
 
     def cycles(self, changed: np.ndarray, *, unstable: np.ndarray | None = None,
@@ -105,7 +110,7 @@ class ConvLayer:
         scan = scan_cycles(self.config, changed, self.items, self.layout, unstable=unstable,
                            pipelined=True)
         if self.geometry.pool is not None:
-            return scan + self.readout_rows + READOUT + POOL_LATENCY
+            return scan + self.readout_rows + self.windows + READOUT + POOL_LATENCY
         if last:
             return scan + self.readout_rows + READOUT
         return scan + ProcessingTile.readout_lead(self.config, self.readout_rows)

@@ -1,6 +1,6 @@
 """Conv layers on the accelerator top in Amaranth's simulator, bit- and cycle-exact against the
-golden model: conv -> conv -> dense with partial changes, padding, strides and channel counts
-that leave padding lanes, with reuse and without."""
+golden model: conv -> conv -> dense with partial changes, padding, strides, a max pool and
+channel counts that leave padding lanes, with reuse and without."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from support.accelerator import assert_frame_equal, frames_of, no_device_errors, run
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import ConvGeometry
+from reuse_accel.hw.layers.conv import ConvGeometry, Pool
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.model import FixedLayer, GoldenModel
 from reuse_accel.sw.commands import Batch
@@ -41,6 +41,16 @@ def dense_layer(config, inputs, outputs, rng, *, shift=5):
                       relu=False)
 
 
+def pooled_network(config, rng):
+    """3 x 6 x 7 -> (3 x 3, padding 1) -> 6 x 6 x 7 -> max pool (3 x 3, stride 2, padding 1,
+    overlapping and clipped windows) -> 6 x 3 x 4 -> (2 x 2) -> 8 x 2 x 3 -> dense 5."""
+    first = ConvGeometry(3, 6, 7, 6, (3, 3), (1, 1), (1, 1, 1, 1),
+                         Pool("max", (3, 3), (2, 2), (1, 1, 1, 1)))
+    second = ConvGeometry(6, 3, 4, 8, (2, 2))
+    return [conv_layer(config, first, rng), conv_layer(config, second, rng),
+            dense_layer(config, second.outputs, 5, rng)]
+
+
 def network(config, rng):
     """3 x 6 x 7 -> (3 x 3, padding 1) -> 6 x 6 x 7 -> (3 x 2, stride 2 x 3, padding 0/1)
     -> 8 x 2 x 3 -> dense 5. Three input channels and six output channels leave padding lanes
@@ -60,11 +70,12 @@ def similar(rng, inputs, count, change, clusters):
     return frames
 
 
+@pytest.mark.parametrize("make", [network, pooled_network], ids=["strided", "max-pool"])
 @pytest.mark.parametrize("reuse", [True, False], ids=["reuse", "no-reuse"])
-def test_conv_network_matches_golden_model(reuse):
+def test_conv_network_matches_golden_model(reuse, make):
     config = CONFIG if reuse else AccelConfig(**{**CONFIG.__dict__, "reuse": False})
     rng = np.random.default_rng(7)
-    layers = network(config, rng)
+    layers = make(config, rng)
     if not reuse:
         layers = [FixedLayer(weights=layer.weights, biases=layer.biases,
                              centroids=np.zeros(0, np.int64), shift=layer.shift,

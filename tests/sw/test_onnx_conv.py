@@ -355,28 +355,30 @@ def test_conv_model_with_reuse_equals_its_baseline_and_counts_work():
 
 
 def test_rtl_backends_refuse_what_the_gateware_does_not_run_before_building():
+    network = load_onnx(DATA / "cnn2d_dynamo.onnx")
+    frames = np.random.default_rng(1).normal(size=(2, 3, 12, 16))
+    compiled = compile_model(network, size_config(network), frames)
+    with pytest.raises(InputError, match="^" + re.escape(
+            "layer 1 cannot run on the gateware: an avg pool needs a divider in the readout, "
+            "which the gateware does not have yet; run the model with --backend golden") + "$"):
+        Driver(compiled, backend="verilator")
+    # Four channels at 12 pooled positions before the dense layer, in rows of 8 lanes.
     network, frames = exact_network()
     compiled = compile_model(network, size_config(network), frames)
     with pytest.raises(InputError, match="^" + re.escape(
-            "layer 0 is a conv layer with a max pool, which the gateware does not implement "
-            "yet; run the model with --backend golden") + "$"):
-        Driver(compiled, backend="verilator")
-    # Without the pool: four channels at 48 positions before the dense layer, in rows of 8.
-    network, frames = exact_network(pool=False)
-    compiled = compile_model(network, size_config(network), frames)
-    with pytest.raises(InputError, match="^" + re.escape(
-            "layer 1 is a dense layer over layer 0's map of 48 positions of 4 channels; the "
+            "layer 1 is a dense layer over layer 0's map of 12 positions of 4 channels; the "
             "gateware stores each position in whole rows of 8 lanes and reads a dense layer's "
             "inputs packed, so it needs a multiple of 8 channels there; run the model with "
             "--backend golden") + "$"):
         Driver(compiled, backend="verilator")
 
 
-def test_onnx_conv_model_on_the_rtl_equals_the_golden_model():
-    """The ONNX conv model without its pool, on 4-lane hardware sized for it, in Amaranth's
-    simulator: frames packed channels last, the shape sent with SET_CONV, the outputs and every
-    counter as the golden model gives them."""
-    network, frames = exact_network(pool=False)
+@pytest.mark.parametrize("pool", [True, False], ids=["max-pool", "no-pool"])
+def test_onnx_conv_model_on_the_rtl_equals_the_golden_model(pool):
+    """The ONNX conv model, with its max pool and without, on 4-lane hardware sized for it, in
+    Amaranth's simulator: frames packed channels last, the shape sent with SET_CONV, the
+    outputs and every counter as the golden model gives them."""
+    network, frames = exact_network(pool=pool)
     compiled = compile_model(network, size_config(network, AccelConfig(lanes=4)), frames)
     assert compiled.config.max_kernel == 3
     rtl, rtl_baseline = Driver(compiled, backend="amaranth").run(frames[:3])
@@ -419,11 +421,12 @@ def test_cli_runs_a_cnn_on_the_golden_backend_and_reports_kinds_and_shapes(tmp_p
         sum(frame_rows) / sum(sum(frame["weight_rows"]) for frame in report["frames"]))
 
 
-def test_cli_refuses_a_pooling_cnn_on_an_rtl_backend(tmp_path, capsys):
-    np.save(tmp_path / "frames.npy", np.zeros((2, 4, 40)))
-    code = main(["run", str(DATA / "cnn1d_dynamo.onnx"), str(tmp_path / "frames.npy"),
+def test_cli_refuses_an_average_pool_on_an_rtl_backend(tmp_path, capsys):
+    np.save(tmp_path / "frames.npy", np.zeros((2, 3, 12, 16)))
+    code = main(["run", str(DATA / "cnn2d_dynamo.onnx"), str(tmp_path / "frames.npy"),
                  "--backend", "icarus"])
     assert code == 2
     assert capsys.readouterr().err == (
-        "reuse-accel: error: layer 0 is a conv layer with a max pool, which the gateware does "
-        "not implement yet; run the model with --backend golden\n")
+        "reuse-accel: error: layer 1 cannot run on the gateware: an avg pool needs a divider "
+        "in the readout, which the gateware does not have yet; run the model with --backend "
+        "golden\n")

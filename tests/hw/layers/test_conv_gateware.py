@@ -1,6 +1,7 @@
-"""Conv gateware: the axis tracker, the scanner and the address generator, against the
-convolution's definition (which windows hold an input, the weight layout of
-ConvGeometry.weight_rows, the sum rows channels last) and the first touch of every sum row."""
+"""Conv gateware: the axis tracker, the scanner, the address generator and the pool walker,
+against the convolution's definition (which windows hold an input, the weight layout of
+ConvGeometry.weight_rows, the sum rows channels last), the first touch of every sum row and
+Pool.windows."""
 
 import random
 
@@ -16,13 +17,16 @@ from reuse_accel.hw.layers.conv import (
     ConvAddressGenerator,
     ConvGeometry,
     ConvScanner,
+    Pool,
+    PoolWalker,
     conv_descriptor,
 )
 from reuse_accel.hw.protocol import LayerKind
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
                      centroid_width=10, max_layers=2, max_neurons=64, weight_depth=4096,
-                     max_kernel=5, max_height=12, max_width=12, sum_depth=512)
+                     max_kernel=5, max_height=12, max_width=12, sum_depth=512,
+                     buffer_depth=128)
 L = CONFIG.lanes
 SUM_BASE = 37
 WEIGHT_BASE = 101
@@ -234,3 +238,62 @@ def test_items_follow_each_other_without_bubbles():
         cycles += list(range(t, t + count))
         t += max(count, 1)
     assert [item[0] for item in result["items"]] == cycles
+
+
+POOLED = {
+    "2x2": ConvGeometry(2, 8, 9, 6, (3, 3), (1, 1), (1, 1, 1, 1), Pool("max", (2, 2), (2, 2))),
+    "3x3 stride 2 padded": ConvGeometry(
+        1, 9, 10, 4, (2, 3), (1, 1), (0, 1, 1, 1), Pool("max", (3, 3), (2, 2), (1, 1, 0, 2))),
+    "overlapping 3x2 stride 1x3": ConvGeometry(
+        3, 7, 11, 9, (1, 1), (1, 1), (0, 0, 0, 0), Pool("max", (3, 2), (1, 3), (2, 1, 2, 1))),
+    "1-D": ConvGeometry(4, 1, 12, 5, (1, 3), (1, 1), (0, 1, 0, 1), Pool("max", (1, 3), (1, 2)),
+                        dims=1),
+}
+
+
+@pytest.mark.parametrize("name", POOLED)
+def test_pool_walker_reads_every_windows_cells(name):
+    """Per pooled position a setup cycle, then per group the window's cells inside the map,
+    row by row, against Pool.windows."""
+    geometry = POOLED[name]
+    dut = PoolWalker(CONFIG)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.conv, conv_descriptor(CONFIG, geometry))
+        ctx.set(dut.base, SUM_BASE)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        for _ in range(2000):
+            valid, address, first, last, row, done = ctx.get(dut.valid), ctx.get(
+                dut.address), ctx.get(dut.first), ctx.get(dut.last), ctx.get(dut.row), \
+                ctx.get(dut.done)
+            seen.append((valid, address, first, last, row, done))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    oh, ow = geometry.conv_size
+    groups = -(-geometry.out_channels // L)
+    (row_start, row_stop), (col_start, col_stop), _ = geometry.pool.windows(oh, ow)
+    ph, pw = row_start.shape[0], col_start.shape[0]
+    expected = []
+    for py in range(ph):
+        for px in range(pw):
+            expected.append((0, None, None, None, None, 0))          # the setup cycle
+            for g in range(groups):
+                cells = [(cy, cx) for cy in range(row_start[py], row_stop[py])
+                         for cx in range(col_start[px], col_stop[px])]
+                for k, (cy, cx) in enumerate(cells):
+                    done = py == ph - 1 and px == pw - 1 and g == groups - 1 and \
+                        k == len(cells) - 1
+                    expected.append((1, SUM_BASE + (cy * ow + cx) * groups + g, int(k == 0),
+                                     int(k == len(cells) - 1), (py * pw + px) * groups + g,
+                                     int(done)))
+    got = [entry if entry[0] else (0, None, None, None, None, entry[5])
+           for entry in seen[:len(expected)]]
+    assert got == expected
+    assert not any(entry[0] for entry in seen[len(expected):])
