@@ -455,6 +455,12 @@ def conv_fields(config: AccelConfig, geometry: ConvGeometry) -> list[int]:
     return values
 
 
+def _require_conv(config: AccelConfig, what: str) -> None:
+    if not config.conv:
+        raise ValueError(f"{what} is part of hardware with conv layers; set max_kernel to the "
+                         "largest kernel side")
+
+
 class AxisTracker(wiring.Component):
     """One axis's ``(out, tap)`` of the coordinate a scan has reached, one step at a time.
 
@@ -519,9 +525,7 @@ class ConvScanner(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        if not config.conv:
-            raise ValueError("the conv scanner is part of hardware with conv layers; set "
-                             "max_kernel to the largest kernel side")
+        _require_conv(config, "the conv scanner")
         super().__init__({
             "conv": In(conv_descriptor_layout(config)),
             "start": In(1),
@@ -610,9 +614,7 @@ class ConvAddressGenerator(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        if not config.conv:
-            raise ValueError("the conv address generator is part of hardware with conv "
-                             "layers; set max_kernel to the largest kernel side")
+        _require_conv(config, "the conv address generator")
         positions = position_layout(config)
         super().__init__({
             "i": In(stream.Signature(changed_input_layout(config))),
@@ -807,9 +809,7 @@ class PoolWalker(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        if not config.conv:
-            raise ValueError("the pool walker is part of hardware with conv layers; set "
-                             "max_kernel to the largest kernel side")
+        _require_conv(config, "the pool walker")
         super().__init__({
             "conv": In(conv_descriptor_layout(config)),
             "base": In(config.sum_row_bits),
