@@ -171,6 +171,13 @@ class CommandChecker(wiring.Component):
             "frame_length_ok": Signal(name="frame_length_ok"),
             "conv_field_ok": Signal(name="conv_field_ok"),
         }
+        conv_field_widths = []
+        if config.conv:
+            conv = self.layers[0].conv
+            conv_field_widths = [len(Value.cast(conv_field(conv, name)))
+                                 for name in protocol.CONV_FIELDS]
+        fits = {width: Signal(name=f"conv_value_fits_{width}")
+                for width in set(conv_field_widths)}
         with m.If(take):
             # SET_LAYER: only the kinds this hardware implements; the weights a layer of its
             # kind takes must end inside the weight memory.
@@ -233,19 +240,22 @@ class CommandChecker(wiring.Component):
             m.d.sync += terms["load_address_ok"].eq(
                 (rows[depth_bits:] == 0) & (start[depth_bits:] == 0) &
                 (short_start < depth) & (short_rows <= depth - short_start))
-            # SET_CONV: a field that exists, and a value that fits it.
+            # SET_CONV: whether the value fits each field width (the field is looked up in the
+            # next cycle, from these registers).
             if config.conv:
-                conv = self.layers[0].conv
-                field_ok = Const(0)
-                for index, name in enumerate(protocol.CONV_FIELDS):
-                    width = len(Value.cast(conv_field(conv, name)))
-                    field_ok = field_ok | ((control[0] == index) & (control[1][width:] == 0))
-                m.d.sync += terms["conv_field_ok"].eq(field_ok)
+                for width in sorted(set(conv_field_widths)):
+                    m.d.sync += fits[width].eq(control[1][width:] == 0)
             # FRAME: layer 0's input rows.
             m.d.sync += terms["frame_length_ok"].eq(
                 words == row_count(self.layers[0].inputs, lanes) *
                 protocol.row_words(config, Opcode.FRAME))
         with m.If(extend):
+            # SET_CONV: a field that exists, and a value that fits it.
+            if config.conv:
+                field_ok = Const(0)
+                for index, width in enumerate(conv_field_widths):
+                    field_ok = field_ok | ((control[0] == index) & fits[width])
+                m.d.sync += terms["conv_field_ok"].eq(field_ok)
             for kind, module in gateware_kinds(config).items():
                 with m.If(terms["extent_kind"] == kind.value):
                     m.d.sync += terms["extent"].eq(
