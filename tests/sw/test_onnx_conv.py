@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -373,15 +374,21 @@ def test_rtl_backends_refuse_what_the_gateware_does_not_run_before_building():
         Driver(compiled, backend="verilator")
 
 
-@pytest.mark.parametrize("pool", [True, False], ids=["max-pool", "no-pool"])
-def test_onnx_conv_model_on_the_rtl_equals_the_golden_model(pool):
+@pytest.mark.parametrize("pool,backend", [
+    (True, "amaranth"), (False, "amaranth"), (True, "verilator"),
+    pytest.param(True, "icarus", marks=pytest.mark.skipif(
+        shutil.which("iverilog") is None,
+        reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog")),
+], ids=["max-pool-amaranth", "no-pool-amaranth", "max-pool-verilator", "max-pool-icarus"])
+def test_onnx_conv_model_on_the_rtl_equals_the_golden_model(pool, backend):
     """The ONNX conv model, with its max pool and without, on 4-lane hardware sized for it, in
-    Amaranth's simulator: frames packed channels last, the shape sent with SET_CONV, the
-    outputs and every counter as the golden model gives them."""
+    Amaranth's simulator and (with the pool) its Verilog in Verilator and Icarus: frames packed
+    channels last, the shape sent with SET_CONV, the outputs and every counter as the golden
+    model gives them."""
     network, frames = exact_network(pool=pool)
     compiled = compile_model(network, size_config(network, AccelConfig(lanes=4)), frames)
     assert compiled.config.max_kernel == 3
-    rtl, rtl_baseline = Driver(compiled, backend="amaranth").run(frames[:3])
+    rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames[:3])
     golden, golden_baseline = Driver(compiled).run(frames[:3])
     for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
         assert got.outputs.tolist() == want.outputs.tolist()
