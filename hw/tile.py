@@ -23,6 +23,13 @@ Contract
   :mod:`reuse_accel.sim.timing` gives the exact cycle count.
 - Counters (per layer and per frame) are cleared at ``start`` and valid after ``done``.
 
+Each layer's input state and sums follow the previous layer's in their memories: the tile keeps
+the running bases. In hardware with conv layers a :class:`~reuse_accel.hw.layers.conv.
+ConvScanner` follows the row reader (each row's position, a conv layer's real lanes, the conv
+address generator's tables), and a conv layer with a max pool is read out by a
+:class:`~reuse_accel.hw.layers.conv.PoolWalker`; the next layer starts once that readout is
+done instead of overlapping it.
+
 Without reuse (``AccelConfig.reuse`` false) there are no quantizer and no centroid tables; the
 input bank holds activations for every layer, layer 0's included, and every layer computes from
 scratch.
