@@ -273,12 +273,7 @@ class ProcessingTile(wiring.Component):
                 walker.base.eq(sum_base),
                 walker.start.eq(mac.readout_start & pooled),
                 mac.readout_pool.eq(pooled),
-                mac.pool_cell.valid.eq(walker.valid),
-                mac.pool_cell.address.eq(walker.address),
-                mac.pool_cell.first.eq(walker.first),
-                mac.pool_cell.last.eq(walker.last),
-                mac.pool_cell.row.eq(walker.row),
-                mac.pool_cell.done.eq(walker.done),
+                mac.pool_cell.eq(walker.cell),
             ]
             m.d.comb += [
                 scanner.conv.eq(descriptor.conv),

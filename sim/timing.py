@@ -156,28 +156,32 @@ def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayo
         takes = np.empty(count, np.int64)
         _direct(start + leave, costs, handshakes, takes)
         end = int(handshakes[-1]) + serializer_total - int(leave[-1])
-        end = max(end, int(takes[-1] + costs[-1] + 1))
-        if len(working):
-            j = working[-1]
-            end = max(end, int(takes[j] + items[j] + MAC_DRAIN))
-        return end
+        return _walker_end(end, takes, costs, items, count - 1, working)
     left, last_served, last_item, takes = _quantized_handshakes(
         start + leave, changed[sent], costs, ProcessingTile.quantize_latency(config),
         ChangeDetector.queue_depth(config), pipelined)
     end = max(last_served + serializer_total - int(leave[-1]) + done, last_item + 1 + done)
     if pipelined:
         served = np.flatnonzero(changed[sent])
-        if len(served):
-            j = served[-1]
-            end = max(end, int(takes[j] + costs[j] + 1))
-        if len(working):
-            j = working[-1]
-            end = max(end, int(takes[j] + items[j] + MAC_DRAIN))
+        end = _walker_end(end, takes, costs, items, served[-1] if len(served) else None,
+                          working)
     elif len(working):
         j = working[-1]
         handshake = (last_item - (count - 1 - j) * int(costs[0]) if left is None
                      else left[j])
         end = max(end, handshake + GENERATOR + int(items[j]) - 1 + MAC_DRAIN)
+    return end
+
+
+def _walker_end(end: int, takes, costs, items, last, working) -> int:
+    """The later of ``end`` and when a pipelined generator and the MAC array are done: the
+    generator idles the cycle after its walker is free of the ``last`` changed input (None:
+    none), the array ``MAC_DRAIN`` cycles after the last item of the last ``working`` one."""
+    if last is not None:
+        end = max(end, int(takes[last] + costs[last] + 1))
+    if len(working):
+        j = working[-1]
+        end = max(end, int(takes[j] + items[j] + MAC_DRAIN))
     return end
 
 
@@ -212,6 +216,16 @@ def _quantized_handshakes(offers, changed, costs, depth, capacity, pipelined=Fal
 
 
 @numba.njit(cache=True, nogil=True)
+def _take(handshake, second, walker, cost):
+    """A pipelined generator takes an input at ``handshake`` (its second entry frees at
+    ``second``, its walker at ``walker``): returns when its first entry frees (the input moves
+    on), when the walker takes the input, and when the walker is free again."""
+    moved = max(handshake + 1, second)
+    take = max(moved + 1, walker)
+    return moved, take, take + cost
+
+
+@numba.njit(cache=True, nogil=True)
 def _queue(offers, changed, costs, depth, capacity, pipelined, left, takes):
     """The recurrence of :func:`_quantized_handshakes`, compiled: fills ``left`` (each
     input's handshake with the queue) and, for a pipelined generator, ``takes`` (when each
@@ -232,10 +246,8 @@ def _queue(offers, changed, costs, depth, capacity, pipelined, left, takes):
             if free > leave:
                 leave = free
             if pipelined:
-                moved = max(leave + 1, second)
-                take = max(moved + 1, walker)
-                free, second, walker = moved, take, take + costs[k]
-                takes[k] = take
+                free, second, walker = _take(leave, second, walker, costs[k])
+                takes[k] = second
             else:
                 free = leave + costs[k]
         left[k] = leave
@@ -256,11 +268,9 @@ def _direct(offers, costs, handshakes, takes):
             handshake += offers[k] - offers[k - 1]
         if free > handshake:
             handshake = free
-        moved = max(handshake + 1, second)
-        take = max(moved + 1, walker)
-        free, second, walker = moved, take, take + costs[k]
+        free, second, walker = _take(handshake, second, walker, costs[k])
         handshakes[k] = handshake
-        takes[k] = take
+        takes[k] = second
 
 
 def dense_layer_cycles(config: AccelConfig, inputs: int, outputs: int, *,

@@ -243,9 +243,8 @@ class DeltaMacArray(wiring.Component):
         last_write_data = Signal(sum_row)
         forward = Signal()
         m.d.sync += forward.eq(~sm_init & s2_valid & (s2_row == sm_row))
-        write_addr = s2_row
         m.d.comb += [
-            sum_write.addr.eq(write_addr),
+            sum_write.addr.eq(s2_row),
             sum_write.en.eq(s2_valid),
         ]
         for lane in range(lanes):
@@ -297,7 +296,7 @@ class DeltaMacArray(wiring.Component):
             largest = Signal(act_row)
             pooled_en, pooled_done = Signal(), Signal()
             pooled_row = Signal(config.row_bits)
-            pooled = Signal(act_row)
+            window_max = Signal(act_row)
             for lane in range(lanes):
                 value = activation.o[lane]
                 m.d.comb += largest[lane].eq(
@@ -306,13 +305,13 @@ class DeltaMacArray(wiring.Component):
                 pooled_en.eq(valid & flags.pool & flags.close),
                 pooled_done.eq(valid & flags.pool & last),
                 pooled_row.eq(row),
-                pooled.eq(largest),
+                window_max.eq(largest),
             ]
             with m.If(valid & flags.pool):
                 m.d.sync += best.eq(largest)
             with m.If(pooled_en):
                 m.d.comb += [self.act.en.eq(1), self.act.addr.eq(pooled_row),
-                             self.act.data.eq(pooled)]
+                             self.act.data.eq(window_max)]
             with m.If(pooled_done):
                 m.d.comb += self.readout_done.eq(1)
         return m

@@ -37,18 +37,18 @@ from math import prod
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
-from ..core.layouts import changed_input_layout, mac_item_layout, position_layout
+from ..core.layouts import pool_cell_layout, position_layout
 from ..protocol import CONV_FIELDS
 from .descriptor import (
+    address_generator_members,
     axis_entry_layout,
     axis_layout,
     conv_descriptor_layout,
-    layer_descriptor_layout,
 )
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
@@ -455,6 +455,14 @@ def conv_fields(config: AccelConfig, geometry: ConvGeometry) -> list[int]:
     return values
 
 
+def _table_signature(config: AccelConfig, axis: str) -> memory.WritePort.Signature:
+    """A write port of the conv generator's table for ``axis`` (``"y"`` or ``"x"``): one
+    :func:`axis_entry_layout` entry per coordinate."""
+    size = config.max_height if axis == "y" else config.max_width
+    return memory.WritePort.Signature(addr_width=position_layout(config).members[axis].width,
+                                      shape=axis_entry_layout(config, size))
+
+
 def _require_conv(config: AccelConfig, what: str) -> None:
     if not config.conv:
         raise ValueError(f"{what} is part of hardware with conv layers; set max_kernel to the "
@@ -532,12 +540,8 @@ class ConvScanner(wiring.Component):
             "advance": In(1),
             "position": Out(position_layout(config)),
             "lanes": Out(config.lanes),
-            "y_write": In(memory.WritePort.Signature(
-                addr_width=position_layout(config).members["y"].width,
-                shape=axis_entry_layout(config, config.max_height))),
-            "x_write": In(memory.WritePort.Signature(
-                addr_width=position_layout(config).members["x"].width,
-                shape=axis_entry_layout(config, config.max_width))),
+            "y_write": In(_table_signature(config, "y")),
+            "x_write": In(_table_signature(config, "x")),
         })
 
     def elaborate(self, platform):
@@ -615,21 +619,10 @@ class ConvAddressGenerator(wiring.Component):
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
         _require_conv(config, "the conv address generator")
-        positions = position_layout(config)
         super().__init__({
-            "i": In(stream.Signature(changed_input_layout(config))),
-            "o": Out(stream.Signature(mac_item_layout(config))),
-            "descriptor": In(layer_descriptor_layout(config)),
-            "sum_base": In(config.sum_row_bits),
-            "from_scratch": In(1),
-            "start": In(1),
-            "idle": Out(1),
-            "y_table": Out(memory.WritePort.Signature(
-                addr_width=positions.members["y"].width,
-                shape=axis_entry_layout(config, config.max_height))),
-            "x_table": Out(memory.WritePort.Signature(
-                addr_width=positions.members["x"].width,
-                shape=axis_entry_layout(config, config.max_width))),
+            **address_generator_members(config),
+            "y_table": Out(_table_signature(config, "y")),
+            "x_table": Out(_table_signature(config, "x")),
         })
 
     @property
@@ -641,14 +634,11 @@ class ConvAddressGenerator(wiring.Component):
         config = self._config
         lanes = config.lanes
         lane_bits = exact_log2(lanes)
-        positions = position_layout(config)
-
+        tables = {axis: _table_signature(config, axis) for axis in ("y", "x")}
         m.submodules.y_entries = y_entries = memory.Memory(
-            shape=axis_entry_layout(config, config.max_height),
-            depth=1 << positions.members["y"].width, init=[])
+            shape=tables["y"].shape, depth=1 << tables["y"].addr_width, init=[])
         m.submodules.x_entries = x_entries = memory.Memory(
-            shape=axis_entry_layout(config, config.max_width),
-            depth=1 << positions.members["x"].width, init=[])
+            shape=tables["x"].shape, depth=1 << tables["x"].addr_width, init=[])
         wiring.connect(m, wiring.flipped(self.y_table), y_entries.write_port())
         wiring.connect(m, wiring.flipped(self.x_table), x_entries.write_port())
         y_read, x_read = y_entries.read_port(), x_entries.read_port()
@@ -800,9 +790,10 @@ class PoolWalker(wiring.Component):
     - ``start``: the readout begins; latches ``conv`` and ``base`` (where the layer's sums
       start). For every pooled position ``(py, px)`` in order it spends one setup cycle (the
       window clipped to the map), then for every output group ``g`` issues the window's cells
-      inside the map, row by row, one per cycle: ``valid`` with the sum row ``address`` (the
-      conv output ``(cy, cx)``'s group ``g``), ``first`` and ``last`` for the window's first
-      and last cell, and ``row``, the output row the window's maximum goes to
+      inside the map, row by row, one per cycle, on ``cell``
+      (:func:`~reuse_accel.hw.core.layouts.pool_cell_layout`): ``valid`` with the sum row
+      ``address`` (the conv output ``(cy, cx)``'s group ``g``), ``first`` and ``last`` for the
+      window's first and last cell, and ``row``, the output row the window's maximum goes to
       (``(py * PW + px) * G' + g``). ``done`` comes with the last cell of the last window.
     - No window is empty (a pool's padding is smaller than its kernel).
     """
@@ -814,12 +805,7 @@ class PoolWalker(wiring.Component):
             "conv": In(conv_descriptor_layout(config)),
             "base": In(config.sum_row_bits),
             "start": In(1),
-            "valid": Out(1),
-            "address": Out(config.sum_row_bits),
-            "first": Out(1),
-            "last": Out(1),
-            "row": Out(config.row_bits),
-            "done": Out(1),
+            "cell": Out(pool_cell_layout(config)),
         })
 
     def elaborate(self, platform):
@@ -852,12 +838,12 @@ class PoolWalker(wiring.Component):
         last_px = px == conv.pool_x.count - 1
         last_py = py == conv.pool_y.count - 1
         m.d.comb += [
-            self.valid.eq(active & ~setup),
-            self.address.eq(address),
-            self.first.eq((cy == 0) & (cx == 0)),
-            self.last.eq(last_cell),
-            self.row.eq(row),
-            self.done.eq(active & ~setup & last_cell & last_group & last_px & last_py),
+            self.cell.valid.eq(active & ~setup),
+            self.cell.address.eq(address),
+            self.cell.first.eq((cy == 0) & (cx == 0)),
+            self.cell.last.eq(last_cell),
+            self.cell.row.eq(row),
+            self.cell.done.eq(active & ~setup & last_cell & last_group & last_px & last_py),
         ]
 
         def clipped(start, kernel, size):

@@ -28,14 +28,12 @@ input counts as changed, so input 0 comes first and touches every sum row).
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
-from ..core.layouts import changed_input_layout, mac_item_layout
 from ..core.rows import row_count
-from .descriptor import layer_descriptor_layout
+from .descriptor import address_generator_members
 
 __all__ = ["AddressGenerator", "DenseAddressGenerator", "items_per_input", "weight_extent",
            "weight_row_count", "weight_rows"]
@@ -78,15 +76,7 @@ class DenseAddressGenerator(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
-        super().__init__({
-            "i": In(stream.Signature(changed_input_layout(config))),
-            "o": Out(stream.Signature(mac_item_layout(config))),
-            "descriptor": In(layer_descriptor_layout(config)),
-            "sum_base": In(config.sum_row_bits),
-            "from_scratch": In(1),
-            "start": In(1),
-            "idle": Out(1),
-        })
+        super().__init__(address_generator_members(config))
 
     @property
     def config(self) -> AccelConfig:

@@ -1,14 +1,17 @@
-"""The layer descriptor: what SET_LAYER configures, as the gateware holds it."""
+"""The layer descriptor: what SET_LAYER (and, for a conv layer, SET_CONV) configures, as the
+gateware holds it, and the ports every kind's address generator has."""
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from ..config import AccelConfig
+from ..core.layouts import changed_input_layout, mac_item_layout
 from ..protocol import CONV_AXIS_FIELDS, CONV_FIELDS, POOL_AXIS_FIELDS, LayerKind
 
-__all__ = ["KIND_BITS", "axis_entry_layout", "axis_layout", "conv_descriptor_layout",
-           "conv_field", "layer_descriptor_layout", "pool_axis_layout"]
+__all__ = ["KIND_BITS", "address_generator_members", "axis_entry_layout", "axis_layout",
+           "conv_descriptor_layout", "conv_field", "layer_descriptor_layout", "pool_axis_layout"]
 
 KIND_BITS = bits_for(max(kind.value for kind in LayerKind))
 """Bits of a layer kind inside the gateware: enough for every :class:`LayerKind` value (the
@@ -106,3 +109,18 @@ def pool_axis_layout(config: AccelConfig, size: int) -> data.StructLayout:
         "step": unsigned(config.sum_row_bits),               # stride * (sum rows per step)
     }
     return data.StructLayout({name: shapes[name] for name in POOL_AXIS_FIELDS})
+
+
+def address_generator_members(config: AccelConfig) -> dict:
+    """The ports every layer kind's address generator has (:mod:`reuse_accel.hw.layers`):
+    changed inputs in, MAC items out, the layer's descriptor and sum base, ``from_scratch``,
+    ``start`` and ``idle``."""
+    return {
+        "i": In(stream.Signature(changed_input_layout(config))),
+        "o": Out(stream.Signature(mac_item_layout(config))),
+        "descriptor": In(layer_descriptor_layout(config)),
+        "sum_base": In(config.sum_row_bits),
+        "from_scratch": In(1),
+        "start": In(1),
+        "idle": Out(1),
+    }

@@ -266,10 +266,9 @@ def test_pool_walker_reads_every_windows_cells(name):
         await ctx.tick()
         ctx.set(dut.start, 0)
         for _ in range(2000):
-            valid, address, first, last, row, done = ctx.get(dut.valid), ctx.get(
-                dut.address), ctx.get(dut.first), ctx.get(dut.last), ctx.get(dut.row), \
-                ctx.get(dut.done)
-            seen.append((valid, address, first, last, row, done))
+            cell = ctx.get(dut.cell)
+            seen.append((cell.valid, cell.address, cell.first, cell.last, cell.row,
+                         cell.done))
             await ctx.tick()
 
     sim = Simulator(dut)
