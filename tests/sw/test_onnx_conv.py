@@ -3,6 +3,7 @@ run on the golden backend."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.conv import Pool
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sw.cli import main
-from reuse_accel.sw.compiler import compile_model, size_config
+from reuse_accel.sw.compiler import ModelFitError, compile_model, size_config
 from reuse_accel.sw.driver import Driver
 from reuse_accel.sw.network import InputError
 from reuse_accel.sw.onnx_import import load_onnx, network_from_onnx
@@ -437,3 +438,47 @@ def test_cli_refuses_an_average_pool_on_an_rtl_backend(tmp_path, capsys):
         "reuse-accel: error: layer 1 cannot run on the gateware: an avg pool needs a divider "
         "in the readout, which the gateware does not have yet; run the model with --backend "
         "golden\n")
+
+
+def test_hardware_without_room_for_the_conv_model_names_the_parameter():
+    """exact_network: a 2 x 6 x 17 map, a 3 x 3 conv with stride 1 x 2 (6 x 8 outputs of 4
+    channels) and a 2 x 2 max pool, then a dense layer of 48 inputs; 8 lanes. Its largest map
+    is the input, 102 positions of one row; the layers' inputs take 102 + 6 rows of input
+    state; their sums 48 + 1 rows."""
+    network, frames = exact_network()
+    sized = size_config(network)
+    cases = [
+        (AccelConfig(), "layer 0 has a 3 x 3 kernel with stride 1 x 2 and a 2 x 2 pool with "
+         "stride 2 x 2 but the hardware has no conv layers (max_kernel); generate hardware "
+         "with max_kernel >= 3"),
+        (dataclasses.replace(sized, max_height=5), "layer 0 takes a 6 x 17 map but the "
+         "hardware holds maps up to 5 x 17 (max_height); generate hardware with max_height >= 6"),
+        (dataclasses.replace(sized, buffer_depth=64), "the model needs 102 rows of 8 values in "
+         "each I/O buffer bank (the largest map) but the hardware has 64 (buffer_depth); "
+         "generate hardware with buffer_depth >= 102"),
+        (dataclasses.replace(sized, state_depth=100), "the model needs 108 rows of 8 values of "
+         "input state (every layer's inputs) but the hardware has 100 (state_depth); generate "
+         "hardware with state_depth >= 108"),
+        (dataclasses.replace(sized, sum_depth=40), "the model needs 49 rows of 8 values of sums "
+         "(every layer's outputs before pooling) but the hardware has 40 (sum_depth); generate "
+         "hardware with sum_depth >= 49"),
+    ]
+    for config, message in cases:
+        with pytest.raises(ModelFitError, match="^" + re.escape(message) + "$"):
+            compile_model(network, config, frames)
+    assert (sized.max_kernel, sized.max_height, sized.max_width, sized.buffer_depth) == \
+        (3, 6, 17, 102)
+
+
+def test_rtl_backends_refuse_padding_as_large_as_the_kernel():
+    proto = conv_model([conv("x", "w", "y", "b", pads=[3, 1, 1, 1])],
+                       [init("w", weights(2, 1, 3, 3)), init("b", weights(2))], (1, 6, 6))
+    network = network_from_onnx(proto)
+    frames = np.random.default_rng(2).normal(size=(2, 1, 6, 6))
+    compiled = compile_model(network, size_config(network), frames)
+    Driver(compiled).run(frames)          # the golden model runs it
+    with pytest.raises(InputError, match="^" + re.escape(
+            "layer 0 cannot run on the gateware: padding (3, 1, 1, 1) must be smaller than the "
+            "kernel (3, 3) (an output whose window is all padding would never start from its "
+            "bias); run the model with --backend golden") + "$"):
+        Driver(compiled, backend="verilator")
