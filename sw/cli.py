@@ -45,10 +45,10 @@ from .driver import (
     read_board_config,
 )
 from .network import InputError, Network, load_frames, load_labels
-from .report import build_report, format_summary, out_of_range_warnings
+from .report import build_report, format_summary, out_of_range_warnings, score
 from .serial_link import LinkError
 
-__all__ = ["main", "demo_data"]
+__all__ = ["main", "demo_data", "WORKLOADS"]
 
 DEFAULT_BAUD = 1_000_000
 SIMULATION_BACKENDS = tuple(backend for backend in BACKENDS if backend != "serial")
@@ -251,7 +251,8 @@ def cmd_run(args) -> int:
     frames = load_frames(args.frames, network.input_shape)
     calibration = (load_frames(args.calibration, network.input_shape, "calibration frames")
                    if args.calibration else frames)
-    labels = load_labels(args.labels, len(frames)) if args.labels else None
+    labels = (load_labels(args.labels, len(frames), network.outputs) if args.labels
+              else None)
     transport = None
     if backend == "serial":
         transport, config = _board(args, network)
@@ -276,17 +277,47 @@ def cmd_run(args) -> int:
     return 0
 
 
-def demo_data() -> dict:
-    """The shipped speech demo: model, frames, labels, calibration frames, metadata."""
+WORKLOADS = ("speech", "video")
+"""The shipped demos: ``speech``, an MLP classifying spoken words in 10 ms speech frames, and
+``video``, a CNN estimating traffic density in the frames of a static-camera video."""
+
+
+def demo_data(workload: str = "speech") -> dict:
+    """A shipped demo (see :data:`WORKLOADS`): its model, frames, labels, calibration frames,
+    metadata, a line that describes it, and the mask of its frames held out of training."""
     folder = resources.files("reuse_accel.data")
     with resources.as_file(folder) as path:
-        return {
-            "model": Network.load(path / "speech_mlp.npz"),
-            "frames": np.load(path / "speech_frames.npy"),
-            "labels": np.load(path / "speech_labels.npy"),
-            "calibration": np.load(path / "speech_calibration.npy"),
-            "meta": json.loads((path / "speech.json").read_text()),
-        }
+        if workload == "speech":
+            model = Network.load(path / "speech_mlp.npz")
+            meta = json.loads((path / "speech.json").read_text())
+            frames = np.load(path / "speech_frames.npy")
+            return {
+                "model": model, "frames": frames, "labels": np.load(path / "speech_labels.npy"),
+                "calibration": np.load(path / "speech_calibration.npy"), "meta": meta,
+                "title": (f"speech: \"{meta['sentence']}\" (frames of 10 ms, held-out voice "
+                          f"{meta['test_voice']}); MLP {'-'.join(map(str, model.sizes))}"),
+                "held_out": np.ones(len(frames), bool),
+            }
+        model = Network.load(path / "traffic_cnn.onnx")
+        meta = json.loads((path / "traffic_cnn.json").read_text())
+        pixels = np.load(path / "traffic_frames.npy")
+    frames = pixels[:, None].astype(np.float64) / 255
+    held_out = (np.arange(len(frames)) // meta["split_block"]) % 2 == 1
+    return {
+        "model": model, "frames": frames, "labels": np.load(path / "traffic_labels.npy"),
+        "calibration": frames[~held_out], "meta": meta,
+        "title": (f"video: static-camera traffic (24 x 32 gray frames at 30 fps), "
+                  f"{meta['task']}; CNN "
+                  f"{', '.join(_layer_text(layer) for layer in model.layers)}"),
+        "held_out": held_out,
+    }
+
+
+def _layer_text(layer) -> str:
+    if layer.kind.name == "CONV":
+        return f"conv {layer.geometry.kernel[0]}x{layer.geometry.kernel[-1]} " \
+               f"{'x'.join(map(str, layer.output_shape))}"
+    return f"dense {layer.outputs}"
 
 
 def cmd_demo(args) -> int:
@@ -295,13 +326,11 @@ def cmd_demo(args) -> int:
     _check_output_dir("--waves", args.waves)
     _check_simulator(args.backend)
     _waves_options(args.backend, args.waves)
-    data = demo_data()
+    data = demo_data(args.workload)
     config = _model_config(args, data["model"])
-    meta = data["meta"]
     frames = data["frames"][:args.frames] if args.frames else data["frames"]
     labels = data["labels"][:len(frames)]
-    print(f"speech: \"{meta['sentence']}\" ({len(frames)} frames of 10 ms, held-out voice "
-          f"{meta['test_voice']}); MLP {'-'.join(map(str, data['model'].sizes))}")
+    print(f"{data['title']}; {len(frames)} frames")
     started = time.perf_counter()
     report, driver = _run(data["model"], frames, config, args.backend,
                           calibration=data["calibration"], labels=labels, waves=args.waves)
@@ -309,6 +338,14 @@ def cmd_demo(args) -> int:
     verilog_path = _write_design(config, out, built.read_text() if built else None)
     print(f"accelerator: {describe_config(config)}; Verilog in {verilog_path}")
     print(format_summary(report))
+    held_out = data["held_out"][:len(frames)]
+    if not held_out.all() and held_out.any():
+        outputs = np.array(report["outputs"])[held_out]
+        reference = np.array(report["reference_outputs"])[held_out]
+        held = score(outputs, reference, labels[held_out])
+        report["summary"]["held_out"] = {"frames": int(held_out.sum()), **held}
+        print(f"held-out frames ({held_out.sum()}): mean |error| vs labels "
+              f"{held['mean_abs_error']:.4f} (float network {held['float_mean_abs_error']:.4f})")
     for warning in out_of_range_warnings(report):
         print(f"reuse-accel: warning: {warning}", file=sys.stderr)
     report_path = out / "report.json"
@@ -437,9 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(
-        "demo", help=f"run the shipped speech demo (default backend: "
+        "demo", help=f"run a shipped demo: speech MLP or video CNN (default backend: "
                      f"{DEFAULT_BACKEND['demo']})",
-        description="Run the shipped speech demo and write the design and a report.")
+        description="Run a shipped demo on hardware sized for its model, with and without "
+                    "reuse, and write the design and a report: speech, an MLP classifying "
+                    "spoken words in 10 ms frames of a held-out voice, or video, a CNN "
+                    "estimating the traffic density in a static-camera video.")
+    demo.add_argument("--workload", choices=WORKLOADS, default="speech",
+                      help="which demo (default: %(default)s)")
     demo.add_argument("--config", help="hardware configuration (TOML, [accelerator]); "
                                        "default: sized for the model")
     demo.add_argument("--backend", type=_demo_backend, default=DEFAULT_BACKEND["demo"],

@@ -320,16 +320,24 @@ def load_frames(path: str | Path, input_shape, what: str = "frames") -> np.ndarr
     return check_frames(frames, input_shape, source=f"{what} in {str(path)!r}")
 
 
-def load_labels(path: str | Path, frames: int) -> np.ndarray:
-    """Per-frame integer class labels, for reporting accuracy."""
+def load_labels(path: str | Path, frames: int, outputs: int) -> np.ndarray:
+    """Per-frame labels, for scoring the outputs: ``frames`` integer class labels (the report
+    gives accuracy) or a real ``(frames, outputs)`` array of targets (the report gives the mean
+    absolute error)."""
     path = Path(path)
     labels = _np_load(path, "labels", ".npy array")
-    if not isinstance(labels, np.ndarray) or labels.shape != (frames,) or \
-            not np.issubdtype(labels.dtype, np.integer):
-        shape = getattr(labels, "shape", "an archive")
-        raise InputError(
-            f"labels in {str(path)!r} must be {frames} integers, one per frame, not {shape}")
-    return labels
+    if isinstance(labels, np.ndarray):
+        if labels.shape == (frames,) and np.issubdtype(labels.dtype, np.integer):
+            return labels
+        if labels.shape == (frames, outputs) and (np.issubdtype(labels.dtype, np.floating)
+                                                  or np.issubdtype(labels.dtype, np.integer)):
+            if np.isfinite(labels).all():
+                return labels.astype(np.float64)
+            raise InputError(f"labels in {str(path)!r} contain NaN or infinite values")
+    shape = getattr(labels, "shape", "an archive")
+    raise InputError(
+        f"labels in {str(path)!r} must be {frames} integers (a class per frame) or "
+        f"{frames} x {outputs} real targets (one per output), not {shape}")
 
 
 _NPY_MAGIC = b"\x93NUMPY"

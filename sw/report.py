@@ -26,7 +26,8 @@ import numpy as np
 
 from .driver import Run
 
-__all__ = ["OUT_OF_RANGE_WARNING", "build_report", "format_summary", "out_of_range_warnings"]
+__all__ = ["OUT_OF_RANGE_WARNING", "build_report", "format_summary", "out_of_range_warnings",
+           "score"]
 
 OUT_OF_RANGE_WARNING = 0.01
 """Share of a layer's inputs outside the calibrated range above which a run warns."""
@@ -79,9 +80,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
         "backend": backend,
     }
     if labels is not None:
-        labels = np.asarray(labels)
-        summary["accuracy"] = float(np.mean(outputs.argmax(axis=1) == labels))
-        summary["float_accuracy"] = float(np.mean(reference.argmax(axis=1) == labels))
+        summary.update(score(outputs, reference, labels))
     if simulation:
         summary["simulation"] = simulation
     if board:
@@ -123,6 +122,18 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
         "outputs": outputs.tolist(),
         "reference_outputs": reference.tolist(),
     }
+
+
+def score(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    """The outputs' and the float network's score against per-frame ``labels``: ``accuracy``
+    and ``float_accuracy`` (share of frames whose largest output is the class) for class
+    labels, ``mean_abs_error`` and ``float_mean_abs_error`` for real targets (T x outputs)."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return {"accuracy": float(np.mean(outputs.argmax(axis=1) == labels)),
+                "float_accuracy": float(np.mean(reference.argmax(axis=1) == labels))}
+    return {"mean_abs_error": float(np.mean(np.abs(outputs - labels))),
+            "float_mean_abs_error": float(np.mean(np.abs(reference - labels)))}
 
 
 def _geometry(geometry) -> dict:
@@ -192,6 +203,9 @@ def format_summary(report: dict) -> str:
     if "accuracy" in summary:
         lines.append(f"frame accuracy        {summary['accuracy']:.1%} "
                      f"(float network {summary['float_accuracy']:.1%})")
+    if "mean_abs_error" in summary:
+        lines.append(f"mean |error| vs labels {summary['mean_abs_error']:.4f} "
+                     f"(float network {summary['float_mean_abs_error']:.4f})")
     if "simulation" in summary:
         sim = summary["simulation"]
         lines.append(f"simulation            {sim['cycles']} cycles in {sim['seconds']:.1f} s "

@@ -13,6 +13,7 @@ import pytest
 from support import DATA
 from support.networks import every_input_cycles
 
+import reuse_accel.data
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.sim.model import GoldenModel
 from reuse_accel.sw.cli import main
@@ -280,6 +281,39 @@ def test_demo_on_the_golden_model(tmp_path, capsys):
     assert 0.0 <= summary["accuracy"] <= 1.0
 
 
+def test_video_demo_on_the_golden_model(tmp_path, capsys):
+    """The shipped traffic CNN on the first 60 frames: conv layers into dense layers, hardware
+    sized for it, scored by the density error against the labels on all frames and on those
+    held out of training (frames 25-49)."""
+    out = tmp_path / "video"
+    code, stdout, stderr = cli(capsys, "demo", "--workload", "video", "--backend", "golden",
+                               "--frames", 60, "--out", out)
+    assert (code, stderr) == (0, "")
+    assert stdout.startswith(
+        "video: static-camera traffic (24 x 32 gray frames at 30 fps), traffic density: share "
+        "of moving-vehicle pixels in each cell of a 4x4 grid; CNN conv 3x3 8x12x16, conv 3x3 "
+        "16x6x8, dense 32, dense 16; 60 frames\n")
+    report = json.loads((out / "report.json").read_text())
+    assert [(layer["kind"], layer["input_shape"], layer["output_shape"])
+            for layer in report["layers"]] == [
+        ("conv", [1, 24, 32], [8, 12, 16]), ("conv", [8, 12, 16], [16, 6, 8]),
+        ("dense", [768], [32]), ("dense", [32], [16])]
+    config = AccelConfig.from_toml(out / "config.toml")
+    assert (config.max_kernel, config.max_height, config.max_width) == (3, 24, 32)
+    labels = np.load(Path(reuse_accel.data.__file__).parent / "traffic_labels.npy")[:60]
+    outputs = np.array(report["outputs"])
+    summary = report["summary"]
+    assert summary["mean_abs_error"] == pytest.approx(np.mean(np.abs(outputs - labels)))
+    held_out = summary["held_out"]
+    assert held_out["frames"] == 25
+    assert held_out["mean_abs_error"] == pytest.approx(
+        np.mean(np.abs(outputs[25:50] - labels[25:50])))
+    assert f"held-out frames (25): mean |error| vs labels {held_out['mean_abs_error']:.4f}" \
+        in stdout
+    # The quantized network stays close to the float one on the density scale (0 to 0.3).
+    assert held_out["mean_abs_error"] < held_out["float_mean_abs_error"] + 0.005
+
+
 @pytest.mark.parametrize("value", ["0", "-5", "two"])
 def test_demo_rejects_a_frame_count_that_is_not_positive(capsys, value):
     with pytest.raises(SystemExit) as exit_info:
@@ -311,8 +345,35 @@ def test_labels_of_the_wrong_length_are_rejected(model_files, tmp_path, capsys):
     np.save(labels, np.zeros(2, np.int64))
     code, stdout, stderr = cli(capsys, "run", model, frames, "--labels", labels)
     assert (code, stdout) == (2, "")
-    assert stderr == (f"reuse-accel: error: labels in {str(labels)!r} must be 6 integers, one "
-                      "per frame, not (2,)\n")
+    assert stderr == (f"reuse-accel: error: labels in {str(labels)!r} must be 6 integers (a "
+                      "class per frame) or 6 x 3 real targets (one per output), not (2,)\n")
+
+
+def test_real_targets_are_scored_by_mean_absolute_error(model_files, tmp_path, capsys):
+    """Labels of shape (T, outputs): the report gives the outputs' and the float network's
+    mean absolute error against them."""
+    model, frames, values = model_files
+    targets = np.random.default_rng(3).normal(size=(6, 3))
+    labels = tmp_path / "targets.npy"
+    np.save(labels, targets)
+    report_path = tmp_path / "report.json"
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--labels", labels, "--json",
+                               report_path)
+    assert (code, stderr) == (0, "")
+    report = json.loads(report_path.read_text())
+    summary = report["summary"]
+    assert "accuracy" not in summary
+    assert summary["mean_abs_error"] == pytest.approx(
+        np.mean(np.abs(np.array(report["outputs"]) - targets)))
+    assert summary["float_mean_abs_error"] == pytest.approx(
+        np.mean(np.abs(Network.load(model).forward(values) - targets)))
+    assert (f"mean |error| vs labels {summary['mean_abs_error']:.4f} (float network "
+            f"{summary['float_mean_abs_error']:.4f})") in stdout
+    targets[2, 1] = np.nan
+    np.save(labels, targets)
+    code, stdout, stderr = cli(capsys, "run", model, frames, "--labels", labels)
+    assert (code, stderr) == (2, f"reuse-accel: error: labels in {str(labels)!r} contain NaN "
+                                 "or infinite values\n")
 
 
 def test_run_records_a_waveform_of_the_rtl(model_files, tmp_path, capsys):

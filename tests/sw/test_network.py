@@ -159,4 +159,4 @@ def test_files_that_are_not_npy_arrays(tmp_path):
         load_frames(archive, 3)
     with raises(f"labels file {str(text)!r} is a text file, not a NumPy .npy array; read the "
                 "text with numpy.loadtxt and write the array with numpy.save"):
-        load_labels(text, 2)
+        load_labels(text, 2, 3)
