@@ -373,6 +373,14 @@ class AccelConfig:
         tap is below ``kernel + stride`` (:class:`~reuse_accel.hw.layers.conv.AxisTracker`)."""
         return max(1, (2 * self.max_kernel).bit_length())
 
+    @property
+    def pool_numerator_bits(self) -> int:
+        """Bits of an average pool's numerator in the readout: a window's activated sum, offset
+        by ``divisor * 2**(act_width - 1)`` to be non-negative, plus half the divisor; below
+        ``max_kernel**2 * 2**act_width``
+        (:func:`~reuse_accel.hw.core.mac.average_divider`)."""
+        return (self.max_kernel ** 2 * (1 << self.act_width) - 1).bit_length()
+
     def coordinate_bits(self, size: int) -> int:
         """Bits of a coordinate along a map axis of ``size`` positions, or of the convolution's
         output along it (at most ``size + max_kernel - 1`` positions with padding below the

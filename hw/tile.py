@@ -26,7 +26,7 @@ Contract
 Each layer's input state and sums follow the previous layer's in their memories: the tile keeps
 the running bases. In hardware with conv layers a :class:`~reuse_accel.hw.layers.conv.
 ConvScanner` follows the row reader (each row's position, a conv layer's real lanes, the conv
-address generator's tables), and a conv layer with a max pool is read out by a
+address generator's tables), and a conv layer with a pool is read out by a
 :class:`~reuse_accel.hw.layers.conv.PoolWalker`; the next layer starts once that readout is
 done instead of overlapping it.
 
@@ -348,7 +348,7 @@ class ProcessingTile(wiring.Component):
                 ]
                 if config.conv:
                     conv_layer = descriptor.kind == LayerKind.CONV.value
-                    m.d.sync += pooled.eq(conv_layer & descriptor.conv.pool)
+                    m.d.sync += pooled.eq(conv_layer & (descriptor.conv.pool != 0))
                     with m.If(conv_layer):
                         m.d.sync += sum_rows.eq(descriptor.conv.sum_rows)
                 m.d.sync += [

@@ -57,12 +57,15 @@ def mac_item_layout(config: AccelConfig) -> data.StructLayout:
 def pool_cell_layout(config: AccelConfig) -> data.StructLayout:
     """One cell of a pooled readout (:class:`~reuse_accel.hw.layers.conv.PoolWalker`): the sum
     row to read, whether it is its window's first and last cell, the output row the window's
-    maximum goes to, and ``done`` on the readout's last cell."""
+    result goes to, whether it is an average and what the average divides by, and ``done`` on
+    the readout's last cell."""
     return data.StructLayout({
         "valid": unsigned(1),
         "address": unsigned(config.sum_row_bits),
         "first": unsigned(1),
         "last": unsigned(1),
         "row": unsigned(config.row_bits),
+        "average": unsigned(1),
+        "divisor": range(config.max_kernel ** 2 + 1),
         "done": unsigned(1),
     })

@@ -26,8 +26,10 @@ Contract
 - Pooled readout (hardware with conv layers): with ``readout_pool`` at ``readout_start`` the
   array reads the cells ``pool_cell`` names instead (one per cycle, from a
   :class:`~reuse_accel.hw.layers.conv.PoolWalker`), activates each and keeps the running
-  maximum of its window; the window's last cell's maximum is written one cycle after a plain
-  row would be (:data:`~reuse_accel.hw.layers.conv.POOL_LATENCY`), to the cell's ``row``, and
+  maximum and sum of its window; the window's maximum, or its average (the sum divided by the
+  cell's ``divisor``, rounded half up), is written
+  :data:`~reuse_accel.hw.layers.conv.POOL_LATENCY` cycles after a plain row would be, to the
+  cell's ``row``, and
   ``readout_done`` comes with the ``done`` cell's. ``saturated_valid`` marks every cycle whose
   ``saturated`` lanes belong to a row or cell read (with a plain readout, the rows written).
 - ``weight_write``, ``bias_write``: host loading ports (a weight row is written one cycle after
@@ -39,7 +41,7 @@ false) only the running layer's sums are needed, each layer starting from its bi
 ``r`` of ``layer`` is at address ``(layer, r)``.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,7 +49,20 @@ from ..config import AccelConfig, check_config
 from .activation import Activation
 from .layouts import mac_item_layout, pool_cell_layout
 
-__all__ = ["DeltaMacArray"]
+__all__ = ["DeltaMacArray", "average_divider"]
+
+
+def average_divider(config: AccelConfig) -> tuple[int, list[int]]:
+    """The average pool's exact division by a window's divisor ``d`` (1 .. ``max_kernel**2``),
+    as a multiply by a reciprocal: the shift ``s`` and the table ``m[d] = ceil(2**s / d)`` (0
+    for d = 0). For every numerator ``0 <= n < 2**N``, ``N`` the bits of the largest one
+    (:attr:`AccelConfig.pool_numerator_bits`), ``(n * m[d]) >> s == n // d``: with ``s = N +
+    ceil(log2(dmax))`` the product's error ``n * (m[d] - 2**s / d) / 2**s`` stays below
+    ``1 / d``."""
+    largest = config.max_kernel ** 2
+    shift = config.pool_numerator_bits + (largest - 1).bit_length()
+    return shift, [0] + [-(-(1 << shift) // d) for d in range(1, largest + 1)]
+
 
 class DeltaMacArray(wiring.Component):
     """L-lane delta multiply-accumulate array with its weight, bias and sum memories."""
@@ -260,14 +275,17 @@ class DeltaMacArray(wiring.Component):
         r1_valid = Signal()
         r1_row = Signal(config.row_bits)
         r1_last = Signal()
-        r1_cell = Signal(data.StructLayout({"pool": 1, "first": 1, "close": 1}))
+        r1_cell = Signal(data.StructLayout({
+            "pool": 1, "first": 1, "close": 1, "average": 1,
+            "divisor": range(config.max_kernel ** 2 + 1)}))
         m.d.sync += [r1_valid.eq(ro_active), r1_row.eq(ro_row), r1_last.eq(ro_last)]
         if config.conv:
             cell = self.pool_cell
             with m.If(cell.valid):
                 m.d.sync += [r1_valid.eq(1), r1_row.eq(cell.row), r1_last.eq(cell.done)]
             m.d.sync += [r1_cell.pool.eq(cell.valid), r1_cell.first.eq(cell.first),
-                         r1_cell.close.eq(cell.last)]
+                         r1_cell.close.eq(cell.last), r1_cell.average.eq(cell.average),
+                         r1_cell.divisor.eq(cell.divisor)]
         # The row's write follows its sums through the activation's pipeline.
         valid, row, last, flags = r1_valid, r1_row, r1_valid & r1_last, r1_cell
         for stage in range(Activation.latency):
@@ -290,28 +308,69 @@ class DeltaMacArray(wiring.Component):
             self.readout_done.eq(last & ~flags.pool),
         ]
         if config.conv:
-            # The window's maximum so far; its last cell's goes to the buffer a cycle later.
-            act_row = data.ArrayLayout(signed(config.act_width), lanes)
-            best = Signal(act_row)
-            largest = Signal(act_row)
-            pooled_en, pooled_done = Signal(), Signal()
-            pooled_row = Signal(config.row_bits)
-            window_max = Signal(act_row)
-            for lane in range(lanes):
-                value = activation.o[lane]
-                m.d.comb += largest[lane].eq(
-                    Mux(flags.first | (value > best[lane]), value, best[lane]))
-            m.d.sync += [
-                pooled_en.eq(valid & flags.pool & flags.close),
-                pooled_done.eq(valid & flags.pool & last),
-                pooled_row.eq(row),
-                window_max.eq(largest),
-            ]
-            with m.If(valid & flags.pool):
-                m.d.sync += best.eq(largest)
-            with m.If(pooled_en):
-                m.d.comb += [self.act.en.eq(1), self.act.addr.eq(pooled_row),
-                             self.act.data.eq(window_max)]
-            with m.If(pooled_done):
-                m.d.comb += self.readout_done.eq(1)
+            self._pool_stage(m, activation.o, valid, row, last, flags)
         return m
+
+    def _pool_stage(self, m, values, valid, row, last, flags):
+        """A pooled readout's windows (with conv layers): the activated cells' running maximum
+        and sum, then, for an average, the exact division by the window's divisor as a multiply
+        by its reciprocal (:func:`~reuse_accel.hw.layers.conv.average_divider`), rounded half
+        up. The window's result is written ``POOL_LATENCY`` cycles after its last cell's
+        activation."""
+        config = self._config
+        lanes, width = config.lanes, config.act_width
+        largest_divisor = config.max_kernel ** 2
+        shift, reciprocals = average_divider(config)
+        act_row = data.ArrayLayout(signed(width), lanes)
+        total_row = data.ArrayLayout(signed(width + largest_divisor.bit_length()), lanes)
+        numerator_row = data.ArrayLayout(config.pool_numerator_bits, lanes)
+        product_row = data.ArrayLayout(config.pool_numerator_bits + shift + 1, lanes)
+
+        # The window so far, including this cell.
+        best, total = Signal(act_row), Signal(total_row)
+        largest, summed = Signal(act_row), Signal(total_row)
+        for lane in range(lanes):
+            value = values[lane]
+            m.d.comb += [
+                largest[lane].eq(Mux(flags.first | (value > best[lane]), value, best[lane])),
+                summed[lane].eq(Mux(flags.first, 0, total[lane]) + value),
+            ]
+        with m.If(valid & flags.pool):
+            m.d.sync += [best.eq(largest), total.eq(summed)]
+
+        def stage(name, **fields):
+            """One pipeline register of the window's result and what goes with it."""
+            layout = data.StructLayout({"en": 1, "done": 1, "row": config.row_bits,
+                                        "average": 1, "maximum": act_row, **fields})
+            return Signal(layout, name=name)
+
+        p1 = stage("pool_window", total=total_row, divisor=range(largest_divisor + 1))
+        m.d.sync += [
+            p1.en.eq(valid & flags.pool & flags.close), p1.done.eq(valid & flags.pool & last),
+            p1.row.eq(row), p1.average.eq(flags.average), p1.maximum.eq(largest),
+            p1.total.eq(summed), p1.divisor.eq(flags.divisor),
+        ]
+        # The numerator total + divisor * 2**(width-1) + divisor // 2 is never negative;
+        # its quotient is the rounded average plus 2**(width-1).
+        p2 = stage("pool_numerator", numerator=numerator_row, reciprocal=shift + 1)
+        table = Array(Const(value, shift + 1) for value in reciprocals)
+        m.d.sync += [p2.en.eq(p1.en), p2.done.eq(p1.done), p2.row.eq(p1.row),
+                     p2.average.eq(p1.average), p2.maximum.eq(p1.maximum),
+                     p2.reciprocal.eq(table[p1.divisor])]
+        for lane in range(lanes):
+            m.d.sync += p2.numerator[lane].eq(
+                p1.total[lane] + (p1.divisor << (width - 1)) + (p1.divisor >> 1))
+        p3 = stage("pool_product", product=product_row)
+        m.d.sync += [p3.en.eq(p2.en), p3.done.eq(p2.done), p3.row.eq(p2.row),
+                     p3.average.eq(p2.average), p3.maximum.eq(p2.maximum)]
+        for lane in range(lanes):
+            m.d.sync += p3.product[lane].eq(p2.numerator[lane] * p2.reciprocal)
+        result = Signal(act_row)
+        for lane in range(lanes):
+            m.d.comb += result[lane].eq(Mux(p3.average,
+                                            (p3.product[lane] >> shift) - (1 << (width - 1)),
+                                            p3.maximum[lane]))
+        with m.If(p3.en):
+            m.d.comb += [self.act.en.eq(1), self.act.addr.eq(p3.row), self.act.data.eq(result)]
+        with m.If(p3.done):
+            m.d.comb += self.readout_done.eq(1)

@@ -52,12 +52,28 @@ from .descriptor import (
 )
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
-           "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor", "conv_fields"]
+           "POOL_CODES", "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor",
+           "conv_fields", "pool_code"]
 
 POOL_MODES = ("max", "avg")
 
-POOL_LATENCY = 1
-"""Readout cycles a conv layer adds to a dense layer's: the pool stage's register."""
+POOL_LATENCY = 3
+"""Readout cycles a pooled conv layer's window adds to a plain row's: the window's result
+register, then (for an average) the numerator and reciprocal register and the product
+register; a max takes the same path."""
+
+POOL_CODES = {None: 0, "max": 1, "avg": 2, "avg counting padding": 3}
+"""The descriptor's ``pool`` field: no pool, a max, an average over the window's cells inside
+the map, an average over the whole window (``count_include_pad``)."""
+
+
+def pool_code(pool: Pool | None) -> int:
+    """The descriptor's ``pool`` field for ``pool`` (:data:`POOL_CODES`)."""
+    if pool is None:
+        return POOL_CODES[None]
+    if pool.mode == "avg" and pool.count_include_pad:
+        return POOL_CODES["avg counting padding"]
+    return POOL_CODES[pool.mode]
 
 
 def _pair(values, name: str, count: int = 2) -> tuple[int, ...]:
@@ -412,9 +428,6 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
     if geometry.height > config.max_height or geometry.width > config.max_width:
         raise ValueError(f"a {geometry.height} x {geometry.width} map exceeds max_height="
                          f"{config.max_height}, max_width={config.max_width}")
-    if geometry.pool is not None and geometry.pool.mode != "max":
-        raise ValueError(f"an {geometry.pool.mode} pool needs a divider in the readout, which "
-                         "the gateware does not have yet")
     if geometry.pool is not None and max(*geometry.pool.kernel,
                                          *geometry.pool.stride) > config.max_kernel:
         raise ValueError(f"the pool's {geometry.pool.kernel} window with stride "
@@ -433,7 +446,7 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
         "group_lanes": out_channels - (groups - 1) * lanes,
         "group_weights": kh * kw * channels,
         "sum_rows": oh * ow * groups,
-        "pool": int(geometry.pool is not None),
+        "pool": pool_code(geometry.pool),
         "pool_y": _pool_axis(geometry.pool, 0, oh, ow * groups),
         "pool_x": _pool_axis(geometry.pool, 1, ow, groups),
     }
@@ -783,7 +796,7 @@ class ConvAddressGenerator(wiring.Component):
 
 
 class PoolWalker(wiring.Component):
-    """The readout of a conv layer with a max pool: every pooled output's window cells.
+    """The readout of a conv layer with a pool: every pooled output's window cells.
 
     Contract
     --------
@@ -793,8 +806,10 @@ class PoolWalker(wiring.Component):
       inside the map, row by row, one per cycle, on ``cell``
       (:func:`~reuse_accel.hw.core.layouts.pool_cell_layout`): ``valid`` with the sum row
       ``address`` (the conv output ``(cy, cx)``'s group ``g``), ``first`` and ``last`` for the
-      window's first and last cell, and ``row``, the output row the window's maximum goes to
-      (``(py * PW + px) * G' + g``). ``done`` comes with the last cell of the last window.
+      window's first and last cell, ``row``, the output row the window's result goes to
+      (``(py * PW + px) * G' + g``), ``average`` for an average pool and ``divisor``, what the
+      average divides by (the window's cells inside the map, or all its cells when it counts
+      padding). ``done`` comes with the last cell of the last window.
     - No window is empty (a pool's padding is smaller than its kernel).
     """
 
@@ -831,6 +846,7 @@ class PoolWalker(wiring.Component):
         line = Signal(config.sum_row_bits)
         address = Signal(config.sum_row_bits)
         row = Signal(config.row_bits)
+        divisor = Signal.like(self.cell.divisor)
 
         oh, ow = conv.y.last_out + 1, conv.x.last_out + 1
         last_cell = (cy == rows - 1) & (cx == cols - 1)
@@ -843,6 +859,8 @@ class PoolWalker(wiring.Component):
             self.cell.first.eq((cy == 0) & (cx == 0)),
             self.cell.last.eq(last_cell),
             self.cell.row.eq(row),
+            self.cell.average.eq(conv.pool[1]),
+            self.cell.divisor.eq(divisor),
             self.cell.done.eq(active & ~setup & last_cell & last_group & last_px & last_py),
         ]
 
@@ -865,9 +883,12 @@ class PoolWalker(wiring.Component):
             _, col_count = clipped(left, conv.pool_x.kernel, ow)
             start = (base + Mux(top[-1], 0, top_sums) + Mux(left[-1], 0, left_sums))[
                 :config.sum_row_bits]
+            counting_padding = conv.pool == POOL_CODES["avg counting padding"]
             m.d.sync += [
                 setup.eq(0), rows.eq(row_count), cols.eq(col_count), cy.eq(0), cx.eq(0),
                 group.eq(0), group_base.eq(start), line.eq(start), address.eq(start),
+                divisor.eq(Mux(counting_padding, conv.pool_y.kernel * conv.pool_x.kernel,
+                               row_count * col_count)),
             ]
         with m.Elif(active):
             with m.If(~last_cell):

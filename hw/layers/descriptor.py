@@ -80,7 +80,7 @@ def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "group_lanes": range(config.lanes + 1),               # real lanes of the last group
         "group_weights": unsigned(config.weight_row_bits),    # kh * kw * C
         "sum_rows": unsigned(config.sum_row_bits),            # OH * OW * G'
-        "pool": unsigned(1),                                  # a max pool follows
+        "pool": unsigned(2),                                  # conv.POOL_CODES
         "pool_y": pool_axis_layout(config, config.max_height),
         "pool_x": pool_axis_layout(config, config.max_width),
     }

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from support.streams import Lockstep, StreamSource
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.core.mac import DeltaMacArray
+from reuse_accel.hw.core.mac import DeltaMacArray, average_divider
 from reuse_accel.sim.model import activate
 
 CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
@@ -432,3 +432,19 @@ def test_random_delta_sequences_match_reference(scenario):
             check_items_timing(record)
     for readout, sums in readouts:
         check_readout(readout, sums)
+
+
+@pytest.mark.parametrize("max_kernel,act_width", [(3, 16), (5, 8), (2, 12)])
+def test_average_divider_divides_every_numerator_exactly(max_kernel, act_width):
+    """The readout's reciprocal table gives floor(n / d) for every divisor and every numerator
+    the pool stage can form (below max_kernel**2 * 2**act_width), checked exhaustively."""
+    config = AccelConfig(max_kernel=max_kernel, max_height=8, max_width=8, act_width=act_width,
+                         act_frac=act_width // 2)
+    shift, reciprocals = average_divider(config)
+    largest = max_kernel ** 2
+    assert len(reciprocals) == largest + 1
+    numerators = np.arange(largest << act_width, dtype=np.int64)
+    assert numerators[-1] < 1 << config.pool_numerator_bits
+    for divisor in range(1, largest + 1):
+        quotients = (numerators * reciprocals[divisor]) >> shift
+        assert np.array_equal(quotients, numerators // divisor), divisor

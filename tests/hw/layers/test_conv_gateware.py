@@ -248,13 +248,21 @@ POOLED = {
         3, 7, 11, 9, (1, 1), (1, 1), (0, 0, 0, 0), Pool("max", (3, 2), (1, 3), (2, 1, 2, 1))),
     "1-D": ConvGeometry(4, 1, 12, 5, (1, 3), (1, 1), (0, 1, 0, 1), Pool("max", (1, 3), (1, 2)),
                         dims=1),
+    "average 3x3 padded": ConvGeometry(
+        2, 8, 9, 6, (3, 3), (1, 1), (1, 1, 1, 1), Pool("avg", (3, 3), (2, 2), (1, 1, 1, 2))),
+    "average counting padding 2x3": ConvGeometry(
+        1, 9, 10, 4, (2, 3), (1, 1), (0, 1, 1, 1),
+        Pool("avg", (2, 3), (1, 2), (1, 2, 1, 0), count_include_pad=True)),
+    "global average": ConvGeometry(3, 4, 5, 5, (1, 1), (1, 1), (0, 0, 0, 0),
+                                   Pool("avg", (4, 5), (1, 1))),
 }
 
 
 @pytest.mark.parametrize("name", POOLED)
 def test_pool_walker_reads_every_windows_cells(name):
     """Per pooled position a setup cycle, then per group the window's cells inside the map,
-    row by row, against Pool.windows."""
+    row by row, with the divisor of an average (the window's cells in the map, or its whole
+    padded window), against Pool.windows."""
     geometry = POOLED[name]
     dut = PoolWalker(CONFIG)
     seen = []
@@ -268,7 +276,7 @@ def test_pool_walker_reads_every_windows_cells(name):
         for _ in range(2000):
             cell = ctx.get(dut.cell)
             seen.append((cell.valid, cell.address, cell.first, cell.last, cell.row,
-                         cell.done))
+                         cell.average, cell.divisor, cell.done))
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -277,22 +285,25 @@ def test_pool_walker_reads_every_windows_cells(name):
     sim.run()
     oh, ow = geometry.conv_size
     groups = -(-geometry.out_channels // L)
-    (row_start, row_stop), (col_start, col_stop), _ = geometry.pool.windows(oh, ow)
+    (row_start, row_stop), (col_start, col_stop), divisors = geometry.pool.windows(oh, ow)
     ph, pw = row_start.shape[0], col_start.shape[0]
+    average = int(geometry.pool.mode == "avg")
     expected = []
     for py in range(ph):
         for px in range(pw):
-            expected.append((0, None, None, None, None, 0))          # the setup cycle
+            expected.append((0, None, None, None, None, None, None, 0))   # the setup cycle
             for g in range(groups):
                 cells = [(cy, cx) for cy in range(row_start[py], row_stop[py])
                          for cx in range(col_start[px], col_stop[px])]
+                # A max has no divisor; the walker gives the window's cells all the same.
+                divisor = divisors[py, px] if average else len(cells)
                 for k, (cy, cx) in enumerate(cells):
                     done = py == ph - 1 and px == pw - 1 and g == groups - 1 and \
                         k == len(cells) - 1
                     expected.append((1, SUM_BASE + (cy * ow + cx) * groups + g, int(k == 0),
                                      int(k == len(cells) - 1), (py * pw + px) * groups + g,
-                                     int(done)))
-    got = [entry if entry[0] else (0, None, None, None, None, entry[5])
+                                     average, divisor, int(done)))
+    got = [entry if entry[0] else (0, None, None, None, None, None, None, entry[7])
            for entry in seen[:len(expected)]]
     assert got == expected
     assert not any(entry[0] for entry in seen[len(expected):])
