@@ -1,89 +1,35 @@
 """Conv layers on the accelerator top in Amaranth's simulator, bit- and cycle-exact against the
-golden model: conv -> conv -> dense with partial changes, padding, strides, a max pool and
-channel counts that leave padding lanes, with reuse and without."""
+golden model: conv -> conv -> dense with partial changes, padding, strides, max and average
+pools, a 1-D stack and channel counts that leave padding lanes, with reuse and without; a
+repeated frame and a new sequence."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 from support.accelerator import assert_frame_equal, frames_of, no_device_errors, run
+from support.networks import CONV_NETWORKS, conv_network, similar_frames
+from support.rtl import CONV as CONFIG
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import ConvGeometry, Pool
-from reuse_accel.hw.protocol import LayerKind
-from reuse_accel.sim.model import FixedLayer, GoldenModel
+from reuse_accel.sim.model import GoldenModel
 from reuse_accel.sw.commands import Batch
 
-CONFIG = AccelConfig(lanes=4, clusters=8, act_width=8, act_frac=4, weight_width=6,
-                     centroid_width=10, max_layers=3, max_neurons=64, weight_depth=1024,
-                     max_kernel=3, max_height=7, max_width=8, buffer_depth=96,
-                     state_depth=160, sum_depth=128)
 
-
-def conv_layer(config, geometry, rng, *, shift=5, relu=True):
-    weights = rng.integers(config.weight_min, config.weight_max + 1,
-                           (geometry.out_channels, geometry.channels, *geometry.kernel))
-    biases = rng.integers(-(1 << (config.act_frac + shift)), 1 << (config.act_frac + shift),
-                          geometry.out_channels)
-    span = 1 << (config.act_frac + 2)
-    centroids = np.sort(rng.choice(np.arange(-span, span), config.clusters, replace=False))
-    return FixedLayer(weights=weights, biases=biases, centroids=centroids, shift=shift,
-                      relu=relu, kind=LayerKind.CONV, geometry=geometry)
-
-
-def dense_layer(config, inputs, outputs, rng, *, shift=5):
-    weights = rng.integers(config.weight_min, config.weight_max + 1, (outputs, inputs))
-    biases = rng.integers(-(1 << (config.act_frac + shift)), 1 << (config.act_frac + shift),
-                          outputs)
-    span = 1 << (config.act_frac + 2)
-    centroids = np.sort(rng.choice(np.arange(-span, span), config.clusters, replace=False))
-    return FixedLayer(weights=weights, biases=biases, centroids=centroids, shift=shift,
-                      relu=False)
-
-
-def pooled_network(config, rng):
-    """3 x 6 x 7 -> (3 x 3, padding 1) -> 6 x 6 x 7 -> max pool (3 x 3, stride 2, padding 1,
-    overlapping and clipped windows) -> 6 x 3 x 4 -> (2 x 2) -> 8 x 2 x 3 -> dense 5."""
-    first = ConvGeometry(3, 6, 7, 6, (3, 3), (1, 1), (1, 1, 1, 1),
-                         Pool("max", (3, 3), (2, 2), (1, 1, 1, 1)))
-    second = ConvGeometry(6, 3, 4, 8, (2, 2))
-    return [conv_layer(config, first, rng), conv_layer(config, second, rng),
-            dense_layer(config, second.outputs, 5, rng)]
-
-
-def network(config, rng):
-    """3 x 6 x 7 -> (3 x 3, padding 1) -> 6 x 6 x 7 -> (3 x 2, stride 2 x 3, padding 0/1)
-    -> 8 x 2 x 3 -> dense 5. Three input channels and six output channels leave padding lanes
-    in the 4-lane rows."""
-    first = ConvGeometry(3, 6, 7, 6, (3, 3), (1, 1), (1, 1, 1, 1))
-    second = ConvGeometry(6, 6, 7, 8, (3, 2), (2, 3), (0, 1, 0, 0))
-    return [conv_layer(config, first, rng), conv_layer(config, second, rng),
-            dense_layer(config, second.outputs, 5, rng)]
-
-
-def similar(rng, inputs, count, change, clusters):
-    frames = np.empty((count, inputs), np.int64)
-    frames[0] = rng.integers(0, clusters, inputs)
-    for t in range(1, count):
-        flips = rng.random(inputs) < change
-        frames[t] = np.where(flips, rng.integers(0, clusters, inputs), frames[t - 1])
-    return frames
-
-
-@pytest.mark.parametrize("make", [network, pooled_network], ids=["strided", "max-pool"])
+@pytest.mark.parametrize("name", CONV_NETWORKS)
 @pytest.mark.parametrize("reuse", [True, False], ids=["reuse", "no-reuse"])
-def test_conv_network_matches_golden_model(reuse, make):
-    config = CONFIG if reuse else AccelConfig(**{**CONFIG.__dict__, "reuse": False})
+def test_conv_network_matches_golden_model(reuse, name):
+    config = CONFIG if reuse else dataclasses.replace(CONFIG, reuse=False)
     rng = np.random.default_rng(7)
-    layers = make(config, rng)
+    layers = conv_network(config, name, rng)
     if not reuse:
-        layers = [FixedLayer(weights=layer.weights, biases=layer.biases,
-                             centroids=np.zeros(0, np.int64), shift=layer.shift,
-                             relu=layer.relu, kind=layer.kind, geometry=layer.geometry)
+        layers = [dataclasses.replace(layer, centroids=np.zeros(0, np.int64))
                   for layer in layers]
         frames = rng.integers(-40, 40, (2, layers[0].inputs))
     else:
-        frames = similar(rng, layers[0].inputs, 4, 0.2, config.clusters)
+        frames = similar_frames(config, layers[0].inputs, 4, 0.2, rng)
     batch = Batch(config)
     batch.load(layers)
     batch.begin_sequence()
@@ -100,6 +46,36 @@ def test_conv_network_matches_golden_model(reuse, make):
         # Partial changes reach every layer.
         assert all(0 < result.changed_inputs[0] < layers[0].inputs for result in got[1:])
         assert any(0 < result.changed_inputs[1] < layers[1].inputs for result in got[1:])
+
+
+def test_a_repeated_frame_changes_nothing_and_a_new_sequence_starts_from_scratch():
+    """With reuse: a frame equal to the one before changes no input of any layer and reads no
+    weight; after BEGIN_SEQUENCE the same frame is computed from scratch, every input changed,
+    to the same outputs."""
+    rng = np.random.default_rng(11)
+    layers = conv_network(CONFIG, "max-pool", rng)
+    frames = similar_frames(CONFIG, layers[0].inputs, 2, 0.2, rng)
+    batch = Batch(CONFIG)
+    batch.load(layers)
+    batch.begin_sequence()
+    batch.frame(frames[0], layers)
+    batch.frame(frames[1], layers)
+    batch.frame(frames[1], layers)
+    batch.begin_sequence()
+    batch.frame(frames[1], layers)
+    results = run(batch, timeout=20_000)
+    no_device_errors(results)
+    got = frames_of(results)
+    model = GoldenModel(CONFIG, layers)
+    expected = [model.frame(frames[0]), model.frame(frames[1]), model.frame(frames[1])]
+    model.begin_sequence()
+    expected.append(model.frame(frames[1]))
+    for t, (result, want) in enumerate(zip(got, expected, strict=True)):
+        assert_frame_equal(result, want, f"frame {t}")
+    assert got[2].changed_inputs.tolist() == [0, 0, 0]
+    assert got[2].weight_rows.tolist() == [0, 0, 0]
+    assert got[2].outputs.tolist() == got[1].outputs.tolist() == got[3].outputs.tolist()
+    assert got[3].changed_inputs.tolist() == [layer.inputs for layer in layers]
 
 
 def test_set_conv_checks_its_field_and_value():

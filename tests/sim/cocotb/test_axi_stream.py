@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.accelerator import command_words
-from support.networks import random_network, similar_frames
-from support.rtl import NETWORKS, SIMULATORS, SMALL, WIDE
+from support.networks import conv_network, random_network, similar_frames
+from support.rtl import CONV, NETWORKS, SIMULATORS, SMALL, WIDE
 
 from reuse_accel.hw import protocol
 from reuse_accel.hw.protocol import Error
@@ -25,10 +25,15 @@ pytestmark = pytest.mark.rtl
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("config", [SMALL, WIDE], ids=["small", "wide"])
+@pytest.mark.parametrize("config", [SMALL, WIDE, CONV], ids=["small", "wide", "conv"])
 def test_cocotbext_axi_streams_with_pauses(rtl_build_root, config, simulator):
+    """On the conv configuration the network is two conv layers with average pools into a
+    dense layer (support.networks.CONV_NETWORKS)."""
     rng = np.random.default_rng(7)
-    layers = random_network(config, NETWORKS[config], rng)
+    if config == CONV:
+        layers = conv_network(config, "average-pool", rng)
+    else:
+        layers = random_network(config, NETWORKS[config], rng)
     frames = similar_frames(config, layers[0].inputs, 4, 0.3, rng)
     model = GoldenModel(config, layers)
     batch = Batch(config)
@@ -49,7 +54,7 @@ def test_cocotbext_axi_streams_with_pauses(rtl_build_root, config, simulator):
         "seed": 3,
         "source_pause": 0.3,
         "sink_pause": 0.4,
-        "timeout_us": 2000,
+        "timeout_us": 20_000,
     })
 
     responses = result["frames"]
