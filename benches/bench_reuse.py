@@ -8,9 +8,12 @@ over ideal. Targets:
 - ``traffic``: an MLP over 24x32 frames (768-128-16, 32 clusters) of a static-camera traffic
   video (``data/make_traffic.py``), where about 93% of the first layer's inputs repeat, >= 0.95.
   The hardware is sized for the model (``size_config``).
+- ``video``: the video demo (``reuse-accel demo --workload video``), the traffic-density CNN
+  (two 3x3 conv layers with max pools, two dense layers; ``data/make_traffic_cnn.py``) on the
+  same video, 16 clusters, hardware sized for it, >= 0.95.
 
-    python benches/bench_reuse.py [--workload speech|traffic|all] [--backend golden|verilator|
-                                  icarus|amaranth] [--frames N]
+    python benches/bench_reuse.py [--workload speech|traffic|video|all] [--backend golden|
+                                  verilator|icarus|amaranth] [--frames N]
 """
 
 import argparse
@@ -44,7 +47,13 @@ def traffic():
     return model, frames, frames, size_config(model, AccelConfig(clusters=32)), 0.95
 
 
-WORKLOADS = {"speech": speech, "traffic": traffic}
+def video():
+    data = demo_data("video")
+    model = data["model"]
+    return model, data["frames"], data["calibration"], size_config(model), 0.95
+
+
+WORKLOADS = {"speech": speech, "traffic": traffic, "video": video}
 
 
 def measure(name: str, backend: str, frame_limit: int | None) -> bool:
@@ -59,13 +68,16 @@ def measure(name: str, backend: str, frame_limit: int | None) -> bool:
     report = build_report(reuse, baseline, backend=backend)
     summary = report["summary"]
     efficiency = summary["reuse_efficiency"]
-    print(f"reuse efficiency, {name} ({len(frames)} frames, MLP "
+    kinds = "CNN" if any(layer.geometry for layer in model.layers) else "MLP"
+    print(f"reuse efficiency, {name} ({len(frames)} frames, {kinds} "
           f"{'-'.join(map(str, model.sizes))}, {config.clusters} clusters), backend {backend}")
     print(f"  input similarity {summary['input_similarity']:.1%}, computation reuse "
           f"{summary['computation_reuse']:.1%}")
     for number, layer in enumerate(report["layers"]):
-        print(f"  layer {number}: similarity {layer['input_similarity']:.1%}, cycles "
-              f"{layer['cycles']} vs {layer['baseline_cycles']}")
+        rows = sum(frame["weight_rows"][number] for frame in report["frames"])
+        print(f"  layer {number} ({layer['kind']}): similarity {layer['input_similarity']:.1%}, "
+              f"cycles {layer['cycles']} vs {layer['baseline_cycles']}; with reuse the MAC "
+              f"array is busy {rows / layer['cycles']:.1%} of the layer's cycles")
     print(f"  cycles {summary['cycles']} vs {summary['baseline_cycles']} without reuse: "
           f"speedup {summary['speedup']:.3f}x, ideal {summary['ideal_speedup']:.3f}x")
     if driver.last_exchange is not None:
