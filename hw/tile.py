@@ -279,7 +279,9 @@ class ProcessingTile(wiring.Component):
                 scanner.conv.eq(descriptor.conv),
                 scanner.start.eq(state == _State.SETUP),
                 scanner.advance.eq(reader.advance),
-                reader.map.eq(kind == LayerKind.CONV.value),
+                # A conv layer's map, or the map a dense layer flattens.
+                reader.map.eq((kind == LayerKind.CONV.value) |
+                              (descriptor.conv.channel_rows != 0)),
                 reader.position.eq(scanner.position),
                 reader.map_lanes.eq(scanner.lanes),
             ]

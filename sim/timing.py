@@ -97,14 +97,16 @@ FRAME_OVERHEAD = ProcessingTile.done_latency
 
 
 def layer_cycles(config: AccelConfig, changed: np.ndarray, outputs: int, *,
-                 unstable: np.ndarray | None = None, last: bool = True) -> int:
+                 unstable: np.ndarray | None = None, last: bool = True,
+                 layout: MapLayout | None = None) -> int:
     """Cycles of one dense layer, given the mask of its changed inputs and (with reuse) the
     mask of the inputs that left their interval (``changed`` by default; a superset of it); a
-    layer other than the frame's ``last`` ends when the next one starts, during its readout."""
+    layer other than the frame's ``last`` ends when the next one starts, during its readout.
+    ``layout``: how its inputs sit in rows (default: a vector)."""
     groups = dense.items_per_input(config, outputs)
     readout = groups + READOUT if last else ProcessingTile.readout_lead(config, groups)
-    return scan_cycles(config, changed, groups, MapLayout(1, len(changed)),
-                       unstable=unstable) + readout
+    layout = MapLayout(1, len(changed)) if layout is None else layout
+    return scan_cycles(config, changed, groups, layout, unstable=unstable) + readout
 
 
 def scan_cycles(config: AccelConfig, changed: np.ndarray, items, layout: MapLayout, *,

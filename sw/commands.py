@@ -13,7 +13,7 @@ import numpy as np
 from reuse_accel.hw import protocol
 from reuse_accel.hw.config import COUNTER_WIDTH, AccelConfig
 from reuse_accel.hw.layers import KINDS
-from reuse_accel.hw.layers.conv import conv_fields
+from reuse_accel.hw.layers.conv import conv_fields, map_fields
 from reuse_accel.hw.protocol import Error, Opcode
 from reuse_accel.sim.model import FixedLayer, FrameResult
 
@@ -47,13 +47,15 @@ class ProtocolError(RuntimeError):
 
 def layer_weight_rows(config: AccelConfig, layer) -> int:
     """Weight-memory rows of L weights that a layer (anything with ``kind``, ``inputs``,
-    ``outputs`` and ``geometry``) takes: for a dense layer, one per input and output group;
-    for a conv layer, one per input channel, kernel tap and output group."""
+    ``outputs``, ``input_layout`` and ``geometry``) takes: for a dense layer, one per input
+    slot (the padding lanes of a map it flattens included) and output group; for a conv layer,
+    one per input channel, kernel tap and output group."""
     if layer.geometry is not None:
         return layer.geometry.weight_row_count(config.lanes)
     if layer.kind not in KINDS:
         raise ValueError(f"no weight layout for layer kind {layer.kind!r}")
-    return KINDS[layer.kind].weight_row_count(config, layer.inputs, layer.outputs)
+    return KINDS[layer.kind].weight_row_count(config, layer.input_layout.span(config.lanes),
+                                              layer.outputs)
 
 
 def weight_bases(config: AccelConfig, layers: list[FixedLayer]) -> list[int]:
@@ -74,10 +76,14 @@ def _lane_rows(config: AccelConfig, values: np.ndarray) -> np.ndarray:
 
 
 def _weight_rows(config: AccelConfig, layer) -> np.ndarray:
-    """A layer's weights as the rows its address generator reads."""
+    """A layer's weights as the rows its address generator reads. A dense layer's columns are
+    its inputs' buffer slots: a map's padding lanes get zero columns, never read."""
     if layer.geometry is not None:
         return layer.geometry.weight_rows(config.lanes, layer.weights)
-    return KINDS[layer.kind].weight_rows(config, layer.weights)
+    layout = layer.input_layout
+    weights = np.zeros((layer.outputs, layout.span(config.lanes)), np.int64)
+    weights[:, layout.stored_index(config.lanes)] = layer.weights
+    return KINDS[layer.kind].weight_rows(config, weights)
 
 
 @dataclass
@@ -117,7 +123,8 @@ class Batch:
         """Every command that loads a network, ending with SET_NET. Each SET_LAYER's flags
         carry the layer's shift, activation and kind, and its inputs and outputs count the
         buffer slots they span (:meth:`~reuse_accel.hw.layers.conv.MapLayout.span`); a conv
-        layer's shape follows in SET_CONV commands, one per field."""
+        layer's shape follows in SET_CONV commands, one per field, and so does the map a dense
+        layer flattens (:func:`~reuse_accel.hw.layers.conv.map_fields`)."""
         config = self.config
         W = config.stream_width
         lanes = config.lanes
@@ -128,6 +135,11 @@ class Batch:
             if layer.geometry is not None:
                 for field, value in enumerate(conv_fields(config, layer.geometry)):
                     self._command(Opcode.SET_CONV, number, self._control(field, value))
+            elif layer.input_map is not None:
+                # A dense layer over a map: how its positions sit in rows.
+                for name, value in map_fields(config, layer.input_map).items():
+                    self._command(Opcode.SET_CONV, number,
+                                  self._control(protocol.CONV_FIELDS.index(name), value))
             if config.reuse:
                 self._command(Opcode.LOAD_CENTROIDS, number,
                               protocol.pack_rows([layer.centroids], config.centroid_width, W))

@@ -115,12 +115,17 @@ def channels_last(shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(size).reshape(shape[0], -1).T.reshape(-1)
 
 
-def _neurons(layer) -> list[tuple[str, int]]:
-    """What ``max_neurons`` bounds in a layer: a dense layer's inputs and outputs; a conv
-    layer's fan-in (its accumulators' width follows from it). A conv layer's maps are
-    bounded by the conv capacities of the gateware."""
+def _neurons(layer, lanes: int) -> list[tuple[str, int]]:
+    """What ``max_neurons`` bounds in a layer: a dense layer's inputs (the buffer slots they
+    span, for a map whose channels leave padding lanes) and outputs; a conv layer's fan-in (its
+    accumulators' width follows from it). A conv layer's maps are bounded by the conv
+    capacities of the gateware."""
     if layer.geometry is None:
-        return [("inputs", layer.inputs), ("outputs", layer.outputs)]
+        span = layer.input_layout.span(lanes)
+        inputs = ("inputs" if span == layer.inputs else
+                  f"input slots (a map of {layer.inputs} values, each position in whole rows "
+                  f"of {lanes} lanes)")
+        return [(inputs, span), ("outputs", layer.outputs)]
     geometry = layer.geometry
     return [("inputs per output (channels x kernel)",
              geometry.channels * geometry.kernel[0] * geometry.kernel[1])]
@@ -129,7 +134,7 @@ def _neurons(layer) -> list[tuple[str, int]]:
 def _layouts(layer) -> tuple[MapLayout, MapLayout]:
     """How a layer's inputs and outputs sit in the I/O buffer."""
     if layer.geometry is None:
-        return MapLayout(1, layer.inputs), MapLayout(1, layer.outputs)
+        return layer.input_layout, MapLayout(1, layer.outputs)
     return layer.geometry.input_layout, layer.geometry.output_layout
 
 
@@ -166,7 +171,8 @@ def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
     geometries = [layer.geometry for layer in network.layers if layer.geometry is not None]
     return {
         "max_layers": len(network.layers),
-        "max_neurons": max(count for layer in network.layers for _, count in _neurons(layer)),
+        "max_neurons": max(count for layer in network.layers
+                           for _, count in _neurons(layer, config.lanes)),
         "weight_depth": sum(layer_weight_rows(config, layer) for layer in network.layers),
         "max_kernel": max((_kernel_side(g) for g in geometries), default=0),
         "max_height": max((g.height for g in geometries), default=1),
@@ -183,7 +189,7 @@ def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardw
             f"the model has {layers} layers but {hardware} holds at most {config.max_layers} "
             "(max_layers)", "max_layers", layers)
     for number, layer in enumerate(network.layers):
-        for what, count in _neurons(layer):
+        for what, count in _neurons(layer, config.lanes):
             if count > config.max_neurons:
                 raise ModelFitError(
                     f"layer {number} has {count} {what} but {hardware} holds at most "
@@ -308,6 +314,7 @@ def compile_model(network: Network, config: AccelConfig,
             relu=layer.relu,
             kind=layer.kind,
             geometry=layer.geometry,
+            input_map=layer.input_map,
         ))
     return CompiledModel(config=config, network=network, layers=layers, ranges=ranges,
                          saturated_weights=saturated_weights, saturated_biases=saturated_biases)

@@ -84,15 +84,6 @@ def _check_gateware_layer(compiled: CompiledModel, number: int) -> None:
         except ValueError as error:
             raise InputError(f"layer {number} cannot run on the gateware: {error}; {fix}") \
                 from None
-    if number and layer.geometry is None:
-        source = compiled.layers[number - 1].output_layout
-        if source.positions > 1 and source.channels % config.lanes:
-            raise InputError(
-                f"layer {number} is a dense layer over layer {number - 1}'s map of "
-                f"{source.positions} positions of {source.channels} channels; the gateware "
-                f"stores each position in whole rows of {config.lanes} lanes and reads a "
-                f"dense layer's inputs packed, so it needs a multiple of {config.lanes} "
-                f"channels there; {fix}")
 
 
 def config_from_status(status: dict) -> AccelConfig:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reuse_accel.hw.layers.conv import ConvGeometry
+from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout, input_layout
 from reuse_accel.hw.protocol import LayerKind
 
 __all__ = ["ACTIVATIONS", "InputError", "Layer", "Network", "check_frames", "check_real",
@@ -72,6 +72,9 @@ class Layer:
         ONNX node), for error messages.
     geometry : ConvGeometry
         A conv layer's shape (:mod:`reuse_accel.hw.layers.conv`); None for a dense layer.
+    input_map : MapLayout
+        For a dense layer after a conv layer with several output positions, the map it takes
+        flattened (set by :class:`Network`); None otherwise.
     """
 
     weight: np.ndarray
@@ -80,6 +83,7 @@ class Layer:
     kind: LayerKind = LayerKind.DENSE
     names: tuple[str, str] = ("the weight", "the bias")
     geometry: ConvGeometry | None = None
+    input_map: MapLayout | None = None
 
     def __post_init__(self):
         weight_name, bias_name = self.names
@@ -119,6 +123,12 @@ class Layer:
     @property
     def outputs(self) -> int:
         return self.weight.shape[0] if self.geometry is None else self.geometry.outputs
+
+    @property
+    def input_layout(self) -> MapLayout:
+        """How the layer's inputs sit in the I/O buffer: a conv layer's map, the map a dense
+        layer flattens, or a vector (one position)."""
+        return input_layout(self)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -178,6 +188,10 @@ class Network:
                                  f"but {source} of shape {shape}")
             if layer.inputs != prod(shape):
                 raise InputError(f"{layer.names[0]} takes {layer.inputs} inputs but {source}")
+            if layer.geometry is None:
+                previous = self.layers[number - 1].geometry if number else None
+                layer.input_map = (previous.output_layout if previous is not None and
+                                   previous.output_layout.positions > 1 else None)
             shape = layer.output_shape
 
     # -- construction -----------------------------------------------------------------------

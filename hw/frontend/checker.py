@@ -11,9 +11,11 @@ Contract
   against the weight memory; the first failing rule; then the command is taken, applied if it
   passed, and its job issued. One command is in the checker at a time.
 - A command that passes is applied as its job is issued: SET_LAYER configures a
-  layer descriptor, SET_NET checks that the layers chain up and validates the network, SET_MODE
-  switches baseline mode, BEGIN_SEQUENCE (and any SET_* or LOAD_*) marks the reuse state stale,
-  SET_LAYER and LOAD_* also mark the network invalid until the next SET_NET.
+  layer descriptor (clearing its conv fields: SET_CONV sets those of a conv layer, or of a
+  dense layer over a map, after it), SET_CONV one of its conv fields, SET_NET checks that the
+  layers chain up and validates the network, SET_MODE switches baseline mode, BEGIN_SEQUENCE
+  (and any SET_* or LOAD_*) marks the reuse state stale, SET_LAYER and LOAD_* also mark the
+  network invalid until the next SET_NET.
 - ``frame_done``: a frame finished; the next one may reuse its state.
 - ``layers``, ``layer_count``, ``from_scratch``: the network and mode, for the tile (stable while
   a frame runs, since one command is handled at a time).
@@ -355,6 +357,9 @@ class CommandChecker(wiring.Component):
                     net_valid.eq(0),
                     reuse_valid.eq(0),
                 ]
+                if config.conv:
+                    # SET_CONV commands follow for a conv layer, or a dense layer over a map.
+                    m.d.sync += descriptor.conv.eq(0)
             with m.Case(Opcode.LOAD_CENTROIDS, Opcode.LOAD_WEIGHTS, Opcode.LOAD_BIASES):
                 m.d.sync += [net_valid.eq(0), reuse_valid.eq(0)]
             with m.Case(Opcode.SET_CONV):

@@ -53,7 +53,7 @@ from .descriptor import (
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
            "POOL_CODES", "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor",
-           "conv_fields", "pool_code"]
+           "conv_fields", "input_layout", "map_fields", "pool_code"]
 
 POOL_MODES = ("max", "avg")
 
@@ -220,6 +220,15 @@ class MapLayout:
         """The buffer slot (row * L + lane) of every input, inputs in channels-last order
         (a read-only array)."""
         return _stored_index(self.positions, self.channels, lanes)
+
+
+def input_layout(layer) -> MapLayout:
+    """How a layer's inputs sit in the I/O buffer (a layer as the host or the golden model
+    holds it: ``geometry``, ``input_map`` and ``inputs``): a conv layer's input map, the map a
+    dense layer flattens, or a vector (one position)."""
+    if layer.geometry is not None:
+        return layer.geometry.input_layout
+    return layer.input_map if layer.input_map is not None else MapLayout(1, layer.inputs)
 
 
 @cache
@@ -414,6 +423,17 @@ def _pool_axis(pool: Pool | None, axis: int, size: int, step: int) -> dict:
             "count": count, "low_sums": low * step, "step": pool.stride[axis] * step}
 
 
+def map_fields(config: AccelConfig, layout: MapLayout) -> dict:
+    """The descriptor fields that say how a map's positions sit in the I/O buffer's rows:
+    ``channel_rows`` per position and ``channel_lanes``, the real lanes of a position's last
+    row. A conv layer's input map has them, and so does a dense layer over a map of several
+    positions whose channels leave padding lanes (SET_CONV sets only these two fields for it)."""
+    lanes = config.lanes
+    rows = -(-layout.channels // lanes)
+    return {"channel_rows": rows,
+            "channel_lanes": (1 << (layout.channels - (rows - 1) * lanes)) - 1}
+
+
 def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
     """The conv descriptor fields of a layer. Raises
     ``ValueError`` naming the capacity a layer exceeds, or a padding the gateware cannot run."""
@@ -440,8 +460,7 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
     fields = {
         "y": _axis_fields(geometry.height, kh, sh, top, oh, kw * channels, ow * groups),
         "x": _axis_fields(geometry.width, kw, sw, left, ow, channels, groups),
-        "channel_rows": -(-channels // lanes),
-        "channel_lanes": (1 << (channels - (-(-channels // lanes) - 1) * lanes)) - 1,
+        **map_fields(config, geometry.input_layout),
         "groups": groups,
         "group_lanes": out_channels - (groups - 1) * lanes,
         "group_weights": kh * kw * channels,

@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout
+from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout, input_layout
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.timing import frame_cycles
 
@@ -42,7 +42,9 @@ class FixedLayer:
     dense layer's ``weights`` is (outputs, inputs) like a PyTorch ``Linear``, its inputs in
     channels-last order when they come from a conv layer's map; a conv layer's is (C', C,
     kh, kw) and ``geometry`` gives its shape. ``centroids`` has K entries (none for hardware
-    generated without reuse); ``relu`` selects ReLU after the layer (identity otherwise).
+    generated without reuse); ``relu`` selects ReLU after the layer (identity otherwise). A
+    dense layer over a conv layer's map of several positions has that map in ``input_map``:
+    the I/O buffer holds its inputs position by position, in whole rows.
     """
 
     weights: np.ndarray
@@ -52,6 +54,7 @@ class FixedLayer:
     relu: bool
     kind: LayerKind = LayerKind.DENSE
     geometry: ConvGeometry | None = None
+    input_map: MapLayout | None = None
 
     @property
     def inputs(self) -> int:
@@ -64,7 +67,7 @@ class FixedLayer:
     @property
     def input_layout(self) -> MapLayout:
         """How the layer's inputs sit in the I/O buffer (a vector is one position)."""
-        return MapLayout(1, self.inputs) if self.geometry is None else self.geometry.input_layout
+        return input_layout(self)
 
     @property
     def output_layout(self) -> MapLayout:

@@ -3,7 +3,8 @@
 A dense layer's address generator sends every changed input ``i`` to all ``G = ceil(outputs /
 L)`` output groups: weight rows ``base + i * G + g``, one per cycle. So a frame with ``c``
 changed inputs reads ``c * G`` weight rows and performs ``c * outputs`` multiply-accumulates,
-and its cycle count is :func:`reuse_accel.sim.timing.layer_cycles` of its change mask.
+and its cycle count is :func:`reuse_accel.sim.timing.layer_cycles` of its change mask (over
+the rows its inputs take: a vector's, or those of the conv layer's map it flattens).
 
 :class:`DenseLayer` holds what the hardware computes for one loaded layer: the integer forward
 from scratch, the delta update of the stored sums, and the counters of a frame.
@@ -42,6 +43,7 @@ class DenseLayer:
 
     def __init__(self, config: AccelConfig, layer):
         self.config = config
+        self.layout = layer.input_layout
         self.inputs = layer.inputs
         self.outputs = layer.outputs
         self.groups = config.groups(layer.outputs)
@@ -68,7 +70,8 @@ class DenseLayer:
         """Cycles of the layer, given the mask of its changed inputs, the mask of the inputs
         that left their interval (with reuse; ``changed`` by default), and whether it is the
         frame's last (whose readout does not overlap a next layer)."""
-        return layer_cycles(self.config, changed, self.outputs, unstable=unstable, last=last)
+        return layer_cycles(self.config, changed, self.outputs, unstable=unstable, last=last,
+                            layout=self.layout)
 
     def readout(self, sums: np.ndarray) -> tuple[np.ndarray, int]:
         """The layer's outputs and how many of them saturated."""

@@ -287,7 +287,7 @@ def test_status_reports_config_flags_and_errors():
     magic = int.from_bytes(b"RACC", "big")
     for status in statuses:
         assert status["magic"] == magic
-        assert status["version"] == 3
+        assert status["version"] == 4
         parameters = [field.name for field in dataclasses.fields(AccelConfig)]
         assert set(protocol.STATUS_FIELDS) == {"magic", "version", "flags", "errors",
                                                *parameters} - {"reuse"}
@@ -358,9 +358,9 @@ def test_responses_are_packed_with_unused_bits_zero(stream_width):
         pack_fields(counters, 32, stream_width)
     assert frame_response == [header(Opcode.FRAME | 0x80, 0, len(payload))] + payload
 
-    # magic, version 3, lanes .. weight_bank_width, max_kernel 0, max_height and max_width 1,
+    # magic, version 4, lanes .. weight_bank_width, max_kernel 0, max_height and max_width 1,
     # buffer_depth, state_depth and sum_depth 0 (derived), flags, one error
-    status = [int.from_bytes(b"RACC", "big"), 3, 4, 16, 16, 8, 8, 16, 3, 32, 512,
+    status = [int.from_bytes(b"RACC", "big"), 4, 4, 16, 16, 8, 8, 16, 3, 32, 512,
               stream_width, 4, 0, 1, 1, 0, 0, 0, NET_VALID | REUSE_VALID | REUSE_BUILD, 1]
     payload = pack_fields(status, 32, stream_width)
     assert status_response == [header(Opcode.STATUS | 0x80, 0, len(payload))] + payload

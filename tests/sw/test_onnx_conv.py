@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import Pool
+from reuse_accel.hw.layers.conv import MapLayout, Pool
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sw.cli import main
 from reuse_accel.sw.compiler import ModelFitError, compile_model, size_config
@@ -356,16 +356,32 @@ def test_conv_model_with_reuse_equals_its_baseline_and_counts_work():
         assert run.frames[t].cycles < run.frames[t - 1].cycles
 
 
-def test_rtl_backends_refuse_what_the_gateware_does_not_run_before_building():
-    # Four channels at 12 pooled positions before the dense layer, in rows of 8 lanes.
+@pytest.mark.parametrize("backend", ["amaranth", "verilator"])
+def test_a_dense_layer_over_a_map_with_padding_lanes_runs_on_the_rtl(backend):
+    """exact_network on 8 lanes: the dense layer flattens 12 pooled positions of 4 channels,
+    each position a row whose last 4 lanes are padding. The rows' real lanes come from the map
+    (SET_CONV's channel_rows and channel_lanes for the dense layer), the weights sit by buffer
+    slot (92 slots, zero columns for the padding), and only the 48 real inputs count: outputs
+    and counters equal the golden model's, with and without reuse, and without reuse the
+    float network's (the fixed point is exact here)."""
     network, frames = exact_network()
-    compiled = compile_model(network, size_config(network), frames)
-    with pytest.raises(InputError, match="^" + re.escape(
-            "layer 1 is a dense layer over layer 0's map of 12 positions of 4 channels; the "
-            "gateware stores each position in whole rows of 8 lanes and reads a dense layer's "
-            "inputs packed, so it needs a multiple of 8 channels there; run the model with "
-            "--backend golden") + "$"):
-        Driver(compiled, backend="verilator")
+    for reuse in (True, False):
+        config = size_config(network, AccelConfig(reuse=reuse))
+        compiled = compile_model(network, config, frames)
+        dense = compiled.layers[1]
+        assert dense.input_map == MapLayout(12, 4) and dense.input_layout.span(8) == 92
+        rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames[:3])
+        golden, golden_baseline = Driver(compiled).run(frames[:3])
+        for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
+            assert got.outputs.tolist() == want.outputs.tolist()
+            for ours, theirs in zip(got.frames, want.frames):
+                assert ours.cycles == theirs.cycles
+                for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
+                             "macs", "saturated_outputs"):
+                    assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+        assert max(frame.changed_inputs[1] for frame in rtl_baseline.frames) == 48
+        if not reuse:
+            assert rtl.outputs.tolist() == network.forward(frames[:3]).tolist()
 
 
 @pytest.mark.parametrize("pool,backend", [
@@ -453,8 +469,8 @@ def test_exported_cnn_with_average_pools_on_the_rtl_equals_the_golden_model(back
 def test_hardware_without_room_for_the_conv_model_names_the_parameter():
     """exact_network: a 2 x 6 x 17 map, a 3 x 3 conv with stride 1 x 2 (6 x 8 outputs of 4
     channels) and a 2 x 2 max pool, then a dense layer of 48 inputs; 8 lanes. Its largest map
-    is the input, 102 positions of one row; the layers' inputs take 102 + 6 rows of input
-    state; their sums 48 + 1 rows."""
+    is the input, 102 positions of one row; the layers' inputs take 102 + 12 rows of input
+    state (the dense layer's, one per pooled position); their sums 48 + 1 rows."""
     network, frames = exact_network()
     sized = size_config(network)
     cases = [
@@ -466,12 +482,21 @@ def test_hardware_without_room_for_the_conv_model_names_the_parameter():
         (dataclasses.replace(sized, buffer_depth=64), "the model needs 102 rows of 8 values in "
          "each I/O buffer bank (the largest map) but the hardware has 64 (buffer_depth); "
          "generate hardware with buffer_depth >= 102"),
-        (dataclasses.replace(sized, state_depth=100), "the model needs 108 rows of 8 values of "
+        (dataclasses.replace(sized, state_depth=100), "the model needs 114 rows of 8 values of "
          "input state (every layer's inputs) but the hardware has 100 (state_depth); generate "
-         "hardware with state_depth >= 108"),
+         "hardware with state_depth >= 114"),
         (dataclasses.replace(sized, sum_depth=40), "the model needs 49 rows of 8 values of sums "
          "(every layer's outputs before pooling) but the hardware has 40 (sum_depth); generate "
          "hardware with sum_depth >= 49"),
+        # The dense layer's inputs sit by buffer slot: 12 rows of 8 lanes, the last 4 of each
+        # padding (92 slots up to the last value), and so do its weight rows; the conv layer's
+        # weights take 2 x 3 x 3 rows.
+        (dataclasses.replace(sized, max_neurons=64), "layer 1 has 92 input slots (a map of 48 "
+         "values, each position in whole rows of 8 lanes) but the hardware holds at most 64 per "
+         "layer (max_neurons); generate hardware with max_neurons >= 92"),
+        (dataclasses.replace(sized, weight_depth=100), "the model needs 110 weight-memory rows "
+         "of 8 weights but the hardware has 100 (weight_depth); generate hardware with "
+         "weight_depth >= 110"),
     ]
     for config, message in cases:
         with pytest.raises(ModelFitError, match="^" + re.escape(message) + "$"):
