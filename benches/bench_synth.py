@@ -5,6 +5,8 @@ Runs, with and without the reuse logic:
 - the default configuration on ``generic`` and ``ecp5`` (target: LFE5U-85F at >= 100 MHz);
 - the iCEBreaker configuration (``synth/configs/icebreaker.toml``) on ``generic`` and
   ``ice40`` (target: fits the iCE40UP5K, <= 5280 LUT4 and <= 8 DSPs, at >= 30 MHz);
+- the CNN configuration (``synth/configs/cnn.toml``: conv layers with 3 x 3 kernels over maps
+  up to 24 x 32) on ``ecp5``, checked against the ECP5's clock and overhead targets too;
 
 and checks the reuse overhead (target: at most 15 % more LUTs on the ECP5, 20 % on the iCE40).
 For each missed target it prints by how much and why (critical path: start and end, logic
@@ -33,6 +35,7 @@ from reuse_accel.synth.report import reuse_overhead
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "synth" / "configs" / "icebreaker.toml"
+CNN = ROOT / "synth" / "configs" / "cnn.toml"
 ECP5_MHZ = 100.0
 ICE40_MHZ = 30.0
 MAX_REUSE_LUT_OVERHEAD = {"ecp5": 15.0, "ice40": 20.0}
@@ -41,10 +44,12 @@ MAX_REUSE_LUT_OVERHEAD = {"ecp5": 15.0, "ice40": 20.0}
 
 def _runs(only: set[str] | None):
     default, small = AccelConfig(), AccelConfig.from_toml(SMALL)
+    cnn = AccelConfig.from_toml(CNN)
     variants = (True, False) if has_reuse_option() else (True,)
     runs = []
     for label, config, targets in (("default", default, ("ecp5", "generic")),
-                                   ("icebreaker", small, ("ice40", "generic"))):
+                                   ("icebreaker", small, ("ice40", "generic")),
+                                   ("cnn", cnn, ("ecp5",))):
         for target in targets:
             if only and target not in only:
                 continue
