@@ -1,5 +1,5 @@
-"""Write the ONNX test fixtures: a tiny MLP and two tiny CNNs exported by both
-``torch.onnx.export`` forms.
+"""Write the ONNX test fixtures: a tiny MLP, two tiny CNNs and four tiny recurrent models
+exported by both ``torch.onnx.export`` forms.
 
 The MLP is ``Flatten -> Linear(24, 10) -> ReLU -> Dropout -> Linear(10, 5)`` on an input of
 shape (N, 2, 3, 4), with fixed weights (seed 0). It is exported with the classic TorchScript
@@ -12,6 +12,10 @@ The CNNs (:func:`make_cnn2d`, :func:`make_cnn1d`) use every layer the importer f
 (with padding), ``AdaptiveAvgPool(1)``, ``Flatten`` and ``Linear``. They are exported with
 random batch-norm statistics, by both exporters, to ``tests/data/cnn2d_{classic,dynamo}.onnx``
 and ``tests/data/cnn1d_{classic,dynamo}.onnx``.
+
+The recurrent models (:func:`export_recurrent`) stack two LSTM or two GRU layers (5 inputs,
+hidden 7) under a ``Linear(7, 3)`` applied to every time step, ``batch_first`` either way, to
+``tests/data/{lstm,gru}_{seq,batch}_first_{classic,dynamo}.onnx``.
 
 PyTorch is not a dependency of the project; run this in an environment that has it (it needs
 no network access)::
@@ -74,6 +78,41 @@ def make_cnn1d() -> nn.Module:
         nn.Linear(8 * 8, 10), nn.ReLU(), nn.Linear(10, 3)))
 
 
+RNN_FEATURES, RNN_STEPS = 5, 6
+
+
+class Recurrent(nn.Module):
+    """Two stacked LSTM or GRU layers (hidden 7) and a Linear(7, 3) on every time step."""
+
+    def __init__(self, kind: str, batch_first: bool):
+        super().__init__()
+        self.rnn = getattr(nn, kind)(RNN_FEATURES, 7, num_layers=2, batch_first=batch_first)
+        self.fc = nn.Linear(7, 3)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+def export_recurrent(kind: str, batch_first: bool) -> None:
+    """``{lstm,gru}_{seq,batch}_first_{classic,dynamo}.onnx``: the classic export with symbolic
+    time and batch axes, the dynamo export with the example's 6 steps and batch 1."""
+    torch.manual_seed(0)
+    model = Recurrent(kind, batch_first).eval()
+    shape = (1, RNN_STEPS, RNN_FEATURES) if batch_first else (RNN_STEPS, 1, RNN_FEATURES)
+    axes = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
+    stem = f"{kind.lower()}_{'batch' if batch_first else 'seq'}_first"
+    example = torch.randn(*shape)
+    classic = OUT_DIR / f"{stem}_classic.onnx"
+    torch.onnx.export(model, (example,), str(classic), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": axes, "y": axes}, opset_version=17)
+    print(f"wrote {classic} ({classic.stat().st_size} bytes)")
+    dynamo = OUT_DIR / f"{stem}_dynamo.onnx"
+    program = torch.onnx.export(model, (example,), dynamo=True, input_names=["x"],
+                                output_names=["y"], external_data=False)
+    program.save(str(dynamo), external_data=False)
+    print(f"wrote {dynamo} ({dynamo.stat().st_size} bytes)")
+
+
 def export_both(model: nn.Module, shape: tuple[int, ...], stem: str) -> None:
     example = torch.randn(*shape)
     classic = OUT_DIR / f"{stem}_classic.onnx"
@@ -110,6 +149,9 @@ def main() -> None:
     print(f"wrote {batched} ({batched.stat().st_size} bytes)")
     export_both(make_cnn2d(), CNN2D_INPUT, "cnn2d")
     export_both(make_cnn1d(), CNN1D_INPUT, "cnn1d")
+    for kind in ("LSTM", "GRU"):
+        for batch_first in (False, True):
+            export_recurrent(kind, batch_first)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ from reuse_accel.sim.model import FixedLayer, quantize
 from .commands import layer_weight_rows
 from .network import InputError, Network, check_frames
 
-__all__ = ["CompiledModel", "ModelFitError", "capacities", "check_fits", "compile_model",
-           "memory_rows", "size_config"]
+__all__ = ["CompiledModel", "ModelFitError", "capacities", "check_fits", "check_kinds",
+           "compile_model", "memory_rows", "size_config"]
 
 CAPACITIES = ("max_layers", "max_neurons", "weight_depth", "max_kernel", "max_height",
               "max_width")
@@ -164,10 +164,22 @@ def _kernel_side(geometry) -> int:
     return max(sides)
 
 
+def check_kinds(network: Network) -> None:
+    """Raise :class:`InputError` for a layer of a kind the accelerator does not run (the float
+    reference, :meth:`Network.forward`, runs every kind)."""
+    for number, layer in enumerate(network.layers):
+        if layer.recurrent is not None:
+            raise InputError(
+                f"layer {number} is an {layer.kind.name} layer ({layer.inputs} inputs, hidden "
+                f"size {layer.recurrent.hidden}); the accelerator runs dense and conv layers: "
+                "recurrent layers are not in its golden model and gateware yet")
+
+
 def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
     """The smallest value of each capacity parameter (:data:`CAPACITIES`) that holds
     ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes);
     the conv capacities are 0 and 1 for a model without conv layers."""
+    check_kinds(network)
     geometries = [layer.geometry for layer in network.layers if layer.geometry is not None]
     return {
         "max_layers": len(network.layers),
@@ -182,7 +194,9 @@ def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
 
 def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardware") -> None:
     """Raise :class:`ModelFitError` if ``network`` cannot be loaded into this hardware
-    (``hardware`` names it in the message)."""
+    (``hardware`` names it in the message), :class:`InputError` if it has a layer of a kind the
+    accelerator does not run."""
+    check_kinds(network)
     layers = len(network.layers)
     if layers > config.max_layers:
         raise ModelFitError(

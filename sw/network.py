@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout, input_layout
+from reuse_accel.hw.layers.recurrent import RecurrentShape, recurrent_step
 from reuse_accel.hw.protocol import LayerKind
 
-__all__ = ["ACTIVATIONS", "InputError", "Layer", "Network", "check_frames", "check_real",
-           "load_frames", "load_labels"]
+__all__ = ["ACTIVATIONS", "InputError", "Layer", "Network", "RECURRENT_KINDS", "check_frames",
+           "check_real", "load_frames", "load_labels"]
 
 ACTIVATIONS = ("relu", "identity")
 """What may follow a layer."""
@@ -59,12 +60,15 @@ class Layer:
     ----------
     weight : ndarray
         A dense layer's weights, (outputs, inputs) like a PyTorch ``Linear``; a conv layer's,
-        ``(C', C, kh, kw)`` (a 1-D conv's ``(C', C, k)`` is taken as ``(C', C, 1, k)``).
+        ``(C', C, kh, kw)`` (a 1-D conv's ``(C', C, k)`` is taken as ``(C', C, 1, k)``); a
+        recurrent layer's, ``(4H, inputs + H)`` over ``[x_t ; h_{t-1}]``
+        (:mod:`reuse_accel.hw.layers.recurrent` gives the gate layout).
     bias : ndarray
-        (outputs,) for a dense layer, ``(C',)`` for a conv layer.
+        (outputs,) for a dense layer, ``(C',)`` for a conv layer, ``(4H,)`` for a recurrent
+        layer.
     activation : str
         ``"relu"`` or ``"identity"``, applied to the layer's output (before a conv layer's
-        pool).
+        pool); a recurrent layer's cell has its own (``"identity"``).
     kind : LayerKind
         What the layer computes.
     names : (str, str)
@@ -75,6 +79,8 @@ class Layer:
     input_map : MapLayout
         For a dense layer after a conv layer with several output positions, the map it takes
         flattened (set by :class:`Network`); None otherwise.
+    recurrent : RecurrentShape
+        An LSTM or GRU layer's shape; None for the other kinds. Each frame is one time step.
     """
 
     weight: np.ndarray
@@ -84,19 +90,34 @@ class Layer:
     names: tuple[str, str] = ("the weight", "the bias")
     geometry: ConvGeometry | None = None
     input_map: MapLayout | None = None
+    recurrent: RecurrentShape | None = None
 
     def __post_init__(self):
         weight_name, bias_name = self.names
-        if self.kind not in (LayerKind.DENSE, LayerKind.CONV):
+        if self.kind not in RECURRENT_KINDS and self.kind not in (LayerKind.DENSE,
+                                                                 LayerKind.CONV):
             raise InputError(f"layer kind {self.kind!r} is not supported")
-        if (self.geometry is None) != (self.kind is LayerKind.DENSE):
-            raise InputError("a conv layer needs its geometry and a dense layer has none")
+        if (self.geometry is None) != (self.kind is not LayerKind.CONV):
+            raise InputError("a conv layer needs its geometry and other layers have none")
+        if self.recurrent is None and self.kind in RECURRENT_KINDS or \
+                self.recurrent is not None and RECURRENT_KINDS.get(self.kind) != \
+                self.recurrent.cell:
+            raise InputError(f"a {self.kind.name} layer needs a recurrent shape of its cell, "
+                             f"not {self.recurrent}")
+        if self.recurrent is not None and self.activation != "identity":
+            raise InputError("a recurrent layer's cell has its own activations; its "
+                             "activation must be 'identity'")
         if self.activation not in ACTIVATIONS:
             raise InputError(f"the activation must be one of {', '.join(ACTIVATIONS)}, not "
                              f"{self.activation!r}")
         self.weight = check_real(self.weight, weight_name)
         self.bias = check_real(self.bias, bias_name)
-        if self.geometry is None:
+        if self.recurrent is not None:
+            expected = (self.recurrent.sums, self.recurrent.fan_in)
+            if self.weight.shape != expected:
+                raise InputError(f"{weight_name} must have shape {expected} (4 x hidden, "
+                                 f"inputs + hidden), not {self.weight.shape}")
+        elif self.geometry is None:
             if self.weight.ndim != 2:
                 raise InputError(f"{weight_name} must be a 2-D (outputs, inputs) array, not "
                                  f"shape {self.weight.shape}")
@@ -118,11 +139,15 @@ class Layer:
 
     @property
     def inputs(self) -> int:
-        return self.weight.shape[1] if self.geometry is None else self.geometry.inputs
+        return self._shape.inputs if self._shape is not None else self.weight.shape[1]
 
     @property
     def outputs(self) -> int:
-        return self.weight.shape[0] if self.geometry is None else self.geometry.outputs
+        return self._shape.outputs if self._shape is not None else self.weight.shape[0]
+
+    @property
+    def _shape(self) -> ConvGeometry | RecurrentShape | None:
+        return self.geometry if self.geometry is not None else self.recurrent
 
     @property
     def input_layout(self) -> MapLayout:
@@ -144,8 +169,11 @@ class Layer:
         return self.activation == "relu"
 
     def forward(self, values: np.ndarray) -> np.ndarray:
-        """The layer's outputs for (T, inputs) ``values``, flattened in C order."""
+        """The layer's outputs for (T, inputs) ``values``, flattened in C order. A recurrent
+        layer takes them as one sequence of T time steps from a zero state."""
         geometry = self.geometry
+        if self.recurrent is not None:
+            return self._sequence(values)
         if geometry is None:
             out = values @ self.weight.T + self.bias
             return np.maximum(out, 0.0) if self.relu else out
@@ -158,6 +186,25 @@ class Layer:
         if geometry.pool is not None:
             out = geometry.pool.apply(out, exact=False)
         return out.transpose(0, 3, 1, 2).reshape(count, -1)
+
+
+    def _sequence(self, values: np.ndarray) -> np.ndarray:
+        shape = self.recurrent
+        inputs = shape.inputs
+        # The input half of every step's product at once; the recurrent half step by step.
+        driven = values @ self.weight[:, :inputs].T + self.bias
+        recurrent = self.weight[:, inputs:]
+        hidden = np.zeros(shape.hidden)
+        state = np.zeros(shape.hidden)
+        out = np.empty((len(values), shape.hidden))
+        for t, sums in enumerate(driven):
+            hidden, state = recurrent_step(shape, sums + recurrent @ hidden, state, hidden)
+            out[t] = hidden
+        return out
+
+
+RECURRENT_KINDS = {LayerKind.LSTM: "lstm", LayerKind.GRU: "gru"}
+"""The recurrent layer kinds and their cells."""
 
 
 @dataclass(eq=False)
@@ -188,7 +235,7 @@ class Network:
                                  f"but {source} of shape {shape}")
             if layer.inputs != prod(shape):
                 raise InputError(f"{layer.names[0]} takes {layer.inputs} inputs but {source}")
-            if layer.geometry is None:
+            if layer.kind is LayerKind.DENSE:
                 previous = self.layers[number - 1].geometry if number else None
                 layer.input_map = (previous.output_layout if previous is not None and
                                    previous.output_layout.positions > 1 else None)

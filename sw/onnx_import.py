@@ -17,15 +17,24 @@ The graph must compute one chain of conv and dense layers from one input:
 - ``Relu`` after a layer: its activation (a layer without one is linear);
 - ``Flatten`` (``axis = 1``) and ``Reshape`` to ``(N, features)``: the dense layers take their
   input flattened in C order (channels first, as PyTorch does);
-- ``Identity`` and ``Dropout`` (inference: identity).
+- ``Identity`` and ``Dropout`` (inference: identity);
+- ``LSTM`` and ``GRU`` (forward, batch 1, default activations, no clip, no peepholes, a zero
+  or absent initial state, ``input_forget = 0``; a GRU with ``linear_before_reset = 1``,
+  PyTorch's form): a recurrent layer (:mod:`reuse_accel.hw.layers.recurrent`). The graph
+  input is then a sequence, ``(T, N, features)`` or ``(N, T, features)`` (``batch_first``; the
+  ``Transpose`` nodes between the input and the first recurrent node say which), and each frame
+  is one time step. ``Transpose`` may move the time, batch and direction axes, ``Squeeze`` and
+  ``Reshape`` may drop the direction axis (size 1), and dense layers after a recurrent layer
+  act on every time step.
 
 Local functions (as some exporters write blocks of a model) are inlined first.
 
 The graph input is ``(N, *input_shape)``, ``N`` the batch dimension (symbolic, or 1); the
 network runs one frame of ``input_shape`` at a time, so wherever the graph reads the batch size
-(``Shape``) it is 1. Initializers and constant subgraphs (``Constant``, ``Shape`` of a computed
-tensor, and any node whose inputs are all constant, such as a ``Transpose`` or ``Cast`` of an
-initializer or a ``Concat`` of shapes) are evaluated with
+(``Shape``) it is 1 (and the number of time steps of a sequence input, the length it was
+exported with, or 1 if that is symbolic). Initializers and constant subgraphs (``Constant``,
+``Shape`` of a computed tensor, and any node whose inputs are all constant, such as a
+``Transpose`` or ``Cast`` of an initializer or a ``Concat`` of shapes) are evaluated with
 :class:`onnx.reference.ReferenceEvaluator` and folded.
 
 Anything else raises :class:`~.network.InputError` before anything runs: an unsupported op
@@ -46,6 +55,7 @@ from onnx import inliner, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from reuse_accel.hw.layers.conv import ConvGeometry, Pool
+from reuse_accel.hw.layers.recurrent import RecurrentShape
 from reuse_accel.hw.protocol import LayerKind
 
 from .network import InputError, Layer, Network, check_real
@@ -54,13 +64,14 @@ __all__ = ["SUPPORTED_OPS", "load_onnx", "network_from_onnx"]
 
 SUPPORTED_OPS = ("Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "ReduceMean", "Gemm", "MatMul", "Add", "Relu", "Identity", "Dropout", "Flatten",
-                 "Reshape")
+                 "Reshape", "LSTM", "GRU", "Transpose", "Squeeze")
 """Ops that may act on tensors computed from the input (constant subgraphs may use any op)."""
 
 _SUPPORTED_TEXT = (f"supported ops are {', '.join(SUPPORTED_OPS)} (BatchNormalization and Add "
                    "only right after a Conv, MatMul or Gemm, pools only after a Conv, "
                    "ReduceMean only over a Conv's spatial axes, Reshape only to (N, "
-                   "features)); constant subgraphs are folded")
+                   "features), Transpose and Squeeze only of a sequence's time, batch and "
+                   "direction axes); constant subgraphs are folded")
 _FLOAT_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16")
 
 
@@ -76,6 +87,7 @@ class _Pending:
     node: str
     open: bool
     geometry: ConvGeometry | None = None
+    recurrent: RecurrentShape | None = None
 
     @property
     def outputs(self) -> int:
@@ -84,15 +96,20 @@ class _Pending:
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of the layer's output, per frame."""
+        if self.recurrent is not None:
+            return self.recurrent.output_shape
         return (self.outputs,) if self.geometry is None else self.geometry.output_shape
 
 
 @dataclass(frozen=True)
 class _Value:
-    """A tensor computed from the graph input: its shape per frame and the layers so far."""
+    """A tensor computed from the graph input: its shape per frame, the layers so far, and the
+    ONNX axes before the per-frame ones (``prefix``): ``"N"`` the batch, and for a sequence
+    ``"T"`` its time steps and ``"D"`` a recurrent node's directions (always 1)."""
 
     shape: tuple[int, ...]
     layers: tuple[_Pending, ...] = ()
+    prefix: tuple[str, ...] = ("N",)
 
     @property
     def features(self) -> int:
@@ -111,12 +128,12 @@ class _Value:
         closed = self.layers
         if self.last_open:
             closed = closed[:-1] + (replace(closed[-1], open=False),)
-        return _Value(layer.shape, closed + (layer,))
+        return _Value(layer.shape, closed + (layer,), self.prefix)
 
     def with_last(self, **changes) -> _Value:
         last = replace(self.layers[-1], **changes)
         shape = last.shape if self.is_last_output else self.shape
-        return _Value(shape, self.layers[:-1] + (last,))
+        return _Value(shape, self.layers[:-1] + (last,), self.prefix)
 
 
 def load_onnx(path: str | Path) -> Network:
@@ -156,8 +173,11 @@ def network_from_onnx(model) -> Network:
         raise InputError(f"the model has {len(inputs)} inputs ({listed}); the accelerator "
                          "takes one input tensor")
     graph_input = inputs[0]
-    input_shape = _input_shape(graph_input)
-    values[graph_input.name] = _Value(input_shape)
+    prefix = _sequence_prefix(graph, graph_input.name)
+    input_shape, steps = _input_shape(graph_input, prefix)
+    values[graph_input.name] = _Value(input_shape, prefix=prefix)
+    consumed = {name for node in graph.node for name in node.input} | \
+        {value.name for value in graph.output}
 
     for index, node in enumerate(graph.node):
         label = f"{node.op_type} node {node.name!r}" if node.name else \
@@ -173,12 +193,16 @@ def network_from_onnx(model) -> Network:
             _fold(node, label, constants, opset)
             continue
         if node.op_type == "Shape" and node.domain in ("", "ai.onnx"):
-            constants[node.output[0]] = _shape_of(node, values[data[0]])
+            constants[node.output[0]] = _shape_of(node, values[data[0]], steps)
             continue
         if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED_OPS:
             op = node.op_type if node.domain in ("", "ai.onnx") else \
                 f"{node.domain}.{node.op_type}"
             raise InputError(f"unsupported ONNX op {op} ({label}); {_SUPPORTED_TEXT}")
+        extra = [name for name in node.output[1:] if name and name in consumed]
+        if extra:
+            raise InputError(f"{label} has its output {extra[0]!r} used; only its first "
+                             "output (the values per frame) is supported")
         handler = _HANDLERS[node.op_type]
         values[node.output[0]] = handler(node, label, values, constants)
 
@@ -193,16 +217,56 @@ def network_from_onnx(model) -> Network:
     if not result.layers:
         raise InputError(f"the model computes no layer between its input and its output "
                          f"{output!r}: it needs a Gemm or a MatMul")
-    layers = [Layer(layer.weight, layer.bias, layer.activation,
-                    LayerKind.DENSE if layer.geometry is None else LayerKind.CONV,
-                    names=(f"the weight of {layer.node}", f"the bias of {layer.node}"),
-                    geometry=layer.geometry)
-              for layer in result.layers]
-    return Network(input_shape, layers)
+    if "D" in result.prefix:
+        raise InputError(f"the model output {output!r} keeps the direction axis of "
+                         f"{result.layers[-1].node}'s output; squeeze it")
+    return Network(input_shape, [_layer(layer) for layer in result.layers])
 
 
-def _input_shape(value) -> tuple[int, ...]:
-    """The graph input's shape without its batch dimension."""
+def _layer(layer: _Pending) -> Layer:
+    if layer.recurrent is not None:
+        kind = LayerKind.LSTM if layer.recurrent.cell == "lstm" else LayerKind.GRU
+    else:
+        kind = LayerKind.DENSE if layer.geometry is None else LayerKind.CONV
+    return Layer(layer.weight, layer.bias, layer.activation, kind,
+                 names=(f"the weight of {layer.node}", f"the bias of {layer.node}"),
+                 geometry=layer.geometry, recurrent=layer.recurrent)
+
+
+def _sequence_prefix(graph, input_name: str) -> tuple[str, ...]:
+    """The graph input's leading axes: ``("N",)``, or for a model with a recurrent node the
+    time and batch axes in the order they reach the first one (through ``Transpose`` and
+    ``Identity`` nodes), which reads them as ``layout`` says."""
+    first = next((node for node in graph.node if node.op_type in ("LSTM", "GRU")), None)
+    if first is None:
+        return ("N",)
+    roles = ["N", "T"] if _attributes(first).get("layout", 0) else ["T", "N"]
+    producers = {name: node for node in graph.node for name in node.output}
+    name = first.input[0]
+    while name != input_name:
+        node = producers.get(name)
+        if node is None or node.op_type not in ("Transpose", "Identity"):
+            what = "an initializer" if node is None else f"a {node.op_type} node"
+            raise InputError(f"the sequence {first.op_type} node {first.name!r} reads comes "
+                             f"from {what}; a recurrent model's first recurrent node must read "
+                             "the model input, transposed at most")
+        if node.op_type == "Transpose":
+            perm = list(_attributes(node).get("perm", [2, 1, 0]))
+            if perm[2:] != [2] or sorted(perm) != [0, 1, 2]:
+                raise InputError(f"{node.op_type} node {node.name!r} moves the features of "
+                                 f"the sequence (perm={perm}); only the time and batch axes "
+                                 "may move")
+            before = [""] * 2
+            for position, source in enumerate(perm[:2]):
+                before[source] = roles[position]
+            roles = before
+        name = node.input[0]
+    return tuple(roles)
+
+
+def _input_shape(value, prefix: tuple[str, ...]) -> tuple[tuple[int, ...], int]:
+    """The graph input's shape per frame (without its batch and time dimensions), and the
+    number of time steps it was exported with (1 if symbolic or not a sequence)."""
     name = repr(value.name)
     if not value.type.HasField("tensor_type"):
         raise InputError(f"the model input {name} is not a tensor")
@@ -217,19 +281,26 @@ def _input_shape(value) -> tuple[int, ...]:
     dims = [dim.dim_value if dim.HasField("dim_value") else dim.dim_param or "?"
             for dim in tensor.shape.dim]
     shown = "(" + ", ".join(str(dim) for dim in dims) + ("," if len(dims) == 1 else "") + ")"
+    if len(prefix) > 1 and len(dims) != 3:
+        raise InputError(f"the model input {name} has shape {shown}; a recurrent model takes "
+                         "a sequence of vectors, (T, N, features) or (N, T, features)")
     if len(dims) < 2:
         raise InputError(f"the model input {name} has shape {shown}; the accelerator needs a "
                          "batch dimension first, (N, features...)")
-    if isinstance(dims[0], int) and dims[0] != 1:
-        raise InputError(f"the model input {name} has a fixed batch of {dims[0]}, shape "
+    batch = dims[prefix.index("N")]
+    if isinstance(batch, int) and batch != 1:
+        raise InputError(f"the model input {name} has a fixed batch of {batch}, shape "
                          f"{shown}; export it with a batch of 1 or a symbolic batch dimension")
-    for position, dim in enumerate(dims[1:], start=1):
+    for position, dim in enumerate(dims[len(prefix):], start=len(prefix)):
         if not isinstance(dim, int) or dim < 1:
+            fixed = ("batch dimension" if len(prefix) == 1 else
+                     "batch and time dimensions")
             raise InputError(
                 f"the model input {name} has shape {shown}: dimension {position} is "
                 f"{dim!r}, not a fixed size; export it with a fixed shape except for the "
-                "batch dimension")
-    return tuple(dims[1:])
+                f"{fixed}")
+    steps = dims[prefix.index("T")] if "T" in prefix else 1
+    return tuple(dims[len(prefix):]), steps if isinstance(steps, int) else 1
 
 
 def _fold(node, label: str, constants: dict, opset: int | None) -> None:
@@ -246,9 +317,9 @@ def _fold(node, label: str, constants: dict, opset: int | None) -> None:
             constants[name] = np.asarray(result)
 
 
-def _shape_of(node, value: _Value) -> np.ndarray:
-    """``Shape`` of a computed tensor, for one frame (batch 1)."""
-    shape = [1, *value.shape]
+def _shape_of(node, value: _Value, steps: int) -> np.ndarray:
+    """``Shape`` of a computed tensor, for one frame (batch 1; a sequence's ``steps``)."""
+    shape = [steps if axis == "T" else 1 for axis in value.prefix] + list(value.shape)
     attributes = _attributes(node)
     return np.array(shape[slice(attributes.get("start", 0), attributes.get("end", len(shape)))],
                     dtype=np.int64)
@@ -308,6 +379,7 @@ def _dropout(node, label, values, constants) -> _Value:
 
 def _flatten(node, label, values, constants) -> _Value:
     value = values[node.input[0]]
+    _not_a_sequence(label, value)
     rank = len(value.shape) + 1
     axis = _attributes(node).get("axis", 1)
     if (axis + rank if axis < 0 else axis) != 1:
@@ -324,6 +396,8 @@ def _reshape(node, label, values, constants) -> _Value:
                          "constant shape is supported")
     shape = [int(size) for size in np.asarray(constants[target]).reshape(-1)]
     allowzero = _attributes(node).get("allowzero", 0)
+    if value.prefix != ("N",):
+        return _reshape_sequence(node, label, value, shape, allowzero)
     # One frame at a time: the batch is 1.
     source = [1, *value.shape]
     resolved = []
@@ -340,6 +414,186 @@ def _reshape(node, label, values, constants) -> _Value:
             f"{label} reshapes {_shape_text(value.shape)} to {tuple(shape)}; only a reshape to "
             f"a vector per frame, (N, {value.features}), is supported")
     return _Value((value.features,), value.layers)
+
+
+def _reshape_sequence(node, label, value: _Value, shape: list[int], allowzero) -> _Value:
+    """A Reshape of a sequence: it keeps the time and batch axes in their order and drops
+    the direction axis (size 1); the per-frame part becomes a vector."""
+    kept = tuple(axis for axis in value.prefix if axis != "D")
+    source = [None if axis == "T" else 1 for axis in value.prefix] + list(value.shape)
+    text = _value_text(value)
+    if len(shape) != len(kept) + 1:
+        raise InputError(f"{label} reshapes {text} to {tuple(shape)}; a sequence may only "
+                         f"be reshaped to {_axes_text(kept)}, features)")
+    resolved = []
+    for position, size in enumerate(shape):
+        if size == 0 and not allowzero:
+            size = source[position] if position < len(source) else -2
+        resolved.append(size)
+    for position, axis in enumerate(kept):
+        # The time axis is as long as the export's (the graph's constant says so) or copied.
+        if axis == "N" and resolved[position] not in (1, -1) or \
+                axis == "T" and resolved[position] is not None and resolved[position] < -1:
+            raise InputError(f"{label} reshapes {text} to {tuple(shape)}; a sequence may only "
+                             f"be reshaped to {_axes_text(kept)}, features)")
+    if resolved[-1] not in (value.features, -1) or \
+            [size for size in resolved if size == -1].count(-1) > 1:
+        raise InputError(f"{label} reshapes {text} to {tuple(shape)}; a sequence may only be "
+                         f"reshaped to {_axes_text(kept)}, {value.features})")
+    return _Value((value.features,), value.layers, kept)
+
+
+def _transpose(node, label, values, constants) -> _Value:
+    """A Transpose that moves only a sequence's time, batch and direction axes."""
+    value = values[node.input[0]]
+    rank = len(value.prefix) + len(value.shape)
+    perm = list(_attributes(node).get("perm", range(rank - 1, -1, -1)))
+    count = len(value.prefix)
+    if value.prefix == ("N",) or sorted(perm) != list(range(rank)) or \
+            perm[count:] != list(range(count, rank)):
+        raise InputError(f"{label} transposes {_value_text(value)} with perm={perm}; only a "
+                         "Transpose of a sequence's time, batch and direction axes is "
+                         "supported")
+    return replace(value, prefix=tuple(value.prefix[source] for source in perm[:count]))
+
+
+def _squeeze(node, label, values, constants) -> _Value:
+    """A Squeeze of a recurrent node's direction axis."""
+    value = values[node.input[0]]
+    if len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in constants:
+            raise InputError(f"{label} takes its axes from the model input; only constant "
+                             "axes are supported")
+        axes = [int(axis) for axis in np.asarray(constants[node.input[1]]).reshape(-1)]
+    else:
+        axes = list(_attributes(node).get("axes", []))
+    rank = len(value.prefix) + len(value.shape)
+    axes = sorted({axis % rank for axis in axes})
+    if not axes or any(axis >= len(value.prefix) or value.prefix[axis] != "D"
+                       for axis in axes):
+        raise InputError(f"{label} squeezes axes {axes or 'of size 1'} of "
+                         f"{_value_text(value)}; only a Squeeze of a recurrent node's direction "
+                         "axis is supported")
+    prefix = tuple(axis for position, axis in enumerate(value.prefix) if position not in axes)
+    return replace(value, prefix=prefix)
+
+
+_RECURRENT_GATES = {"LSTM": 4, "GRU": 3}
+_DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
+
+
+def _recurrent(node, label, values, constants) -> _Value:
+    """An LSTM or GRU node: a recurrent layer over the sequence it reads, one time step per
+    frame (see :mod:`reuse_accel.hw.layers.recurrent` for the weight layout)."""
+    op = node.op_type
+    attributes = _attributes(node)
+    names = list(node.input) + [""] * (8 - len(node.input))
+    x, w, r, b, lengths, initial_h = names[:6]
+    if x not in values:
+        raise InputError(f"{label} runs over a constant sequence; only the computed tensor "
+                         "as X is supported")
+    value = values[x]
+    layout = attributes.get("layout", 0)
+    expected = ("N", "T") if layout else ("T", "N")
+    if value.prefix != expected or len(value.shape) != 1:
+        raise InputError(f"{label} (layout={layout}) reads {_value_text(value)}; it needs a "
+                         f"sequence {_axes_text(expected)}, features)")
+    direction = attributes.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction != "forward":
+        raise InputError(f"{label} has direction={direction!r}; only 'forward' is supported: "
+                         "a bidirectional or reverse layer needs the whole sequence before its "
+                         "first output, which streaming one frame per time step cannot give")
+    activations = [name.decode() if isinstance(name, bytes) else name
+                   for name in attributes.get("activations", _DEFAULT_ACTIVATIONS[op])]
+    if [name.lower() for name in activations] != \
+            [name.lower() for name in _DEFAULT_ACTIVATIONS[op]]:
+        raise InputError(f"{label} has activations={activations}; only the defaults "
+                         f"{_DEFAULT_ACTIVATIONS[op]} are supported")
+    for name in ("activation_alpha", "activation_beta", "clip"):
+        if name in attributes:
+            raise InputError(f"{label} has {name}={attributes[name]}; only the default "
+                             "activations without a clip are supported")
+    if op == "LSTM" and attributes.get("input_forget", 0):
+        raise InputError(f"{label} has input_forget=1 (coupled input and forget gates); only "
+                         "input_forget=0 is supported")
+    if op == "GRU" and attributes.get("linear_before_reset", 0) != 1:
+        raise InputError(f"{label} has linear_before_reset=0: its candidate gate multiplies "
+                         "r into h before the recurrent weights, so that product changes "
+                         "whenever r does and cannot be corrected by deltas; only "
+                         "linear_before_reset=1 (PyTorch's GRU) is supported")
+    if lengths:
+        raise InputError(f"{label} takes sequence_lens; only whole sequences (no "
+                         "sequence_lens input) are supported")
+    states = [(initial_h, "initial_h")] + ([(names[6], "initial_c")] if op == "LSTM" else [])
+    for name, what in states:
+        if not name:
+            continue
+        if name not in constants:
+            raise InputError(f"{label} takes its {what} from the model input; only a zero "
+                             "initial state is supported (a sequence starts from h = 0, c = 0)")
+        if np.any(np.asarray(constants[name]) != 0):
+            raise InputError(f"{label} has a nonzero {what}; only a zero initial state is "
+                             "supported (a sequence starts from h = 0, c = 0)")
+    if op == "LSTM" and names[7]:
+        if names[7] not in constants or np.any(np.asarray(constants[names[7]]) != 0):
+            raise InputError(f"{label} has peepholes (input P); only an LSTM without "
+                             "peepholes is supported")
+    hidden = int(attributes.get("hidden_size", 0))
+    gates = _RECURRENT_GATES[op]
+    features = value.shape[0]
+    weight = _weights(node, label, w, constants)
+    recurrent = _weights(node, label, r, constants)
+    for name, array, width in ((w, weight, features), (r, recurrent, hidden)):
+        if array.shape != (1, gates * hidden, width):
+            raise InputError(f"the weight {name!r} of {label} has shape {array.shape}, not "
+                             f"(1, {gates * hidden}, {width}) for hidden_size={hidden} over "
+                             f"{features} inputs")
+    bias = np.zeros(2 * gates * hidden)
+    if b:
+        bias = check_real(constants[b], f"the bias {b!r} of {label}").reshape(-1)
+        if bias.shape != (2 * gates * hidden,):
+            raise InputError(f"the bias {b!r} of {label} has {bias.size} values, not "
+                             f"{2 * gates * hidden}")
+    weight, recurrent = weight[0], recurrent[0]
+    input_bias, recurrent_bias = bias[:gates * hidden], bias[gates * hidden:]
+    if op == "LSTM":
+        # Gates i, o, f, c over [x ; h].
+        matrix = np.concatenate([weight, recurrent], axis=1)
+        total = input_bias + recurrent_bias
+        shape = RecurrentShape("lstm", features, hidden)
+    else:
+        # z and r over [x ; h]; the candidate's input part n_x over x and recurrent part n_h
+        # over h, apart.
+        z_r = slice(0, 2 * hidden)
+        n = slice(2 * hidden, 3 * hidden)
+        matrix = np.zeros((4 * hidden, features + hidden))
+        matrix[z_r, :features], matrix[z_r, features:] = weight[z_r], recurrent[z_r]
+        matrix[2 * hidden:3 * hidden, :features] = weight[n]
+        matrix[3 * hidden:, features:] = recurrent[n]
+        total = np.concatenate([input_bias[z_r] + recurrent_bias[z_r], input_bias[n],
+                                recurrent_bias[n]])
+        shape = RecurrentShape("gru", features, hidden)
+    layer = _Pending(matrix, total, "identity", label, False, recurrent=shape)
+    # Y: (T, directions, N, H), or (N, T, directions, H) with layout 1.
+    prefix = ("N", "T", "D") if layout else ("T", "D", "N")
+    return replace(value.with_layer(layer), prefix=prefix)
+
+
+def _not_a_sequence(label: str, value: _Value) -> None:
+    if value.prefix != ("N",):
+        raise InputError(f"{label} takes {_value_text(value)}, a sequence; after a recurrent "
+                         "layer only dense layers (MatMul, Gemm with Add), Relu and the "
+                         "sequence's Transpose, Squeeze and Reshape are supported")
+
+
+def _axes_text(axes: tuple[str, ...]) -> str:
+    return "(" + ", ".join(axes)
+
+
+def _value_text(value: _Value) -> str:
+    names = [axis if axis != "D" else "1" for axis in value.prefix]
+    return "(" + ", ".join(names + [str(size) for size in value.shape]) + ")"
 
 
 def _gemm(node, label, values, constants) -> _Value:
@@ -441,6 +695,10 @@ def _relu(node, label, values, constants) -> _Value:
         raise InputError(f"{label} acts on the model input; the accelerator applies ReLU "
                          "only after a layer (Conv, Gemm or MatMul)")
     last = value.layers[-1]
+    if last.recurrent is not None and value.is_last_output:
+        raise InputError(f"{label} acts on the output of {last.node}; a recurrent layer's "
+                         "output has its cell's activations: only a ReLU after a Conv, Gemm "
+                         "or MatMul is supported")
     if value.last_open:
         return value.with_last(activation="relu", open=False)
     if last.activation == "identity":      # closed without an activation: by a pool
@@ -484,6 +742,7 @@ def _batch_norm(node, label, values, constants) -> _Value:
 
 def _spatial(label: str, value: _Value, op: str) -> int:
     """Spatial dimensions (1 or 2) of a map an op takes; a shape error otherwise."""
+    _not_a_sequence(label, value)
     if len(value.shape) not in (2, 3):
         kind = "a vector" if len(value.shape) == 1 else f"{len(value.shape) - 1}-D"
         raise InputError(f"{label} takes a tensor of shape {_shape_text(value.shape)} "
@@ -648,5 +907,6 @@ _HANDLERS = {
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Relu": _relu, "Identity": _pass_through,
     "Dropout": _dropout, "Flatten": _flatten, "Reshape": _reshape, "Conv": _conv,
     "BatchNormalization": _batch_norm, "MaxPool": _pool, "AveragePool": _pool,
-    "GlobalAveragePool": _pool, "ReduceMean": _reduce_mean,
+    "GlobalAveragePool": _pool, "ReduceMean": _reduce_mean, "LSTM": _recurrent,
+    "GRU": _recurrent, "Transpose": _transpose, "Squeeze": _squeeze,
 }

@@ -795,8 +795,10 @@ def test_run_rejects_an_unsupported_onnx_model_before_running(tmp_path, capsys):
     assert stderr == (
         "reuse-accel: error: unsupported ONNX op Sigmoid (Sigmoid node 'squash'); supported "
         "ops are Conv, BatchNormalization, MaxPool, AveragePool, GlobalAveragePool, "
-        "ReduceMean, Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape "
-        "(BatchNormalization and Add only right after a Conv, MatMul or Gemm, pools only after "
-        "a Conv, ReduceMean only over a Conv's spatial axes, Reshape only to (N, features)); "
+        "ReduceMean, Gemm, MatMul, Add, Relu, Identity, Dropout, Flatten, Reshape, LSTM, GRU, "
+        "Transpose, Squeeze (BatchNormalization and Add only right after a Conv, MatMul or "
+        "Gemm, pools only after a Conv, ReduceMean only over a Conv's spatial axes, Reshape "
+        "only to (N, features), Transpose and Squeeze only of a sequence's time, batch and "
+        "direction axes); "
         "constant subgraphs are folded\n")
     assert not (tmp_path / "r.json").exists()

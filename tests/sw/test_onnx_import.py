@@ -27,9 +27,10 @@ from reuse_accel.sw.onnx_import import SUPPORTED_OPS
 
 SUPPORTED = ("supported ops are Conv, BatchNormalization, MaxPool, AveragePool, "
              "GlobalAveragePool, ReduceMean, Gemm, MatMul, Add, Relu, Identity, Dropout, "
-             "Flatten, Reshape (BatchNormalization and Add only right after a Conv, MatMul or "
-             "Gemm, pools only after a Conv, ReduceMean only over a Conv's spatial axes, "
-             "Reshape only to (N, features)); constant subgraphs are folded")
+             "Flatten, Reshape, LSTM, GRU, Transpose, Squeeze (BatchNormalization and Add only "
+             "right after a Conv, MatMul or Gemm, pools only after a Conv, ReduceMean only over "
+             "a Conv's spatial axes, Reshape only to (N, features), Transpose and Squeeze only "
+             "of a sequence's time, batch and direction axes); constant subgraphs are folded")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -395,8 +396,8 @@ ERRORS = {
                                  helper.make_node("Dropout", ["h"], ["d", "mask"], name="drop"),
                                  helper.make_node("Cast", ["mask"], ["y"], name="cast",
                                                   to=TensorProto.FLOAT)], W0),
-                          "Cast node 'cast' reads 'mask', which is neither the model input, "
-                          "an initializer, nor the output of a node before it"),
+                          "Dropout node 'drop' has its output 'mask' used; only its first "
+                          "output (the values per frame) is supported"),
     "unknown constant op": (model([helper.make_node("NoSuchOp", ["b0"], ["c"], name="odd"),
                                    gemm(b="c")], W0),
                             "NoSuchOp node 'odd' computes a constant that cannot be evaluated "

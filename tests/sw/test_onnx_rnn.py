@@ -1,0 +1,242 @@
+"""The ONNX importer on recurrent models (LSTM, GRU), against onnxruntime: PyTorch's exports
+by both exporters, batch-first either way, models built with onnx.helper for every supported
+form, the refusals of everything else, and the accelerator's refusal to run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from reuse_accel.hw.layers.recurrent import RecurrentShape
+from reuse_accel.hw.protocol import LayerKind
+from reuse_accel.sw.cli import main
+from reuse_accel.sw.compiler import size_config
+from reuse_accel.sw.network import InputError
+from reuse_accel.sw.onnx_import import load_onnx, network_from_onnx
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+FEATURES, HIDDEN = 5, 7
+
+
+def init(name, array, dtype=np.float32):
+    return numpy_helper.from_array(np.asarray(array, dtype), name)
+
+
+def run_onnxruntime(proto_or_path, frames, *, batch_first=False, output_batch_first=None):
+    """The model's outputs over ``frames`` (T, features) as one sequence of batch 1, (T, out);
+    the input (and, unless ``output_batch_first`` says otherwise, the output) batch first or
+    time first."""
+    source = proto_or_path if isinstance(proto_or_path, str) else \
+        proto_or_path.SerializeToString()
+    session = onnxruntime.InferenceSession(source)
+    x = (frames[None] if batch_first else frames[:, None]).astype(np.float32)
+    y = session.run(None, {"x": x})[0]
+    output_batch_first = batch_first if output_batch_first is None else output_batch_first
+    return y[0] if output_batch_first else y[:, 0]
+
+
+def assert_close(got, expected):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("first", ["seq", "batch"])
+@pytest.mark.parametrize("form", ["classic", "dynamo"])
+def test_exported_recurrent_models_match_onnxruntime(kind, first, form):
+    """data/make_onnx_fixtures.py: two stacked layers (5 inputs, hidden 7) and a Linear(7, 3)
+    on every step. The classic export has symbolic time and batch axes (11 steps here); the
+    dynamo export is fixed at its example's 6 steps, which the importer does not keep: the
+    network runs any number of frames, one time step each."""
+    path = str(DATA / f"{kind}_{first}_first_{form}.onnx")
+    network = load_onnx(path)
+    cell = LayerKind.LSTM if kind == "lstm" else LayerKind.GRU
+    assert network.input_shape == (FEATURES,)
+    assert [(layer.kind, layer.recurrent, layer.inputs, layer.outputs)
+            for layer in network.layers] == [
+        (cell, RecurrentShape(kind, FEATURES, HIDDEN), FEATURES, HIDDEN),
+        (cell, RecurrentShape(kind, HIDDEN, HIDDEN), HIDDEN, HIDDEN),
+        (LayerKind.DENSE, None, HIDDEN, 3)]
+    steps = 11 if form == "classic" else 6
+    frames = np.random.default_rng(3).normal(size=(steps, FEATURES))
+    expected = run_onnxruntime(path, frames, batch_first=first == "batch")
+    assert_close(network.forward(frames), expected)
+    if form == "dynamo":
+        # A longer sequence: its first 6 steps are the 6-step run's.
+        longer = np.concatenate([frames, frames[::-1]])
+        assert_close(network.forward(longer)[:steps], expected)
+
+
+# -- every form, built with onnx.helper ---------------------------------------------------------
+
+def recurrent_model(op, *, layout=0, attributes=None, bias=True, states=(), extra=(),
+                    transpose=False, outputs=("y",), opset=17, seed=0):
+    """``x`` -> op (hidden 7) -> Squeeze of the direction axis -> MatMul by a (7, 2) weight.
+    ``states``: (input name, array) initial states or peepholes; ``extra``: more nodes."""
+    rng = np.random.default_rng(seed)
+    gates = 4 if op == "LSTM" else 3
+    inputs = ["x_seq" if transpose else "x", "W", "R", "B" if bias else ""]
+    initializers = [init("W", rng.normal(0, 0.5, (1, gates * HIDDEN, FEATURES))),
+                    init("R", rng.normal(0, 0.5, (1, gates * HIDDEN, HIDDEN))),
+                    init("fc", rng.normal(0, 0.5, (HIDDEN, 2))),
+                    init("squeeze_axes", [2 if layout else 1], np.int64)]
+    if bias:
+        initializers.append(init("B", rng.normal(0, 0.3, (1, 2 * gates * HIDDEN))))
+    slots = {"sequence_lens": 4, "initial_h": 5, "initial_c": 6, "P": 7}
+    for name, array in states:
+        while len(inputs) <= slots[name]:
+            inputs.append("")
+        inputs[slots[name]] = name
+        if array is not None:
+            initializers.append(init(name, array, np.int32 if name == "sequence_lens"
+                                     else np.float32))
+    attributes = {"hidden_size": HIDDEN, **({"layout": layout} if layout else {}),
+                  **(attributes or {})}
+    if op == "GRU":
+        attributes.setdefault("linear_before_reset", 1)
+    nodes = ([helper.make_node("Transpose", ["x"], ["x_seq"], perm=[1, 0, 2])]
+             if transpose else [])
+    nodes += [helper.make_node(op, inputs, ["Y", *outputs[1:]], name="rnn", **attributes),
+              helper.make_node("Squeeze", ["Y", "squeeze_axes"], ["h"]),
+              *extra]
+    if not any(node.output[0] == "y" for node in extra):
+        nodes.append(helper.make_node("MatMul", ["h", "fc"], ["y"]))
+    shape = ["N", "T", FEATURES] if layout or transpose else ["T", "N", FEATURES]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+        initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+ZEROS = np.zeros((1, 1, HIDDEN))
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+@pytest.mark.parametrize("case", ["plain", "no bias", "zero states", "batch-first transpose"])
+def test_recurrent_forms_match_onnxruntime(op, case):
+    states = [("initial_h", ZEROS)]
+    if op == "LSTM":
+        states += [("initial_c", ZEROS), ("P", np.zeros((1, 3 * HIDDEN)))]
+    proto = recurrent_model(op, bias=case != "no bias",
+                            states=states if case == "zero states" else (),
+                            transpose=case == "batch-first transpose")
+    network = network_from_onnx(proto)
+    frames = np.random.default_rng(5).normal(size=(9, FEATURES))
+    # The transposed model reads (N, T, features) and returns (T, N, 2).
+    expected = run_onnxruntime(proto, frames, batch_first=case == "batch-first transpose",
+                               output_batch_first=False)
+    assert_close(network.forward(frames), expected)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_the_batchwise_layout_matches_onnxs_reference(op):
+    """``layout = 1`` (the sequence read as (N, T, features), Y as (N, T, 1, H)): onnxruntime
+    does not implement it, so ONNX's reference implementation is the oracle."""
+    proto = recurrent_model(op, layout=1)
+    frames = np.random.default_rng(6).normal(size=(8, FEATURES))
+    expected = ReferenceEvaluator(proto).run(None, {"x": frames[None].astype(np.float32)})[0]
+    assert_close(network_from_onnx(proto).forward(frames), expected[0])
+
+
+def test_gru_weights_keep_the_candidates_recurrent_part_apart():
+    """A GRU's four groups of sums: z and r over [x ; h], the candidate's n_x over x only and
+    n_h over h only, each with its own bias (ONNX's Wb_h and Rb_h), so that r can multiply
+    n_h."""
+    proto = recurrent_model("GRU")
+    weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    layer = network_from_onnx(proto).layers[0]
+    w, r, b = weights["W"][0], weights["R"][0], weights["B"][0]
+    h = HIDDEN
+    np.testing.assert_array_equal(layer.weight[:2 * h], np.hstack([w[:2 * h], r[:2 * h]]))
+    np.testing.assert_array_equal(layer.weight[2 * h:3 * h],
+                                  np.hstack([w[2 * h:], np.zeros((h, h))]))
+    np.testing.assert_array_equal(layer.weight[3 * h:], np.hstack([np.zeros((h, FEATURES)),
+                                                                   r[2 * h:]]))
+    np.testing.assert_allclose(layer.bias, np.concatenate(
+        [b[:2 * h] + b[3 * h:5 * h], b[2 * h:3 * h], b[5 * h:]]))
+
+
+# -- what is refused --------------------------------------------------------------------------
+
+def refused(proto, message):
+    with pytest.raises(InputError) as error:
+        network_from_onnx(proto)
+    assert str(error.value) == message
+
+
+STREAMING = ("only 'forward' is supported: a bidirectional or reverse layer needs the whole "
+             "sequence before its first output, which streaming one frame per time step cannot "
+             "give")
+
+
+def test_bidirectional_and_reverse_layers_are_refused():
+    refused(recurrent_model("LSTM", attributes={"direction": "bidirectional"}),
+            f"LSTM node 'rnn' has direction='bidirectional'; {STREAMING}")
+    refused(recurrent_model("GRU", attributes={"direction": "reverse"}),
+            f"GRU node 'rnn' has direction='reverse'; {STREAMING}")
+
+
+def test_peepholes_and_nonzero_initial_states_are_refused():
+    refused(recurrent_model("LSTM", states=[("P", np.ones((1, 3 * HIDDEN)))]),
+            "LSTM node 'rnn' has peepholes (input P); only an LSTM without peepholes is "
+            "supported")
+    refused(recurrent_model("GRU", states=[("initial_h", np.full((1, 1, HIDDEN), 0.5))]),
+            "GRU node 'rnn' has a nonzero initial_h; only a zero initial state is supported (a "
+            "sequence starts from h = 0, c = 0)")
+    refused(recurrent_model("LSTM", states=[("initial_c", np.ones((1, 1, HIDDEN)))]),
+            "LSTM node 'rnn' has a nonzero initial_c; only a zero initial state is supported "
+            "(a sequence starts from h = 0, c = 0)")
+    refused(recurrent_model("LSTM", states=[("sequence_lens", [4])]),
+            "LSTM node 'rnn' takes sequence_lens; only whole sequences (no sequence_lens "
+            "input) are supported")
+
+
+def test_attributes_other_than_pytorchs_are_refused():
+    refused(recurrent_model("GRU", attributes={"linear_before_reset": 0}),
+            "GRU node 'rnn' has linear_before_reset=0: its candidate gate multiplies r into h "
+            "before the recurrent weights, so that product changes whenever r does and cannot "
+            "be corrected by deltas; only linear_before_reset=1 (PyTorch's GRU) is supported")
+    refused(recurrent_model("LSTM", attributes={"activations": ["Sigmoid", "Relu", "Tanh"]}),
+            "LSTM node 'rnn' has activations=['Sigmoid', 'Relu', 'Tanh']; only the defaults "
+            "['Sigmoid', 'Tanh', 'Tanh'] are supported")
+    refused(recurrent_model("GRU", attributes={"clip": 3.0}),
+            "GRU node 'rnn' has clip=3.0; only the default activations without a clip are "
+            "supported")
+    refused(recurrent_model("LSTM", attributes={"input_forget": 1}),
+            "LSTM node 'rnn' has input_forget=1 (coupled input and forget gates); only "
+            "input_forget=0 is supported")
+
+
+def test_the_final_state_outputs_and_other_ops_on_a_sequence_are_refused():
+    refused(recurrent_model("LSTM", outputs=("y", "Y_h")),
+            "LSTM node 'rnn' has its output 'Y_h' used; only its first output (the values per "
+            "frame) is supported")
+    refused(recurrent_model("GRU", extra=[helper.make_node("Relu", ["h"], ["y"])]),
+            "Relu node #2 (unnamed) acts on the output of GRU node 'rnn'; a recurrent layer's "
+            "output has its cell's activations: only a ReLU after a Conv, Gemm or MatMul is "
+            "supported")
+    refused(recurrent_model("LSTM", extra=[helper.make_node("Flatten", ["h"], ["y"])]),
+            "Flatten node #2 (unnamed) takes (T, N, 7), a sequence; after a recurrent layer "
+            "only dense layers (MatMul, Gemm with Add), Relu and the sequence's Transpose, "
+            "Squeeze and Reshape are supported")
+
+
+def test_the_accelerator_refuses_to_size_or_run_a_recurrent_model(tmp_path, capsys):
+    network = load_onnx(DATA / "lstm_seq_first_classic.onnx")
+    message = ("layer 0 is an LSTM layer (5 inputs, hidden size 7); the accelerator runs "
+               "dense and conv layers: recurrent layers are not in its golden model and "
+               "gateware yet")
+    with pytest.raises(InputError) as error:
+        size_config(network)
+    assert str(error.value) == message
+    np.save(tmp_path / "frames.npy", np.zeros((4, FEATURES)))
+    code = main(["run", str(DATA / "lstm_seq_first_classic.onnx"),
+                 str(tmp_path / "frames.npy")])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == f"reuse-accel: error: {message}\n"
