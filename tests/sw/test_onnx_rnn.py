@@ -4,6 +4,7 @@ form, the refusals of everything else, and the accelerator's refusal to run them
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+import reuse_accel.data
 from reuse_accel.hw.layers.recurrent import RecurrentShape
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sw.cli import main
@@ -240,3 +242,22 @@ def test_the_accelerator_refuses_to_size_or_run_a_recurrent_model(tmp_path, caps
     captured = capsys.readouterr()
     assert (code, captured.out) == (2, "")
     assert captured.err == f"reuse-accel: error: {message}\n"
+
+
+def test_the_shipped_speech_lstm_imports_and_scores_as_trained():
+    """data/make_speech_lstm.py: LSTM(40, 64) and Linear(64, 11) over the demo sentence's 40
+    log mel energies per frame (the centre of each spliced speech_frames.npy row). The float
+    network equals onnxruntime, and its frame accuracy is what PyTorch measured when training
+    (speech_lstm.json)."""
+    folder = Path(reuse_accel.data.__file__).parent
+    meta = json.loads((folder / "speech_lstm.json").read_text())
+    network = load_onnx(folder / "speech_lstm.onnx")
+    assert [(layer.kind, layer.inputs, layer.outputs) for layer in network.layers] == [
+        (LayerKind.LSTM, 40, 64), (LayerKind.DENSE, 64, 11)]
+    assert meta["input"] == "speech_frames.npy[:, 200:240]"
+    frames = np.load(folder / "speech_frames.npy")[:, 200:240].astype(np.float64)
+    labels = np.load(folder / "speech_labels.npy")
+    outputs = network.forward(frames)
+    assert_close(outputs, run_onnxruntime(str(folder / "speech_lstm.onnx"), frames))
+    assert round(float(np.mean(outputs.argmax(axis=1) == labels)), 4) == \
+        meta["frame_accuracy_float"]["demo"]
