@@ -19,6 +19,17 @@ in order (ONNX's gate order):
   ``h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}``.
 
 The ONNX importer (:mod:`reuse_accel.sw.onnx_import`) builds ``W`` and ``b`` in this layout.
+
+Fixed point
+-----------
+The element-wise stage works on activations of ``act_width`` bits with ``act_frac``
+fractional bits (the gate sums are first rounded, shifted and saturated to that format like a
+dense layer's linear outputs). :func:`fixed_sigmoid` reads one table of
+``2**SIGMOID_INDEX_BITS`` entries over ``[-SIGMOID_RANGE, SIGMOID_RANGE)``, each the sigmoid at
+the middle of its interval rounded to ``act_frac`` bits; :func:`fixed_tanh` reads the same table,
+``tanh(a) = 2 σ(2a) − 1``. Products are rounded half up back to ``act_frac`` bits; the cell state
+saturates to the activation range. :func:`lstm_cell` and :func:`gru_cell` are the stage's
+arithmetic, which the golden model and the gateware share.
 """
 
 from __future__ import annotations
@@ -27,9 +38,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CELLS", "RecurrentShape", "recurrent_step"]
+__all__ = ["CELLS", "SIGMOID_INDEX_BITS", "SIGMOID_RANGE", "RecurrentShape", "fixed_sigmoid",
+           "fixed_tanh", "gru_cell", "lstm_cell", "recurrent_step", "sigmoid_table"]
 
 CELLS = ("lstm", "gru")
+
+SIGMOID_INDEX_BITS = 9
+"""The sigmoid table has ``2**SIGMOID_INDEX_BITS`` entries (512: one 4-Kbit block RAM of 9-bit
+entries, or LUT RAM)."""
+SIGMOID_RANGE = 8
+"""The table covers inputs in ``[-8, 8)``, in steps of ``2 * 8 / 512 = 1/32``; beyond it the
+sigmoid is within 3.4e-4 of 0 or 1."""
 
 
 @dataclass(frozen=True)
@@ -87,3 +106,61 @@ def recurrent_step(shape: RecurrentShape, sums: np.ndarray, state: np.ndarray,
     update, reset = _sigmoid(a), _sigmoid(b)
     candidate = np.tanh(c + reset * d)
     return (1.0 - update) * candidate + update * hidden, state
+
+
+def _step_bits() -> int:
+    """Fractional bits of the table's input step (5: steps of 1/32)."""
+    return SIGMOID_INDEX_BITS - 1 - (SIGMOID_RANGE.bit_length() - 1)
+
+
+def sigmoid_table(act_frac: int) -> np.ndarray:
+    """The sigmoid table: entry ``k`` is ``σ`` at the middle of its input interval,
+    ``((k - 2**(B-1)) + 0.5) / 2**F``, rounded to ``act_frac`` bits (0 .. ``2**act_frac``)."""
+    count = 1 << SIGMOID_INDEX_BITS
+    middles = (np.arange(count) - count // 2 + 0.5) / (1 << _step_bits())
+    return np.rint(_sigmoid(middles) * (1 << act_frac)).astype(np.int64)
+
+
+def fixed_sigmoid(values: np.ndarray, act_frac: int) -> np.ndarray:
+    """``σ`` of fixed-point ``values`` (``act_frac`` fractional bits) from the table: the
+    index is the value floored to the table's step and clamped to its range."""
+    values = np.asarray(values, dtype=np.int64)
+    shift = act_frac - _step_bits()
+    steps = values >> shift if shift >= 0 else values << -shift
+    half = 1 << (SIGMOID_INDEX_BITS - 1)
+    return sigmoid_table(act_frac)[np.clip(steps, -half, half - 1) + half]
+
+
+def fixed_tanh(values: np.ndarray, act_frac: int) -> np.ndarray:
+    """``tanh(a) = 2 σ(2a) − 1`` from the sigmoid table."""
+    return 2 * fixed_sigmoid(2 * np.asarray(values, dtype=np.int64), act_frac) - (1 << act_frac)
+
+
+def _product(a: np.ndarray, b: np.ndarray, act_frac: int) -> np.ndarray:
+    """``a * b`` of two ``act_frac`` fixed-point values, rounded half up to ``act_frac``."""
+    return (a * b + (1 << (act_frac - 1))) >> act_frac
+
+
+def lstm_cell(gates: np.ndarray, cell: np.ndarray, act_frac: int, act_min: int,
+              act_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """The LSTM's element-wise stage in fixed point: ``gates`` (4, H) activated pre-activations
+    ``i, o, f, c``, the previous cell state; returns ``h`` and the new cell state (saturated to
+    ``[act_min, act_max]``)."""
+    i, o, f, g = (np.asarray(gate, dtype=np.int64) for gate in gates)
+    new_cell = np.clip(_product(fixed_sigmoid(f, act_frac), np.asarray(cell, np.int64),
+                                act_frac) +
+                       _product(fixed_sigmoid(i, act_frac), fixed_tanh(g, act_frac), act_frac),
+                       act_min, act_max)
+    hidden = _product(fixed_sigmoid(o, act_frac), fixed_tanh(new_cell, act_frac), act_frac)
+    return hidden, new_cell
+
+
+def gru_cell(gates: np.ndarray, hidden: np.ndarray, act_frac: int, act_min: int,
+             act_max: int) -> np.ndarray:
+    """The GRU's element-wise stage in fixed point: ``gates`` (4, H) activated ``z, r, n_x,
+    n_h``, the previous hidden state; returns the new hidden state."""
+    z, r, n_x, n_h = (np.asarray(gate, dtype=np.int64) for gate in gates)
+    candidate = fixed_tanh(np.clip(n_x + _product(fixed_sigmoid(r, act_frac), n_h, act_frac),
+                                   act_min, act_max), act_frac)
+    hidden = np.asarray(hidden, dtype=np.int64)
+    return candidate + _product(fixed_sigmoid(z, act_frac), hidden - candidate, act_frac)
