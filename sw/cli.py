@@ -40,6 +40,7 @@ from .driver import (
     BACKENDS,
     BoardMismatchError,
     Driver,
+    check_gateware_kinds,
     describe_difference,
     make_transport,
     read_board_config,
@@ -145,7 +146,10 @@ def _write_design(config: AccelConfig, out: Path, verilog: str | None = None, *,
 def cmd_generate(args) -> int:
     _check_output_dir("-o", args.output)
     if args.model:
-        config = _model_config(args, Network.load(args.model))
+        network = Network.load(args.model)
+        check_gateware_kinds(network.layers, "run the model with reuse-accel run --backend "
+                                             "golden")
+        config = _model_config(args, network)
     else:
         config = _config(args)
     path = _write_design(config, Path(args.output), top=args.top)
@@ -248,6 +252,8 @@ def cmd_run(args) -> int:
     _check_simulator(backend)
     _waves_options(backend, args.waves)
     network = Network.load(args.model)
+    if backend != "golden":
+        check_gateware_kinds(network.layers, "run the model with --backend golden")
     frames = load_frames(args.frames, network.input_shape)
     calibration = (load_frames(args.calibration, network.input_shape, "calibration frames")
                    if args.calibration else frames)

@@ -31,13 +31,14 @@ import numpy as np
 
 from reuse_accel.hw.config import AccelConfig, ConfigError
 from reuse_accel.hw.layers.conv import MapLayout
+from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.model import FixedLayer, quantize
 
 from .commands import layer_weight_rows
 from .network import InputError, Network, check_frames
 
-__all__ = ["CompiledModel", "ModelFitError", "capacities", "check_fits", "check_kinds",
-           "compile_model", "memory_rows", "size_config"]
+__all__ = ["CompiledModel", "ModelFitError", "capacities", "check_fits", "compile_model",
+           "memory_rows", "size_config"]
 
 CAPACITIES = ("max_layers", "max_neurons", "weight_depth", "max_kernel", "max_height",
               "max_width")
@@ -120,6 +121,12 @@ def _neurons(layer, lanes: int) -> list[tuple[str, int]]:
     span, for a map whose channels leave padding lanes) and outputs; a conv layer's fan-in (its
     accumulators' width follows from it). A conv layer's maps are bounded by the conv
     capacities of the gateware."""
+    if layer.recurrent is not None:
+        shape = layer.recurrent
+        return [(f"input slots (its {shape.inputs} inputs and {shape.hidden} hidden values, "
+                 f"each from a new row of {lanes} lanes)", layer.input_layout.span(lanes)),
+                ("gate sums (4 gates of its hidden size in whole rows)",
+                 4 * shape.groups(lanes) * lanes)]
     if layer.geometry is None:
         span = layer.input_layout.span(lanes)
         inputs = ("inputs" if span == layer.inputs else
@@ -146,7 +153,9 @@ def memory_rows(network: Network, config: AccelConfig) -> dict[str, int]:
     lanes = config.lanes
     layouts = [_layouts(layer) for layer in network.layers]
     sums = [prod(layer.geometry.conv_size) * -(-layer.geometry.out_channels // lanes)
-            if layer.geometry is not None else -(-layer.outputs // lanes)
+            if layer.geometry is not None else
+            4 * layer.recurrent.groups(lanes) if layer.recurrent is not None else
+            -(-layer.outputs // lanes)
             for layer in network.layers]
     return {
         "buffer_depth": max(layout.rows(lanes) for pair in layouts for layout in pair),
@@ -164,22 +173,10 @@ def _kernel_side(geometry) -> int:
     return max(sides)
 
 
-def check_kinds(network: Network) -> None:
-    """Raise :class:`InputError` for a layer of a kind the accelerator does not run (the float
-    reference, :meth:`Network.forward`, runs every kind)."""
-    for number, layer in enumerate(network.layers):
-        if layer.recurrent is not None:
-            raise InputError(
-                f"layer {number} is an {layer.kind.name} layer ({layer.inputs} inputs, hidden "
-                f"size {layer.recurrent.hidden}); the accelerator runs dense and conv layers: "
-                "recurrent layers are not in its golden model and gateware yet")
-
-
 def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
     """The smallest value of each capacity parameter (:data:`CAPACITIES`) that holds
     ``network`` on hardware otherwise like ``config`` (the weight rows depend on its lanes);
     the conv capacities are 0 and 1 for a model without conv layers."""
-    check_kinds(network)
     geometries = [layer.geometry for layer in network.layers if layer.geometry is not None]
     return {
         "max_layers": len(network.layers),
@@ -194,9 +191,7 @@ def capacities(network: Network, config: AccelConfig) -> dict[str, int]:
 
 def check_fits(config: AccelConfig, network: Network, hardware: str = "the hardware") -> None:
     """Raise :class:`ModelFitError` if ``network`` cannot be loaded into this hardware
-    (``hardware`` names it in the message), :class:`InputError` if it has a layer of a kind the
-    accelerator does not run."""
-    check_kinds(network)
+    (``hardware`` names it in the message)."""
     layers = len(network.layers)
     if layers > config.max_layers:
         raise ModelFitError(
@@ -304,7 +299,7 @@ def compile_model(network: Network, config: AccelConfig,
     shape = network.input_shape
     for number, layer in enumerate(network.layers):
         weight, bias = layer.weight, layer.bias
-        if layer.geometry is None:
+        if layer.kind is LayerKind.DENSE:
             # The layer's inputs arrive channels last.
             weight = weight[:, channels_last(shape)]
         shape = layer.output_shape
@@ -319,6 +314,13 @@ def compile_model(network: Network, config: AccelConfig,
         fixed_bias = np.clip(fixed_bias, config.bias_min, config.bias_max)
         low, high = float(layer_inputs[number].min()), float(layer_inputs[number].max())
         ranges.append((low, high))
+        hidden_centroids = None
+        if layer.recurrent is not None:
+            # h_{t-1}: the layer's outputs one step late, from zero.
+            hidden = layer_inputs[number + 1]
+            hidden_centroids = (_linear_centroids(config, min(0.0, float(hidden.min())),
+                                                  max(0.0, float(hidden.max())))
+                                if config.reuse else np.zeros(0, np.int64))
         layers.append(FixedLayer(
             weights=fixed_weight.astype(np.int64),
             biases=fixed_bias.astype(np.int64),
@@ -329,6 +331,8 @@ def compile_model(network: Network, config: AccelConfig,
             kind=layer.kind,
             geometry=layer.geometry,
             input_map=layer.input_map,
+            recurrent=layer.recurrent,
+            hidden_centroids=hidden_centroids,
         ))
     return CompiledModel(config=config, network=network, layers=layers, ranges=ranges,
                          saturated_weights=saturated_weights, saturated_biases=saturated_biases)

@@ -45,8 +45,8 @@ from .commands import Batch, ProtocolError, split_responses
 from .compiler import CompiledModel
 from .network import InputError
 
-__all__ = ["BACKENDS", "BoardMismatchError", "Driver", "Run", "config_from_status",
-           "describe_difference", "make_transport", "read_board_config"]
+__all__ = ["BACKENDS", "BoardMismatchError", "Driver", "Run", "check_gateware_kinds",
+           "config_from_status", "describe_difference", "make_transport", "read_board_config"]
 
 BACKENDS = ("golden", "amaranth", "verilator", "icarus", "serial")
 
@@ -70,6 +70,15 @@ def make_transport(backend: str, config, **options):
 
 class BoardMismatchError(RuntimeError):
     """The model was compiled for another configuration than the board's."""
+
+
+def check_gateware_kinds(layers, fix: str) -> None:
+    """Raise :class:`InputError` for a layer of a kind the gateware does not have (the golden
+    model runs every kind), naming it; ``fix`` says what to do instead."""
+    for number, layer in enumerate(layers):
+        if layer.kind not in GATEWARE_KINDS:
+            raise InputError(f"layer {number} ({layer.kind.name}) is of a kind the gateware "
+                             f"does not have yet (it has dense and conv layers); {fix}")
 
 
 def _check_gateware_layer(compiled: CompiledModel, number: int) -> None:
@@ -171,12 +180,8 @@ class Driver:
         if transport is not None and transport_options:
             raise ValueError("give either a transport or options to make one, not both")
         if backend != "golden":
-            for number, layer in enumerate(compiled.layers):
-                if layer.kind not in GATEWARE_KINDS:
-                    raise InputError(
-                        f"layer {number} is a {layer.kind.name.lower()} layer, which the "
-                        f"gateware does not implement yet; run the model with --backend "
-                        "golden")
+            check_gateware_kinds(compiled.layers, "run the model with --backend golden")
+            for number in range(len(compiled.layers)):
                 _check_gateware_layer(compiled, number)
         self.compiled = compiled
         self.backend = backend

@@ -3,7 +3,8 @@
 Definitions
 -----------
 - **Input similarity**: the share of layer inputs whose cluster index equals the previous
-  frame's, over all frames after the first.
+  frame's, over all frames after the first (a recurrent layer's inputs are ``x_t`` and
+  ``h_{t-1}``).
 - **Computation reuse**: the share of multiply-accumulates avoided, over all frames, against
   the same frames in baseline mode.
 - **Ideal speedup**: the MAC array's weight-row cycles without reuse over those with reuse,
@@ -39,7 +40,8 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     config = compiled.config
     layers = compiled.layers
     count = len(reuse.frames)
-    inputs = np.array([layer.inputs for layer in layers])
+    # Every input the change detector compares: a recurrent layer's x_t and h_{t-1}.
+    inputs = np.array([layer.input_layout.size for layer in layers])
     changed = np.stack([frame.changed_inputs for frame in reuse.frames])        # (T, layers)
     macs = np.stack([frame.macs for frame in reuse.frames])
     weight_rows = np.stack([frame.weight_rows for frame in reuse.frames])

@@ -223,11 +223,14 @@ class MapLayout:
 
 
 def input_layout(layer) -> MapLayout:
-    """How a layer's inputs sit in the I/O buffer (a layer as the host or the golden model
-    holds it: ``geometry``, ``input_map`` and ``inputs``): a conv layer's input map, the map a
-    dense layer flattens, or a vector (one position)."""
+    """How a layer's inputs sit in rows (a layer as the host or the golden model holds it:
+    ``geometry``, ``recurrent``, ``input_map`` and ``inputs``): a conv layer's input map, a
+    recurrent layer's ``x_t`` and ``h_{t-1}`` segments, the map a dense layer flattens, or a
+    vector (one position)."""
     if layer.geometry is not None:
         return layer.geometry.input_layout
+    if layer.recurrent is not None:
+        return layer.recurrent.layout
     return layer.input_map if layer.input_map is not None else MapLayout(1, layer.inputs)
 
 

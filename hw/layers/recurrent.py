@@ -38,17 +38,57 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CELLS", "SIGMOID_INDEX_BITS", "SIGMOID_RANGE", "RecurrentShape", "fixed_sigmoid",
-           "fixed_tanh", "gru_cell", "lstm_cell", "recurrent_step", "sigmoid_table"]
+__all__ = ["CELLS", "ELEMENTWISE_LATENCY", "GATES", "SIGMOID_INDEX_BITS", "SIGMOID_RANGE",
+           "RecurrentShape", "SegmentLayout", "fixed_sigmoid", "fixed_tanh", "gru_cell",
+           "lstm_cell", "recurrent_step", "sigmoid_table"]
 
 CELLS = ("lstm", "gru")
 
-SIGMOID_INDEX_BITS = 9
-"""The sigmoid table has ``2**SIGMOID_INDEX_BITS`` entries (512: one 4-Kbit block RAM of 9-bit
-entries, or LUT RAM)."""
+SIGMOID_INDEX_BITS = 10
+"""The sigmoid table has ``2**SIGMOID_INDEX_BITS`` entries (1024 of 9 bits: half an ECP5
+DP16KD). Half as many cost the speech LSTM 0.8 points of frame accuracy without reuse."""
 SIGMOID_RANGE = 8
-"""The table covers inputs in ``[-8, 8)``, in steps of ``2 * 8 / 512 = 1/32``; beyond it the
+"""The table covers inputs in ``[-8, 8)``, in steps of ``2 * 8 / 1024 = 1/64``; beyond it the
 sigmoid is within 3.4e-4 of 0 or 1."""
+
+
+GATES = 4
+"""Groups of ``hidden`` sums a recurrent layer keeps (LSTM ``i, o, f, c``; GRU ``z, r, n_x,
+n_h``), each padded to whole rows of L lanes so that a row of sums belongs to one gate."""
+
+ELEMENTWISE_LATENCY = 8
+"""Cycles of the element-wise stage on top of its ``GATES`` sum reads per group of L hidden
+units: the activation's row register, sum read and three stages (round, shift, saturate), the
+sigmoid table read, the gate products, the cell-state sum and saturation, the table read of
+its tanh, and the output product. The cycle formula's constant for the planned gateware; the
+gateware will state it."""
+
+
+@dataclass(frozen=True)
+class SegmentLayout:
+    """How a layer's inputs sit in rows when they come in segments, each starting a new row
+    of L lanes (a recurrent layer's ``x_t`` from the I/O buffer, then ``h_{t-1}`` from the
+    layer's own memory). Like :class:`~reuse_accel.hw.layers.conv.MapLayout` for the cycle
+    formula and the weight layout."""
+
+    sizes: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    def rows(self, lanes: int) -> int:
+        return sum(-(-size // lanes) for size in self.sizes)
+
+    def span(self, lanes: int) -> int:
+        """Slots up to the last value (the last segment's last)."""
+        return (self.rows(lanes) - -(-self.sizes[-1] // lanes)) * lanes + self.sizes[-1]
+
+    def stored_index(self, lanes: int) -> np.ndarray:
+        """The slot (row * L + lane) of every input, segment by segment."""
+        starts = np.cumsum([0, *(-(-size // lanes) * lanes for size in self.sizes[:-1])])
+        return np.concatenate([start + np.arange(size)
+                               for start, size in zip(starts, self.sizes)])
 
 
 @dataclass(frozen=True)
@@ -69,8 +109,18 @@ class RecurrentShape:
 
     @property
     def sums(self) -> int:
-        """Gate pre-activations the layer keeps: four groups of ``hidden``."""
-        return 4 * self.hidden
+        """Gate pre-activations the layer computes: four groups of ``hidden``."""
+        return GATES * self.hidden
+
+    def groups(self, lanes: int) -> int:
+        """Rows of L lanes per gate: ``Gh = ceil(hidden / L)``; the layer keeps ``GATES *
+        Gh`` rows of sums, gate ``k``'s group ``j`` in row ``k * Gh + j``."""
+        return -(-self.hidden // lanes)
+
+    @property
+    def layout(self) -> SegmentLayout:
+        """Its inputs in rows: ``x_t``, then ``h_{t-1}`` from a new row."""
+        return SegmentLayout((self.inputs, self.hidden))
 
     @property
     def fan_in(self) -> int:
@@ -109,7 +159,7 @@ def recurrent_step(shape: RecurrentShape, sums: np.ndarray, state: np.ndarray,
 
 
 def _step_bits() -> int:
-    """Fractional bits of the table's input step (5: steps of 1/32)."""
+    """Fractional bits of the table's input step (6: steps of 1/64)."""
     return SIGMOID_INDEX_BITS - 1 - (SIGMOID_RANGE.bit_length() - 1)
 
 

@@ -20,17 +20,20 @@ from threadpoolctl import ThreadpoolController
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout, input_layout
+from reuse_accel.hw.layers.recurrent import RecurrentShape
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.timing import frame_cycles
 
 from .conv import ConvLayer
 from .dense import DenseLayer
 from .readout import activate
+from .recurrent import RecurrentLayer
 
 __all__ = ["FixedLayer", "FrameResult", "GoldenModel", "InputState", "KINDS", "activate",
            "quantize", "quantized_state"]
 
-KINDS = {LayerKind.DENSE: DenseLayer, LayerKind.CONV: ConvLayer}
+KINDS = {LayerKind.DENSE: DenseLayer, LayerKind.CONV: ConvLayer, LayerKind.LSTM: RecurrentLayer,
+         LayerKind.GRU: RecurrentLayer}
 """The golden model of each layer kind."""
 
 
@@ -44,7 +47,9 @@ class FixedLayer:
     kh, kw) and ``geometry`` gives its shape. ``centroids`` has K entries (none for hardware
     generated without reuse); ``relu`` selects ReLU after the layer (identity otherwise). A
     dense layer over a conv layer's map of several positions has that map in ``input_map``:
-    the I/O buffer holds its inputs position by position, in whole rows.
+    the I/O buffer holds its inputs position by position, in whole rows. An LSTM or GRU
+    layer's ``weights`` is (4H, F + H) over ``[x_t ; h_{t-1}]``, ``recurrent`` its shape, and
+    ``hidden_centroids`` the table that quantizes ``h_{t-1}`` (``centroids`` quantizes ``x_t``).
     """
 
     weights: np.ndarray
@@ -55,14 +60,18 @@ class FixedLayer:
     kind: LayerKind = LayerKind.DENSE
     geometry: ConvGeometry | None = None
     input_map: MapLayout | None = None
+    recurrent: RecurrentShape | None = None
+    hidden_centroids: np.ndarray | None = None
 
     @property
     def inputs(self) -> int:
-        return self.weights.shape[1] if self.geometry is None else self.geometry.inputs
+        shape = self.geometry if self.geometry is not None else self.recurrent
+        return self.weights.shape[1] if shape is None else shape.inputs
 
     @property
     def outputs(self) -> int:
-        return self.weights.shape[0] if self.geometry is None else self.geometry.outputs
+        shape = self.geometry if self.geometry is not None else self.recurrent
+        return self.weights.shape[0] if shape is None else shape.outputs
 
     @property
     def input_layout(self) -> MapLayout:
@@ -208,14 +217,31 @@ class GoldenModel:
                 raise ValueError(f"layer {number} is of kind {layer.kind!r}, which the golden "
                                  f"model does not know")
         self._kinds = [KINDS[layer.kind](config, layer) for layer in layers]
-        self._centroids = [np.asarray(layer.centroids, dtype=np.int64) for layer in layers]
-        self._state = [InputState.empty(layer.inputs) for layer in layers]
+        self._segments = [self._input_segments(number, layer) for number, layer in
+                          enumerate(layers)]
+        self._state = [InputState.empty(kind.fan_in) for kind in self._kinds]
         self._acc = [np.zeros(kind.sums, np.float64) for kind in self._kinds]
         self._reuse_valid = False
 
+    @staticmethod
+    def _input_segments(number: int, layer: FixedLayer) -> list:
+        """How a layer's inputs are quantized: ``(start, stop, centroids, bypass)`` per
+        segment; a recurrent layer's ``h_{t-1}`` with its own table (layer 0's ``x`` arrives
+        as indices)."""
+        centroids = np.asarray(layer.centroids, dtype=np.int64)
+        segments = [(0, layer.inputs, centroids, number == 0)]
+        if layer.recurrent is not None:
+            segments.append((layer.inputs, layer.recurrent.fan_in,
+                             np.asarray(layer.hidden_centroids, dtype=np.int64), False))
+        return segments
+
     def begin_sequence(self) -> None:
-        """Forget the previous frame: the next one computes everything from the biases."""
+        """Forget the previous frame: the next one computes everything from the biases, and
+        recurrent layers start from ``h = 0``, ``c = 0``."""
         self._reuse_valid = False
+        for kind in self._kinds:
+            if isinstance(kind, RecurrentLayer):
+                kind.reset()
 
     def set_mode(self, *, baseline: bool) -> None:
         """Switch baseline mode; like the hardware's SET_MODE, the next frame starts over."""
@@ -224,7 +250,7 @@ class GoldenModel:
                 "the hardware was generated without reuse (reuse = false) and only runs in "
                 "baseline mode; generate it with reuse = true to reuse computation")
         self.baseline = baseline
-        self._reuse_valid = False
+        self.begin_sequence()
 
     def frame(self, indices: np.ndarray) -> FrameResult:
         """Run one frame whose layer-0 inputs are the cluster ``indices`` (the fixed-point
@@ -259,23 +285,26 @@ class GoldenModel:
         cycles = np.zeros(n, np.int64)
         activations = []
         values = None
-        for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
-            centroids = self._centroids[number]
+        for number, kind in enumerate(self._kinds):
             state = self._state[number]
             inputs = indices if number == 0 else values
+            if isinstance(kind, RecurrentLayer):
+                inputs = np.concatenate([inputs, kind.hidden])
             if from_scratch:
-                unstable = np.ones(layer.inputs, bool)
-                previous = np.zeros(layer.inputs, np.int64)
+                unstable = np.ones(kind.fan_in, bool)
+                previous = np.zeros(kind.fan_in, np.int64)
                 self._acc[number][:] = kind.biases
             else:
                 unstable = ~state.keeps(inputs)
                 previous = state.centroid.copy()
             # Only the inputs that left their interval pass the quantizer.
+            delta = np.zeros(kind.fan_in, np.int64)
+            for start, stop, centroids, bypass in self._segments[number]:
+                moved = start + np.flatnonzero(unstable[start:stop])
+                new = quantized_state(inputs[moved], centroids, config, bypass=bypass)
+                state.update(moved, new)
+                delta[moved] = new.centroid - previous[moved]
             moved = np.flatnonzero(unstable)
-            new = quantized_state(inputs[moved], centroids, config, bypass=number == 0)
-            state.update(moved, new)
-            delta = np.zeros(layer.inputs, np.int64)
-            delta[moved] = new.centroid - previous[moved]
             changed = unstable.copy()
             if not from_scratch:
                 changed[moved] = delta[moved] != 0
@@ -295,9 +324,11 @@ class GoldenModel:
         saturated_counts = np.zeros(n, np.int64)
         activations = []
         masks = []
-        for number, (layer, kind) in enumerate(zip(self.layers, self._kinds)):
+        for number, kind in enumerate(self._kinds):
+            if isinstance(kind, RecurrentLayer):
+                values = np.concatenate([values, kind.hidden])
             acc = kind.forward(values)
-            masks.append(np.ones(layer.inputs, bool))
+            masks.append(np.ones(kind.fan_in, bool))
             cycles[number] = kind.cycles(masks[-1], last=number == n - 1)
             values, saturated_counts[number] = kind.readout(acc)
             activations.append(values)

@@ -56,6 +56,7 @@ class ConvLayer:
         self.config = config
         self.geometry = geometry
         self.inputs = geometry.inputs
+        self.fan_in = geometry.inputs
         self.outputs = geometry.outputs
         self.shift = layer.shift
         self.relu = layer.relu

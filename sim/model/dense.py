@@ -45,6 +45,7 @@ class DenseLayer:
         self.config = config
         self.layout = layer.input_layout
         self.inputs = layer.inputs
+        self.fan_in = layer.inputs
         self.outputs = layer.outputs
         self.groups = config.groups(layer.outputs)
         self.sums = layer.outputs

@@ -26,34 +26,33 @@ def sigmoid(x):
 
 
 def test_the_sigmoid_table_holds_the_middle_of_each_step():
-    """512 entries over [-8, 8) in steps of 1/32; entry k is σ((k - 256 + 0.5) / 32) in
+    """1024 entries over [-8, 8) in steps of 1/64; entry k is σ((k - 512 + 0.5) / 64) in
     1/256ths: hand-computed at the ends and around 0."""
     table = sigmoid_table(ACT_FRAC)
-    assert len(table) == 512
-    assert table[0] == round(256 / (1 + math.exp(255.5 / 32))) == 0
-    assert table[255] == round(256 / (1 + math.exp(0.5 / 32))) == 127
-    assert table[256] == round(256 / (1 + math.exp(-0.5 / 32))) == 129
-    assert table[511] == 256
+    assert len(table) == 1024
+    assert table[0] == 0 and table[1023] == 256
+    assert table[480] == round(256 / (1 + math.exp(31.5 / 64))) == 97
+    assert table[512] == 128          # σ(1/128) = 0.50195: 128.49999 in 1/256ths
+    assert table[576] == round(256 / (1 + math.exp(-64.5 / 64))) == 188
     assert np.all(np.diff(table) >= 0)
-    # Values are floored to the step: 0 and 7/256 (below 1/32) read entry 256, -1/256 entry 255.
-    assert fixed_sigmoid(np.array([0, 7, 8, -1]), ACT_FRAC).tolist() == \
-        [table[256], table[256], table[257], table[255]]
+    # Values are floored to the step: 0 and 3/256 (below 1/64) read entry 512, 4/256 entry
+    # 513, -1/256 entry 511.
+    assert fixed_sigmoid(np.array([0, 3, 4, -1]), ACT_FRAC).tolist() == \
+        [table[512], table[512], table[513], table[511]]
     # Beyond the table's range the ends hold.
     assert fixed_sigmoid(np.array([ACT_MIN, ACT_MAX]), ACT_FRAC).tolist() == [0, 256]
 
 
 def test_the_functions_error_against_float_over_the_activation_range():
     """Every 16-bit activation: the error is at most half a step times the largest slope plus
-    half an output unit, σ: 1/64 · 1/4 + 1/512; tanh = 2σ(2a) - 1 doubles it. Measured:
-    0.0056 and 0.0112."""
+    half an output unit, σ: 1/128 · 1/4 + 1/512 = 1/256; tanh = 2σ(2a) - 1 doubles it."""
     values = np.arange(ACT_MIN, ACT_MAX + 1)
     x = values / ONE
     sigmoid_error = np.abs(fixed_sigmoid(values, ACT_FRAC) / ONE - sigmoid(x)).max()
     tanh_error = np.abs(fixed_tanh(values, ACT_FRAC) / ONE - np.tanh(x)).max()
-    bound = 1 / 64 / 4 + 1 / 512
-    assert sigmoid_error <= bound and tanh_error <= 2 * bound
-    assert sigmoid_error == pytest.approx(0.005618, abs=1e-6)
-    assert tanh_error == pytest.approx(0.011236, abs=1e-6)
+    assert sigmoid_error <= 1 / 256 and tanh_error <= 2 / 256
+    assert sigmoid_error == pytest.approx(0.003906, abs=1e-6)
+    assert tanh_error == pytest.approx(0.007812, abs=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -77,15 +76,11 @@ def test_the_cells_follow_their_float_forms(cell):
 
 
 def test_hand_computed_cells():
-    """Gates at 0: σ reads entry 256 (129/256), tanh 2 · 129 - 256 = 2. LSTM from c = 1.0:
-    c' = round(129 · 256 / 256) + round(129 · 2 / 256) = 129 + 1 = 130, h = round(129 ·
-    tanh(130)) with tanh(130/256) = 2 · σ(260/256) - 256 = 2 · table[256 + 32] - 256.
-    GRU from h = 1.0: n = tanh(0 + round(129 · 0 / 256)) = 2, h' = 2 + round(129 · 254 / 256)
-    = 2 + 128 = 130."""
-    table = sigmoid_table(ACT_FRAC)
+    """Gates at 0: σ reads entry 512 (128/256), tanh 2 · 128 - 256 = 0. LSTM from c = 1.0:
+    c' = round(128 · 256 / 256) + round(128 · 0 / 256) = 128, tanh(128/256) = 2 · σ(1.0) - 256
+    = 2 · entry 576 - 256 = 120, h = round(128 · 120 / 256) = 60. GRU from h = 1.0:
+    n = tanh(0 + 0) = 0, h' = 0 + round(128 · 256 / 256) = 128."""
     zeros = np.zeros((4, 1), np.int64)
     h, c = lstm_cell(zeros, np.array([ONE]), ACT_FRAC, ACT_MIN, ACT_MAX)
-    assert c.tolist() == [130]
-    tanh_c = 2 * table[256 + 32] - 256
-    assert h.tolist() == [(129 * tanh_c + 128) >> 8]
-    assert gru_cell(zeros, np.array([ONE]), ACT_FRAC, ACT_MIN, ACT_MAX).tolist() == [130]
+    assert (h.tolist(), c.tolist()) == ([60], [128])
+    assert gru_cell(zeros, np.array([ONE]), ACT_FRAC, ACT_MIN, ACT_MAX).tolist() == [128]
