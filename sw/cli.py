@@ -283,9 +283,14 @@ def cmd_run(args) -> int:
     return 0
 
 
-WORKLOADS = ("speech", "video")
-"""The shipped demos: ``speech``, an MLP classifying spoken words in 10 ms speech frames, and
-``video``, a CNN estimating traffic density in the frames of a static-camera video."""
+WORKLOADS = ("speech", "video", "lstm")
+"""The shipped demos: ``speech``, an MLP classifying spoken words in 10 ms speech frames,
+``video``, a CNN estimating traffic density in the frames of a static-camera video, and
+``lstm``, an LSTM classifying the same speech one frame per time step."""
+
+GOLDEN_ONLY = ("lstm",)
+"""Demos whose layers the gateware does not have yet: they run on the golden model unless
+``--backend`` says otherwise (and an RTL backend refuses them)."""
 
 
 def demo_data(workload: str = "speech") -> dict:
@@ -293,6 +298,21 @@ def demo_data(workload: str = "speech") -> dict:
     metadata, a line that describes it, and the mask of its frames held out of training."""
     folder = resources.files("reuse_accel.data")
     with resources.as_file(folder) as path:
+        if workload == "lstm":
+            meta = json.loads((path / "speech_lstm.json").read_text())
+            speech = json.loads((path / "speech.json").read_text())
+            centre = slice(5 * 40, 6 * 40)        # the splice's frame offset 0 (see "input")
+            frames = np.load(path / "speech_frames.npy")[:, centre]
+            return {
+                "model": Network.load(path / "speech_lstm.onnx"), "frames": frames,
+                "labels": np.load(path / "speech_labels.npy"),
+                "calibration": np.load(path / "speech_calibration.npy")[:, centre],
+                "meta": meta,
+                "title": (f"speech: \"{speech['sentence']}\" (frames of 10 ms, held-out "
+                          f"voice {speech['test_voice']}); LSTM 40-64, dense 11, one frame "
+                          "per time step"),
+                "held_out": np.ones(len(frames), bool),
+            }
         if workload == "speech":
             model = Network.load(path / "speech_mlp.npz")
             meta = json.loads((path / "speech.json").read_text())
@@ -328,21 +348,30 @@ def _layer_text(layer) -> str:
 
 def cmd_demo(args) -> int:
     out = Path(args.out)
+    backend = args.backend or ("golden" if args.workload in GOLDEN_ONLY
+                               else DEFAULT_BACKEND["demo"])
     _check_output_dir("--out", args.out)
     _check_output_dir("--waves", args.waves)
-    _check_simulator(args.backend)
-    _waves_options(args.backend, args.waves)
+    _check_simulator(backend)
+    _waves_options(backend, args.waves)
     data = demo_data(args.workload)
+    if backend != "golden":
+        check_gateware_kinds(data["model"].layers, "run the demo with --backend golden")
     config = _model_config(args, data["model"])
     frames = data["frames"][:args.frames] if args.frames else data["frames"]
     labels = data["labels"][:len(frames)]
     print(f"{data['title']}; {len(frames)} frames")
     started = time.perf_counter()
-    report, driver = _run(data["model"], frames, config, args.backend,
+    report, driver = _run(data["model"], frames, config, backend,
                           calibration=data["calibration"], labels=labels, waves=args.waves)
-    built = getattr(driver.transport, "verilog_path", None)
-    verilog_path = _write_design(config, out, built.read_text() if built else None)
-    print(f"accelerator: {describe_config(config)}; Verilog in {verilog_path}")
+    if args.workload in GOLDEN_ONLY:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"accelerator: {describe_config(config)} (the golden model; the gateware does "
+              "not have recurrent layers yet)")
+    else:
+        built = getattr(driver.transport, "verilog_path", None)
+        verilog_path = _write_design(config, out, built.read_text() if built else None)
+        print(f"accelerator: {describe_config(config)}; Verilog in {verilog_path}")
     print(format_summary(report))
     held_out = data["held_out"][:len(frames)]
     if not held_out.all() and held_out.any():
@@ -480,19 +509,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(
-        "demo", help=f"run a shipped demo: speech MLP or video CNN (default backend: "
-                     f"{DEFAULT_BACKEND['demo']})",
+        "demo", help=f"run a shipped demo: speech MLP, video CNN or speech LSTM (default "
+                     f"backend: {DEFAULT_BACKEND['demo']})",
         description="Run a shipped demo on hardware sized for its model, with and without "
                     "reuse, and write the design and a report: speech, an MLP classifying "
-                    "spoken words in 10 ms frames of a held-out voice, or video, a CNN "
-                    "estimating the traffic density in a static-camera video.")
+                    "spoken words in 10 ms frames of a held-out voice; video, a CNN "
+                    "estimating the traffic density in a static-camera video; lstm, an LSTM "
+                    "classifying the same speech one frame per time step (on the golden "
+                    "model: the gateware does not have recurrent layers yet).")
     demo.add_argument("--workload", choices=WORKLOADS, default="speech",
                       help="which demo (default: %(default)s)")
     demo.add_argument("--config", help="hardware configuration (TOML, [accelerator]); "
                                        "default: sized for the model")
-    demo.add_argument("--backend", type=_demo_backend, default=DEFAULT_BACKEND["demo"],
+    demo.add_argument("--backend", type=_demo_backend,
                       metavar="{" + ",".join(SIMULATION_BACKENDS) + "}",
-                      help="simulator to run on (default: %(default)s)")
+                      help=f"simulator to run on (default: {DEFAULT_BACKEND['demo']}; golden "
+                           "for lstm)")
     demo.add_argument("--out", default="out/demo", help="output directory")
     demo.add_argument("--frames", type=_positive, help="use only the first N frames")
     demo.add_argument("--waves", metavar="DIR", help="record a waveform of the RTL run in DIR")

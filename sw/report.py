@@ -17,8 +17,9 @@ Besides the summary, the report holds the configuration the hardware was generat
 (``config``), per layer its kind, sizes, shapes (and a conv layer's kernel, stride, padding and
 pool) and totals (``layers``), per frame the counters
 (``frames``: cycles, changed inputs, weight rows with and without reuse, out-of-range inputs,
-saturated outputs, each per layer), the accelerator's ``outputs`` and the float network's
-``reference_outputs`` (T x outputs each).
+saturated outputs, each per layer; a recurrent layer's entry in ``layers`` adds its ``hidden``
+size and the similarity of ``x_t`` and of ``h_{t-1}``), the accelerator's ``outputs`` and the
+float network's ``reference_outputs`` (T x outputs each).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
     out_of_range = np.stack([frame.out_of_range for frame in reuse.frames])
     saturated = np.stack([frame.saturated_outputs for frame in reuse.frames])
 
+    hidden = np.stack([frame.changed_hidden if frame.changed_hidden is not None
+                       else np.zeros(len(layers), np.int64) for frame in reuse.frames])
     later = changed[1:] if count > 1 else np.zeros((0, len(layers)), np.int64)
     later_inputs = inputs * max(count - 1, 0)
     layer_similarity = [
@@ -99,6 +102,7 @@ def build_report(reuse: Run, baseline: Run, *, backend: str, labels=None,
                 "output_shape": list(source.output_shape),
                 **_geometry(layer.geometry),
                 "input_similarity": layer_similarity[n],
+                **_recurrent(layer, changed[1:, n], hidden[1:, n]),
                 "computation_reuse": float(layer_reuse[n]),
                 "calibrated_range": list(compiled.ranges[n]),
                 "shift": int(layer.shift),
@@ -136,6 +140,21 @@ def score(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dic
                 "float_accuracy": float(np.mean(reference.argmax(axis=1) == labels))}
     return {"mean_abs_error": float(np.mean(np.abs(outputs - labels))),
             "float_mean_abs_error": float(np.mean(np.abs(reference - labels)))}
+
+
+def _recurrent(layer, changed: np.ndarray, hidden: np.ndarray) -> dict:
+    """A recurrent layer's hidden size and the similarity of each half of its inputs, ``x_t``
+    and ``h_{t-1}``, over the frames after the first."""
+    if layer.recurrent is None:
+        return {}
+    steps = len(changed)
+    shape = layer.recurrent
+    return {
+        "hidden": shape.hidden,
+        "x_similarity": 1.0 - (changed.sum() - hidden.sum()) / (shape.inputs * steps)
+        if steps else None,
+        "h_similarity": 1.0 - hidden.sum() / (shape.hidden * steps) if steps else None,
+    }
 
 
 def _geometry(geometry) -> dict:
@@ -190,6 +209,10 @@ def format_summary(report: dict) -> str:
             f"{layer['computation_reuse']:>7.1%} {layer['cycles']:>10} "
             f"{layer['baseline_cycles']:>10} {layer['out_of_range_inputs']:>12} "
             f"{layer['saturated_outputs']:>9}")
+    for n, layer in enumerate(report["layers"]):
+        if layer.get("x_similarity") is not None:
+            lines.append(f"{n:>5} {layer['kind']:<5} similarity of x_t "
+                         f"{layer['x_similarity']:.1%}, of h_t-1 {layer['h_similarity']:.1%}")
     lines += [
         "",
         f"frames                {summary['frames']}",

@@ -195,6 +195,8 @@ class FrameResult:
     macs: np.ndarray
     saturated_outputs: np.ndarray
     activations: list = field(default_factory=list)  # every layer's outputs, fixed point
+    # Per layer, the changed inputs among a recurrent layer's h_{t-1} (0 for other kinds).
+    changed_hidden: np.ndarray | None = None
 
 
 class GoldenModel:
@@ -351,6 +353,9 @@ class GoldenModel:
             macs=np.array(macs, np.int64),
             saturated_outputs=saturated_counts,
             activations=activations,
+            changed_hidden=np.array([int(mask[kind.inputs:].sum())
+                                     if isinstance(kind, RecurrentLayer) else 0
+                                     for kind, mask in zip(self._kinds, masks)], np.int64),
         )
 
     def run(self, frames: np.ndarray) -> list[FrameResult]:
