@@ -409,6 +409,33 @@ def test_onnx_conv_model_on_the_rtl_equals_the_golden_model(pool, backend):
                 assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
 
 
+@pytest.mark.parametrize("backend", [
+    "verilator",
+    pytest.param("icarus", marks=pytest.mark.skipif(
+        shutil.which("iverilog") is None,
+        reason="Icarus Verilog (iverilog) is not installed: apt-get install iverilog")),
+])
+def test_exported_1d_cnn_on_the_rtl_equals_the_golden_model(backend):
+    """The exported 1-D CNN (two Conv1d with stride, padding and a padded MaxPool1d, then two
+    Linear) on 4-lane hardware sized for it, over frames where one repeats the frame before:
+    outputs and every counter as the golden model gives them, the repeated frame changing no
+    input of any layer."""
+    network = load_onnx(DATA / "cnn1d_dynamo.onnx")
+    frames = np.cumsum(np.random.default_rng(8).normal(size=(3, 4, 40)) * 0.4, axis=0)
+    frames = np.concatenate([frames[:2], frames[1:2], frames[2:]])
+    compiled = compile_model(network, size_config(network, AccelConfig(lanes=4)), frames)
+    rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames)
+    golden, golden_baseline = Driver(compiled).run(frames)
+    for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
+        assert got.outputs.tolist() == want.outputs.tolist()
+        for ours, theirs in zip(got.frames, want.frames):
+            assert ours.cycles == theirs.cycles
+            for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
+                         "macs", "saturated_outputs"):
+                assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+    assert rtl.frames[2].changed_inputs.tolist() == [0, 0, 0, 0]
+
+
 def test_cli_runs_a_cnn_on_the_golden_backend_and_reports_kinds_and_shapes(tmp_path, capsys):
     frames = np.cumsum(np.random.default_rng(0).normal(size=(5, 3, 12, 16)) * 0.2, axis=0)
     np.save(tmp_path / "frames.npy", frames)
