@@ -181,6 +181,7 @@ def main() -> int:
                     "normalisation (make_speech.py's, without the splice): the centre "
                     f"{NUM_MEL} values of each speech_frames.npy row",
         "input": f"speech_frames.npy[:, {CONTEXT * NUM_MEL}:{(CONTEXT + 1) * NUM_MEL}]",
+        "input_columns": [CONTEXT * NUM_MEL, (CONTEXT + 1) * NUM_MEL],
         "model": f"LSTM({NUM_MEL}, {HIDDEN}), Linear({HIDDEN}, {len(CLASSES)}) on every step; "
                  "input standardisation folded into the LSTM's input weights",
         "optimizer": f"adam lr {LR} (cosine), {BATCH} utterances per step, {EPOCHS} epochs, "

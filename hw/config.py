@@ -374,12 +374,18 @@ class AccelConfig:
         return max(1, (2 * self.max_kernel).bit_length())
 
     @property
+    def max_pool_cells(self) -> int:
+        """The most cells a pool window holds: ``max_kernel ** 2`` (an average's largest
+        divisor)."""
+        return self.max_kernel ** 2
+
+    @property
     def pool_numerator_bits(self) -> int:
         """Bits of an average pool's numerator in the readout: a window's activated sum, offset
         by ``divisor * 2**(act_width - 1)`` to be non-negative, plus half the divisor; below
         ``max_kernel**2 * 2**act_width``
         (:func:`~reuse_accel.hw.core.mac.average_divider`)."""
-        return (self.max_kernel ** 2 * (1 << self.act_width) - 1).bit_length()
+        return (self.max_pool_cells * (1 << self.act_width) - 1).bit_length()
 
     def coordinate_bits(self, size: int) -> int:
         """Bits of a coordinate along a map axis of ``size`` positions, or of the convolution's

@@ -92,8 +92,8 @@ class LayerKind(hdl_enum.Enum, shape=8):
 
     DENSE = 0
     CONV = 1
-    LSTM = 2     # the host's float reference only, so far: no gateware
-    GRU = 3      # the host's float reference only, so far: no gateware
+    LSTM = 2     # the golden model only, so far: no gateware
+    GRU = 3      # the golden model only, so far: no gateware
 
 
 class Header(data.Struct):

@@ -29,6 +29,7 @@ import numpy as np
 
 from reuse_accel.hw.board import BOARDS
 from reuse_accel.hw.config import AccelConfig, ConfigError
+from reuse_accel.hw.layers import KINDS as GATEWARE_KINDS
 from reuse_accel.hw.top import DEFAULT_TOP, generate_verilog
 from reuse_accel.sim.cocotb.transport import SimulationError
 from reuse_accel.synth import command as synth_command
@@ -288,9 +289,7 @@ WORKLOADS = ("speech", "video", "lstm")
 ``video``, a CNN estimating traffic density in the frames of a static-camera video, and
 ``lstm``, an LSTM classifying the same speech one frame per time step."""
 
-GOLDEN_ONLY = ("lstm",)
-"""Demos whose layers the gateware does not have yet: they run on the golden model unless
-``--backend`` says otherwise (and an RTL backend refuses them)."""
+
 
 
 def demo_data(workload: str = "speech") -> dict:
@@ -301,16 +300,18 @@ def demo_data(workload: str = "speech") -> dict:
         if workload == "lstm":
             meta = json.loads((path / "speech_lstm.json").read_text())
             speech = json.loads((path / "speech.json").read_text())
-            centre = slice(5 * 40, 6 * 40)        # the splice's frame offset 0 (see "input")
-            frames = np.load(path / "speech_frames.npy")[:, centre]
+            columns = slice(*meta["input_columns"])     # the splice's centre frame
+            frames = np.load(path / "speech_frames.npy")[:, columns]
+            model = Network.load(path / "speech_lstm.onnx")
             return {
-                "model": Network.load(path / "speech_lstm.onnx"), "frames": frames,
+                "model": model, "frames": frames,
                 "labels": np.load(path / "speech_labels.npy"),
-                "calibration": np.load(path / "speech_calibration.npy")[:, centre],
+                "calibration": np.load(path / "speech_calibration.npy")[:, columns],
                 "meta": meta,
                 "title": (f"speech: \"{speech['sentence']}\" (frames of 10 ms, held-out "
-                          f"voice {speech['test_voice']}); LSTM 40-64, dense 11, one frame "
-                          "per time step"),
+                          f"voice {speech['test_voice']}); "
+                          f"{', '.join(_layer_text(layer) for layer in model.layers)}, one "
+                          "frame per time step"),
                 "held_out": np.ones(len(frames), bool),
             }
         if workload == "speech":
@@ -340,6 +341,8 @@ def demo_data(workload: str = "speech") -> dict:
 
 
 def _layer_text(layer) -> str:
+    if layer.recurrent is not None:
+        return f"{layer.kind.name} {layer.inputs}-{layer.outputs}"
     if layer.kind.name == "CONV":
         return f"conv {layer.geometry.kernel[0]}x{layer.geometry.kernel[-1]} " \
                f"{'x'.join(map(str, layer.output_shape))}"
@@ -348,13 +351,14 @@ def _layer_text(layer) -> str:
 
 def cmd_demo(args) -> int:
     out = Path(args.out)
-    backend = args.backend or ("golden" if args.workload in GOLDEN_ONLY
-                               else DEFAULT_BACKEND["demo"])
     _check_output_dir("--out", args.out)
     _check_output_dir("--waves", args.waves)
+    data = demo_data(args.workload)
+    # A model the gateware cannot run yet runs on the golden model unless --backend says.
+    golden_only = any(layer.kind not in GATEWARE_KINDS for layer in data["model"].layers)
+    backend = args.backend or ("golden" if golden_only else DEFAULT_BACKEND["demo"])
     _check_simulator(backend)
     _waves_options(backend, args.waves)
-    data = demo_data(args.workload)
     if backend != "golden":
         check_gateware_kinds(data["model"].layers, "run the demo with --backend golden")
     config = _model_config(args, data["model"])
@@ -364,7 +368,7 @@ def cmd_demo(args) -> int:
     started = time.perf_counter()
     report, driver = _run(data["model"], frames, config, backend,
                           calibration=data["calibration"], labels=labels, waves=args.waves)
-    if args.workload in GOLDEN_ONLY:
+    if golden_only:
         out.mkdir(parents=True, exist_ok=True)
         print(f"accelerator: {describe_config(config)} (the golden model; the gateware does "
               "not have recurrent layers yet)")

@@ -54,7 +54,7 @@ def layer_weight_rows(config: AccelConfig, layer) -> int:
         return layer.geometry.weight_row_count(config.lanes)
     if layer.recurrent is not None:
         # One row per input slot and row of gate sums.
-        return layer.input_layout.span(config.lanes) * 4 * layer.recurrent.groups(config.lanes)
+        return layer.input_layout.span(config.lanes) * layer.recurrent.sum_rows(config.lanes)
     if layer.kind not in KINDS:
         raise ValueError(f"no weight layout for layer kind {layer.kind!r}")
     return KINDS[layer.kind].weight_row_count(config, layer.input_layout.span(config.lanes),

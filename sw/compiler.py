@@ -126,7 +126,7 @@ def _neurons(layer, lanes: int) -> list[tuple[str, int]]:
         return [(f"input slots (its {shape.inputs} inputs and {shape.hidden} hidden values, "
                  f"each from a new row of {lanes} lanes)", layer.input_layout.span(lanes)),
                 ("gate sums (4 gates of its hidden size in whole rows)",
-                 4 * shape.groups(lanes) * lanes)]
+                 shape.sum_rows(lanes) * lanes)]
     if layer.geometry is None:
         span = layer.input_layout.span(lanes)
         inputs = ("inputs" if span == layer.inputs else
@@ -152,13 +152,17 @@ def memory_rows(network: Network, config: AccelConfig) -> dict[str, int]:
     memory, without reuse no input state and the largest layer's sums."""
     lanes = config.lanes
     layouts = [_layouts(layer) for layer in network.layers]
+    # A recurrent layer's h_{t-1} comes from its own memory: only x_t is in the I/O buffer.
+    buffered = [(MapLayout(1, layer.inputs), outputs) if layer.recurrent is not None
+                else (inputs, outputs) for layer, (inputs, outputs) in zip(network.layers,
+                                                                          layouts)]
     sums = [prod(layer.geometry.conv_size) * -(-layer.geometry.out_channels // lanes)
             if layer.geometry is not None else
-            4 * layer.recurrent.groups(lanes) if layer.recurrent is not None else
+            layer.recurrent.sum_rows(lanes) if layer.recurrent is not None else
             -(-layer.outputs // lanes)
             for layer in network.layers]
     return {
-        "buffer_depth": max(layout.rows(lanes) for pair in layouts for layout in pair),
+        "buffer_depth": max(layout.rows(lanes) for pair in buffered for layout in pair),
         "state_depth": (sum(inputs.rows(lanes) for inputs, _ in layouts) if config.reuse
                         else 0),
         "sum_depth": sum(sums) if config.reuse else max(sums),

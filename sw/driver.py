@@ -77,8 +77,9 @@ def check_gateware_kinds(layers, fix: str) -> None:
     model runs every kind), naming it; ``fix`` says what to do instead."""
     for number, layer in enumerate(layers):
         if layer.kind not in GATEWARE_KINDS:
+            kinds = " and ".join(kind.name.lower() for kind in GATEWARE_KINDS)
             raise InputError(f"layer {number} ({layer.kind.name}) is of a kind the gateware "
-                             f"does not have yet (it has dense and conv layers); {fix}")
+                             f"does not have yet (it has {kinds} layers); {fix}")
 
 
 def _check_gateware_layer(compiled: CompiledModel, number: int) -> None:

@@ -99,11 +99,12 @@ class Layer:
             raise InputError(f"layer kind {self.kind!r} is not supported")
         if (self.geometry is None) != (self.kind is not LayerKind.CONV):
             raise InputError("a conv layer needs its geometry and other layers have none")
-        if self.recurrent is None and self.kind in RECURRENT_KINDS or \
-                self.recurrent is not None and RECURRENT_KINDS.get(self.kind) != \
-                self.recurrent.cell:
-            raise InputError(f"a {self.kind.name} layer needs a recurrent shape of its cell, "
-                             f"not {self.recurrent}")
+        cell = RECURRENT_KINDS.get(self.kind)
+        if cell is None and self.recurrent is not None:
+            raise InputError(f"a {self.kind.name} layer takes no recurrent shape")
+        if cell is not None and (self.recurrent is None or self.recurrent.cell != cell):
+            raise InputError(f"a {self.kind.name} layer needs RecurrentShape({cell!r}, inputs, "
+                             f"hidden), not {self.recurrent}")
         if self.recurrent is not None and self.activation != "identity":
             raise InputError("a recurrent layer's cell has its own activations; its "
                              "activation must be 'identity'")
@@ -390,11 +391,15 @@ def load_labels(path: str | Path, frames: int, outputs: int) -> np.ndarray:
     if isinstance(labels, np.ndarray):
         if labels.shape == (frames,) and np.issubdtype(labels.dtype, np.integer):
             return labels
-        if labels.shape == (frames, outputs) and (np.issubdtype(labels.dtype, np.floating)
-                                                  or np.issubdtype(labels.dtype, np.integer)):
+        if labels.shape == (frames, outputs) and np.issubdtype(labels.dtype, np.floating):
             if np.isfinite(labels).all():
                 return labels.astype(np.float64)
             raise InputError(f"labels in {str(path)!r} contain NaN or infinite values")
+        if labels.shape == (frames, outputs) and np.issubdtype(labels.dtype, np.integer):
+            raise InputError(
+                f"labels in {str(path)!r} are {frames} x {outputs} integers; give class labels "
+                f"as {frames} integers, one per frame (for one-hot rows, labels.argmax(axis=1)), "
+                "or real targets as floats")
     shape = getattr(labels, "shape", "an archive")
     raise InputError(
         f"labels in {str(path)!r} must be {frames} integers (a class per frame) or "

@@ -180,8 +180,7 @@ def network_from_onnx(model) -> Network:
         {value.name for value in graph.output}
 
     for index, node in enumerate(graph.node):
-        label = f"{node.op_type} node {node.name!r}" if node.name else \
-            f"{node.op_type} node #{index} (unnamed)"
+        label = _label(node, index)
         present = [name for name in node.input if name]
         for name in present:
             if name not in constants and name not in values:
@@ -218,8 +217,11 @@ def network_from_onnx(model) -> Network:
         raise InputError(f"the model computes no layer between its input and its output "
                          f"{output!r}: it needs a Gemm or a MatMul")
     if "D" in result.prefix:
-        raise InputError(f"the model output {output!r} keeps the direction axis of "
-                         f"{result.layers[-1].node}'s output; squeeze it")
+        source = next(layer.node for layer in reversed(result.layers)
+                      if layer.recurrent is not None)
+        raise InputError(f"the model output {output!r} keeps the direction axis (axis "
+                         f"{result.prefix.index('D')}) of {source}'s output; add a Squeeze of "
+                         "that axis after it")
     return Network(input_shape, [_layer(layer) for layer in result.layers])
 
 
@@ -233,6 +235,12 @@ def _layer(layer: _Pending) -> Layer:
                  geometry=layer.geometry, recurrent=layer.recurrent)
 
 
+def _label(node, index: int) -> str:
+    """How errors name the graph's node number ``index``."""
+    return (f"{node.op_type} node {node.name!r}" if node.name else
+            f"{node.op_type} node #{index} (unnamed)")
+
+
 def _sequence_prefix(graph, input_name: str) -> tuple[str, ...]:
     """The graph input's leading axes: ``("N",)``, or for a model with a recurrent node the
     time and batch axes in the order they reach the first one (through ``Transpose`` and
@@ -242,20 +250,21 @@ def _sequence_prefix(graph, input_name: str) -> tuple[str, ...]:
         return ("N",)
     roles = ["N", "T"] if _attributes(first).get("layout", 0) else ["T", "N"]
     producers = {name: node for node in graph.node for name in node.output}
+    index = {id(node): number for number, node in enumerate(graph.node)}
     name = first.input[0]
     while name != input_name:
         node = producers.get(name)
         if node is None or node.op_type not in ("Transpose", "Identity"):
-            what = "an initializer" if node is None else f"a {node.op_type} node"
-            raise InputError(f"the sequence {first.op_type} node {first.name!r} reads comes "
-                             f"from {what}; a recurrent model's first recurrent node must read "
-                             "the model input, transposed at most")
+            what = "an initializer" if node is None else _label(node, index[id(node)])
+            raise InputError(f"{_label(first, index[id(first)])} reads its sequence from "
+                             f"{what}; the first recurrent node must read the model input, "
+                             "transposed at most")
         if node.op_type == "Transpose":
             perm = list(_attributes(node).get("perm", [2, 1, 0]))
             if perm[2:] != [2] or sorted(perm) != [0, 1, 2]:
-                raise InputError(f"{node.op_type} node {node.name!r} moves the features of "
-                                 f"the sequence (perm={perm}); only the time and batch axes "
-                                 "may move")
+                raise InputError(f"{_label(node, index[id(node)])} moves the features of the "
+                                 f"sequence (perm={perm}); only the time and batch axes may "
+                                 "move")
             before = [""] * 2
             for position, source in enumerate(perm[:2]):
                 before[source] = roles[position]
@@ -417,11 +426,16 @@ def _reshape(node, label, values, constants) -> _Value:
 
 
 def _reshape_sequence(node, label, value: _Value, shape: list[int], allowzero) -> _Value:
-    """A Reshape of a sequence: it keeps the time and batch axes in their order and drops
-    the direction axis (size 1); the per-frame part becomes a vector."""
+    """A Reshape of a sequence: it keeps the time and batch axes in their order, or merges
+    them (``(-1, features)``: the batch is 1), and drops the direction axis (size 1); the
+    per-frame part becomes a vector."""
     kept = tuple(axis for axis in value.prefix if axis != "D")
-    source = [None if axis == "T" else 1 for axis in value.prefix] + list(value.shape)
     text = _value_text(value)
+    if len(shape) == 2 and len(kept) == 2 and shape[0] != 0 and \
+            (shape[1] == value.features or shape[1] == -1 != shape[0]):
+        # (-1, features): time and batch (1) merged, as PyTorch's out.reshape(-1, H) writes.
+        return _Value((value.features,), value.layers, ("T",))
+    source = [None if axis == "T" else 1 for axis in value.prefix] + list(value.shape)
     if len(shape) != len(kept) + 1:
         raise InputError(f"{label} reshapes {text} to {tuple(shape)}; a sequence may only "
                          f"be reshaped to {_axes_text(kept)}, features)")
@@ -539,7 +553,10 @@ def _recurrent(node, label, values, constants) -> _Value:
         if names[7] not in constants or np.any(np.asarray(constants[names[7]]) != 0):
             raise InputError(f"{label} has peepholes (input P); only an LSTM without "
                              "peepholes is supported")
-    hidden = int(attributes.get("hidden_size", 0))
+    if "hidden_size" not in attributes:
+        raise InputError(f"{label} has no hidden_size attribute; export it with hidden_size "
+                         "set (PyTorch always sets it)")
+    hidden = int(attributes["hidden_size"])
     gates = _RECURRENT_GATES[op]
     features = value.shape[0]
     weight = _weights(node, label, w, constants)
@@ -551,6 +568,9 @@ def _recurrent(node, label, values, constants) -> _Value:
                              f"{features} inputs")
     bias = np.zeros(2 * gates * hidden)
     if b:
+        if b not in constants:
+            raise InputError(f"{label} takes its bias B from the model input; only a constant "
+                             "bias is supported")
         bias = check_real(constants[b], f"the bias {b!r} of {label}").reshape(-1)
         if bias.shape != (2 * gates * hidden,):
             raise InputError(f"the bias {b!r} of {label} has {bias.size} values, not "
@@ -581,10 +601,14 @@ def _recurrent(node, label, values, constants) -> _Value:
 
 
 def _not_a_sequence(label: str, value: _Value) -> None:
-    if value.prefix != ("N",):
+    if value.prefix == ("N",):
+        return
+    if any(layer.recurrent is not None for layer in value.layers):
         raise InputError(f"{label} takes {_value_text(value)}, a sequence; after a recurrent "
                          "layer only dense layers (MatMul, Gemm with Add), Relu and the "
                          "sequence's Transpose, Squeeze and Reshape are supported")
+    raise InputError(f"{label} takes {_value_text(value)}, the input sequence; before the "
+                     "first recurrent layer only the sequence's Transpose is supported")
 
 
 def _axes_text(axes: tuple[str, ...]) -> str:

@@ -66,6 +66,6 @@ def pool_cell_layout(config: AccelConfig) -> data.StructLayout:
         "last": unsigned(1),
         "row": unsigned(config.row_bits),
         "average": unsigned(1),
-        "divisor": range(config.max_kernel ** 2 + 1),
+        "divisor": range(config.max_pool_cells + 1),
         "done": unsigned(1),
     })

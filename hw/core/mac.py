@@ -59,7 +59,7 @@ def average_divider(config: AccelConfig) -> tuple[int, list[int]]:
     (:attr:`AccelConfig.pool_numerator_bits`), ``(n * m[d]) >> s == n // d``: with ``s = N +
     ceil(log2(dmax))`` the product's error ``n * (m[d] - 2**s / d) / 2**s`` stays below
     ``1 / d``."""
-    largest = config.max_kernel ** 2
+    largest = config.max_pool_cells
     shift = config.pool_numerator_bits + (largest - 1).bit_length()
     return shift, [0] + [-(-(1 << shift) // d) for d in range(1, largest + 1)]
 
@@ -78,6 +78,11 @@ class DeltaMacArray(wiring.Component):
     readout_latency = 2 + Activation.latency
     """Cycles from ``readout_start`` to the first row written: the readout's row register, the
     sum read, the activation."""
+
+    pool_latency = 3
+    """Cycles a pooled window's result adds to a plain row's (hardware with conv layers): the
+    window's result register, the numerator and reciprocal register and the product register
+    of :meth:`_pool_stage` (a max takes the same path)."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -275,9 +280,10 @@ class DeltaMacArray(wiring.Component):
         r1_valid = Signal()
         r1_row = Signal(config.row_bits)
         r1_last = Signal()
+        cell_layout = pool_cell_layout(config).members if config.conv else {}
         r1_cell = Signal(data.StructLayout({
-            "pool": 1, "first": 1, "close": 1, "average": 1,
-            "divisor": range(config.max_kernel ** 2 + 1)}))
+            "pool": 1, "first": 1, "close": 1, "average": cell_layout.get("average", 1),
+            "divisor": cell_layout.get("divisor", 1)}))
         m.d.sync += [r1_valid.eq(ro_active), r1_row.eq(ro_row), r1_last.eq(ro_last)]
         if config.conv:
             cell = self.pool_cell
@@ -314,12 +320,12 @@ class DeltaMacArray(wiring.Component):
     def _pool_stage(self, m, values, valid, row, last, flags):
         """A pooled readout's windows (with conv layers): the activated cells' running maximum
         and sum, then, for an average, the exact division by the window's divisor as a multiply
-        by its reciprocal (:func:`~reuse_accel.hw.layers.conv.average_divider`), rounded half
-        up. The window's result is written ``POOL_LATENCY`` cycles after its last cell's
+        by its reciprocal (:func:`average_divider`), rounded half
+        up. The window's result is written :attr:`pool_latency` cycles after its last cell's
         activation."""
         config = self._config
         lanes, width = config.lanes, config.act_width
-        largest_divisor = config.max_kernel ** 2
+        largest_divisor = config.max_pool_cells
         shift, reciprocals = average_divider(config)
         act_row = data.ArrayLayout(signed(width), lanes)
         total_row = data.ArrayLayout(signed(width + largest_divisor.bit_length()), lanes)

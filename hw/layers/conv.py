@@ -43,6 +43,7 @@ from amaranth.utils import exact_log2
 
 from ..config import AccelConfig, check_config
 from ..core.layouts import pool_cell_layout, position_layout
+from ..core.mac import DeltaMacArray
 from ..protocol import CONV_FIELDS
 from .descriptor import (
     address_generator_members,
@@ -57,10 +58,9 @@ __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner",
 
 POOL_MODES = ("max", "avg")
 
-POOL_LATENCY = 3
-"""Readout cycles a pooled conv layer's window adds to a plain row's: the window's result
-register, then (for an average) the numerator and reciprocal register and the product
-register; a max takes the same path."""
+POOL_LATENCY = DeltaMacArray.pool_latency
+"""Readout cycles a pooled conv layer's window adds to a plain row's
+(:attr:`~reuse_accel.hw.core.mac.DeltaMacArray.pool_latency`)."""
 
 POOL_CODES = {None: 0, "max": 1, "avg": 2, "avg counting padding": 3}
 """The descriptor's ``pool`` field: no pool, a max, an average over the window's cells inside

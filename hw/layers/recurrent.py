@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.mac import DeltaMacArray
+
 __all__ = ["CELLS", "ELEMENTWISE_LATENCY", "GATES", "SIGMOID_INDEX_BITS", "SIGMOID_RANGE",
            "RecurrentShape", "SegmentLayout", "fixed_sigmoid", "fixed_tanh", "gru_cell",
            "lstm_cell", "recurrent_step", "sigmoid_table"]
@@ -56,12 +58,13 @@ GATES = 4
 """Groups of ``hidden`` sums a recurrent layer keeps (LSTM ``i, o, f, c``; GRU ``z, r, n_x,
 n_h``), each padded to whole rows of L lanes so that a row of sums belongs to one gate."""
 
-ELEMENTWISE_LATENCY = 8
+ELEMENTWISE_LATENCY = DeltaMacArray.readout_latency + 5
 """Cycles of the element-wise stage on top of its ``GATES`` sum reads per group of L hidden
-units: the activation's row register, sum read and three stages (round, shift, saturate), the
-sigmoid table read, the gate products, the cell-state sum and saturation, the table read of
-its tanh, and the output product. The cycle formula's constant for the planned gateware; the
-gateware will state it."""
+units: the readout's (row register, sum read, the activation's round, shift and saturate:
+:attr:`~reuse_accel.hw.core.mac.DeltaMacArray.readout_latency`), then the sigmoid table read,
+the gate products, the cell-state sum and saturation (a GRU: the candidate's sum), the table
+read of its tanh, and the output product: 10. The cycle formula's constant for the planned
+gateware, for both cells; the gateware will state it."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class RecurrentShape:
         """Rows of L lanes per gate: ``Gh = ceil(hidden / L)``; the layer keeps ``GATES *
         Gh`` rows of sums, gate ``k``'s group ``j`` in row ``k * Gh + j``."""
         return -(-self.hidden // lanes)
+
+    def sum_rows(self, lanes: int) -> int:
+        """Rows of L sums the layer keeps: ``GATES * Gh`` (each changed input's MAC items)."""
+        return GATES * self.groups(lanes)
 
     @property
     def layout(self) -> SegmentLayout:

@@ -218,6 +218,12 @@ class GoldenModel:
             if layer.kind not in KINDS:
                 raise ValueError(f"layer {number} is of kind {layer.kind!r}, which the golden "
                                  f"model does not know")
+            if layer.recurrent is not None and config.reuse and (
+                    layer.hidden_centroids is None or
+                    len(layer.hidden_centroids) != len(layer.centroids)):
+                raise ValueError(f"layer {number} ({layer.kind.name}) needs hidden_centroids, "
+                                 f"a table of {len(layer.centroids)} centroids for h_t-1 "
+                                 "like its centroids for x_t")
         self._kinds = [KINDS[layer.kind](config, layer) for layer in layers]
         self._segments = [self._input_segments(number, layer) for number, layer in
                           enumerate(layers)]
@@ -233,8 +239,9 @@ class GoldenModel:
         centroids = np.asarray(layer.centroids, dtype=np.int64)
         segments = [(0, layer.inputs, centroids, number == 0)]
         if layer.recurrent is not None:
+            hidden = layer.hidden_centroids if layer.hidden_centroids is not None else []
             segments.append((layer.inputs, layer.recurrent.fan_in,
-                             np.asarray(layer.hidden_centroids, dtype=np.int64), False))
+                             np.asarray(hidden, dtype=np.int64), False))
         return segments
 
     def begin_sequence(self) -> None:

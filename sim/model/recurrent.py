@@ -4,11 +4,13 @@ A recurrent layer is a dense product over its ``F + H`` inputs ``[x_t ; h_{t-1}]
 (:mod:`reuse_accel.hw.layers.recurrent`), so its change detection, delta update and counters
 are a dense layer's over both halves: a changed input (of ``x`` or of ``h``) reads ``4 * Gh``
 weight rows (``Gh = ceil(H / L)`` rows per gate) and performs ``4 * H`` multiply-accumulates.
+(A GRU's candidate keeps ``n_x`` and ``n_h`` apart: a quarter of each input's weight rows
+are zeros, read and multiplied all the same.)
 ``x_t`` is quantized with the layer's centroid table, ``h_{t-1}`` with its own.
 
 Each frame the element-wise stage then runs in full: the gate sums are rounded, shifted and
-saturated like a linear dense layer's outputs, and :func:`~reuse_accel.hw.layers.recurrent.
-lstm_cell` or :func:`~reuse_accel.hw.layers.recurrent.gru_cell` gives ``h_t`` (and ``c_t``),
+saturated like a linear dense layer's outputs, and ``lstm_cell`` or ``gru_cell``
+(:mod:`reuse_accel.hw.layers.recurrent`) gives ``h_t`` (and ``c_t``),
 which is the layer's output and its recurrent input at the next frame. ``h`` and ``c`` start
 from zero with every sequence.
 
@@ -58,7 +60,7 @@ class RecurrentLayer:
         self.biases = layer.biases
         self.weights = np.asarray(layer.weights, dtype=np.float64)
         self.layout = shape.layout
-        self.items = GATES * shape.groups(config.lanes)
+        self.items = shape.sum_rows(config.lanes)
         self.reset()
 
     def reset(self) -> None:

@@ -136,6 +136,21 @@ def test_recurrent_forms_match_onnxruntime(op, case):
     assert_close(network.forward(frames), expected)
 
 
+def test_a_reshape_that_merges_time_and_batch():
+    """PyTorch's ``out.reshape(-1, H)`` before a Linear: (T, N, H) to (T * N, H), each frame
+    still one time step (the batch is 1)."""
+    shape = init("merged", [-1, HIDDEN], np.int64)
+    proto = recurrent_model("LSTM", extra=[
+        helper.make_node("Reshape", ["h", "merged"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "fc"], ["y"])])
+    proto.graph.initializer.append(shape)
+    frames = np.random.default_rng(9).normal(size=(7, FEATURES))
+    session = onnxruntime.InferenceSession(proto.SerializeToString())
+    expected = session.run(None, {"x": frames[:, None].astype(np.float32)})[0]
+    assert expected.shape == (7, 2)
+    assert_close(network_from_onnx(proto).forward(frames), expected)
+
+
 @pytest.mark.parametrize("op", ["LSTM", "GRU"])
 def test_the_batchwise_layout_matches_onnxs_reference(op):
     """``layout = 1`` (the sequence read as (N, T, features), Y as (N, T, 1, H)): onnxruntime
