@@ -59,7 +59,8 @@ from amaranth.lib import enum as hdl_enum
 from .config import COUNTER_WIDTH, AccelConfig
 
 __all__ = [
-    "Opcode", "Error", "Header", "LayerFlags", "LayerKind", "RESPONSE_ERROR", "RESPONSE_OK",
+    "Opcode", "Error", "Header", "LayerFlags", "LayerKind", "PoolCode", "RESPONSE_ERROR",
+    "RESPONSE_OK",
     "MAGIC", "VERSION", "STATUS_FIELDS", "LAYER_COUNTERS", "header", "parse_header",
     "words_per_row", "pack_rows", "unpack_rows", "counter_fields", "expected_length",
     "layer_flags", "CONTROL_FIELDS", "CONV_AXIS_FIELDS", "CONV_FIELDS", "POOL_AXIS_FIELDS",
@@ -94,6 +95,15 @@ class LayerKind(hdl_enum.Enum, shape=8):
     CONV = 1
     LSTM = 2     # the golden model only, so far: no gateware
     GRU = 3      # the golden model only, so far: no gateware
+
+
+class PoolCode(hdl_enum.Enum, shape=2):
+    """SET_CONV's ``pool`` field: what follows a conv layer's activation in its readout."""
+
+    NONE = 0
+    MAX = 1
+    AVG = 2                    # over the window's cells inside the map
+    AVG_COUNTING_PADDING = 3   # over the whole window (count_include_pad)
 
 
 class Header(data.Struct):

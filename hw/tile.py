@@ -51,7 +51,7 @@ from .core.rows import last_row_mask, row_count
 from .core.serializer import InputSerializer
 from .layers import gateware_kinds, layer_descriptor_layout
 from .layers.conv import ConvScanner, PoolWalker
-from .protocol import LAYER_COUNTERS, LayerKind
+from .protocol import LAYER_COUNTERS, LayerKind, PoolCode
 
 __all__ = ["ProcessingTile", "frame_cycles_shape", "layer_counters_layout", "tile_signature"]
 
@@ -350,7 +350,7 @@ class ProcessingTile(wiring.Component):
                 ]
                 if config.conv:
                     conv_layer = descriptor.kind == LayerKind.CONV.value
-                    m.d.sync += pooled.eq(conv_layer & (descriptor.conv.pool != 0))
+                    m.d.sync += pooled.eq(conv_layer & (descriptor.conv.pool != PoolCode.NONE))
                     with m.If(conv_layer):
                         m.d.sync += sum_rows.eq(descriptor.conv.sum_rows)
                 m.d.sync += [

@@ -44,7 +44,7 @@ from amaranth.utils import exact_log2
 from ..config import AccelConfig, check_config
 from ..core.layouts import pool_cell_layout, position_layout
 from ..core.mac import DeltaMacArray
-from ..protocol import CONV_FIELDS
+from ..protocol import CONV_FIELDS, PoolCode
 from .descriptor import (
     address_generator_members,
     axis_entry_layout,
@@ -53,7 +53,7 @@ from .descriptor import (
 )
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
-           "POOL_CODES", "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor",
+           "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor",
            "conv_fields", "input_layout", "map_fields", "pool_code"]
 
 POOL_MODES = ("max", "avg")
@@ -62,18 +62,13 @@ POOL_LATENCY = DeltaMacArray.pool_latency
 """Readout cycles a pooled conv layer's window adds to a plain row's
 (:attr:`~reuse_accel.hw.core.mac.DeltaMacArray.pool_latency`)."""
 
-POOL_CODES = {None: 0, "max": 1, "avg": 2, "avg counting padding": 3}
-"""The descriptor's ``pool`` field: no pool, a max, an average over the window's cells inside
-the map, an average over the whole window (``count_include_pad``)."""
-
-
-def pool_code(pool: Pool | None) -> int:
-    """The descriptor's ``pool`` field for ``pool`` (:data:`POOL_CODES`)."""
+def pool_code(pool: Pool | None) -> PoolCode:
+    """The descriptor's ``pool`` field for ``pool``."""
     if pool is None:
-        return POOL_CODES[None]
-    if pool.mode == "avg" and pool.count_include_pad:
-        return POOL_CODES["avg counting padding"]
-    return POOL_CODES[pool.mode]
+        return PoolCode.NONE
+    if pool.mode == "max":
+        return PoolCode.MAX
+    return PoolCode.AVG_COUNTING_PADDING if pool.count_include_pad else PoolCode.AVG
 
 
 def _pair(values, name: str, count: int = 2) -> tuple[int, ...]:
@@ -468,7 +463,7 @@ def conv_descriptor(config: AccelConfig, geometry: ConvGeometry) -> dict:
         "group_lanes": out_channels - (groups - 1) * lanes,
         "group_weights": kh * kw * channels,
         "sum_rows": oh * ow * groups,
-        "pool": pool_code(geometry.pool),
+        "pool": pool_code(geometry.pool).value,
         "pool_y": _pool_axis(geometry.pool, 0, oh, ow * groups),
         "pool_x": _pool_axis(geometry.pool, 1, ow, groups),
     }
@@ -881,7 +876,8 @@ class PoolWalker(wiring.Component):
             self.cell.first.eq((cy == 0) & (cx == 0)),
             self.cell.last.eq(last_cell),
             self.cell.row.eq(row),
-            self.cell.average.eq(conv.pool[1]),
+            self.cell.average.eq((conv.pool == PoolCode.AVG) |
+                                 (conv.pool == PoolCode.AVG_COUNTING_PADDING)),
             self.cell.divisor.eq(divisor),
             self.cell.done.eq(active & ~setup & last_cell & last_group & last_px & last_py),
         ]
@@ -905,7 +901,7 @@ class PoolWalker(wiring.Component):
             _, col_count = clipped(left, conv.pool_x.kernel, ow)
             start = (base + Mux(top[-1], 0, top_sums) + Mux(left[-1], 0, left_sums))[
                 :config.sum_row_bits]
-            counting_padding = conv.pool == POOL_CODES["avg counting padding"]
+            counting_padding = conv.pool == PoolCode.AVG_COUNTING_PADDING
             m.d.sync += [
                 setup.eq(0), rows.eq(row_count), cols.eq(col_count), cy.eq(0), cx.eq(0),
                 group.eq(0), group_base.eq(start), line.eq(start), address.eq(start),

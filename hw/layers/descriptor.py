@@ -8,7 +8,7 @@ from amaranth.utils import bits_for
 
 from ..config import AccelConfig
 from ..core.layouts import changed_input_layout, mac_item_layout
-from ..protocol import CONV_AXIS_FIELDS, CONV_FIELDS, POOL_AXIS_FIELDS, LayerKind
+from ..protocol import CONV_AXIS_FIELDS, CONV_FIELDS, POOL_AXIS_FIELDS, LayerKind, PoolCode
 
 __all__ = ["KIND_BITS", "address_generator_members", "axis_entry_layout", "axis_layout",
            "conv_descriptor_layout", "conv_field", "layer_descriptor_layout", "pool_axis_layout"]
@@ -80,7 +80,7 @@ def conv_descriptor_layout(config: AccelConfig) -> data.StructLayout:
         "group_lanes": range(config.lanes + 1),               # real lanes of the last group
         "group_weights": unsigned(config.weight_row_bits),    # kh * kw * C
         "sum_rows": unsigned(config.sum_row_bits),            # OH * OW * G'
-        "pool": unsigned(2),                                  # conv.POOL_CODES
+        "pool": PoolCode,                                     # what follows the activation
         "pool_y": pool_axis_layout(config, config.max_height),
         "pool_x": pool_axis_layout(config, config.max_width),
     }
