@@ -12,7 +12,7 @@ and checks the reuse overhead (target: at most 15 % more LUTs on the ECP5, 20 % 
 For each missed target it prints by how much and why (critical path: start and end, logic
 levels, routing share; or the dominant resource), then a markdown table for the README.
 
-    python benches/bench_synth.py [--jobs 2] [--out build/synth] [--only generic,ice40]
+    python benches/bench_synth.py [--jobs 2] [--out build/synth] [--only generic,ice40,cnn]
 
 Reports and tool logs go to ``--out`` (one directory per run, ``report.json`` inside).
 """
@@ -51,7 +51,7 @@ def _runs(only: set[str] | None):
                                    ("icebreaker", small, ("ice40", "generic")),
                                    ("cnn", cnn, ("ecp5",))):
         for target in targets:
-            if only and target not in only:
+            if only and target not in only and label not in only:
                 continue
             for reuse in variants:
                 chosen = config if reuse else dataclasses.replace(config, reuse=False)
@@ -147,7 +147,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--out", default=str(ROOT / "build" / "synth"),
                         help="reports and tool logs (default build/synth)")
-    parser.add_argument("--only", help="comma-separated targets to run (default: all)")
+    parser.add_argument("--only", help="comma-separated targets (generic, ice40, ecp5) or "
+                                       "configurations (default, icebreaker, cnn) to run "
+                                       "(default: all)")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     out = Path(args.out)

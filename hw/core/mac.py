@@ -79,10 +79,10 @@ class DeltaMacArray(wiring.Component):
     """Cycles from ``readout_start`` to the first row written: the readout's row register, the
     sum read, the activation."""
 
-    pool_latency = 3
+    pool_latency = 4
     """Cycles a pooled window's result adds to a plain row's (hardware with conv layers): the
-    window's result register, the numerator and reciprocal register and the product register
-    of :meth:`_pool_stage` (a max takes the same path)."""
+    window's result register, the numerator and reciprocal register, the partial products'
+    register and the product register of :meth:`_pool_stage` (a max takes the same path)."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -331,6 +331,10 @@ class DeltaMacArray(wiring.Component):
         total_row = data.ArrayLayout(signed(width + largest_divisor.bit_length()), lanes)
         numerator_row = data.ArrayLayout(config.pool_numerator_bits, lanes)
         product_row = data.ArrayLayout(config.pool_numerator_bits + shift + 1, lanes)
+        # The reciprocal in two parts, so that each partial product maps to few DSP blocks
+        # and the carry chain that adds them gets a cycle of its own.
+        split = min(18, shift)
+        partial_row = data.ArrayLayout(config.pool_numerator_bits + split, lanes)
 
         # The window so far, including this cell.
         best, total = Signal(act_row), Signal(total_row)
@@ -366,17 +370,24 @@ class DeltaMacArray(wiring.Component):
         for lane in range(lanes):
             m.d.sync += p2.numerator[lane].eq(
                 p1.total[lane] + (p1.divisor << (width - 1)) + (p1.divisor >> 1))
-        p3 = stage("pool_product", product=product_row)
+        p3 = stage("pool_partials", low=partial_row,
+                   high=data.ArrayLayout(config.pool_numerator_bits + shift + 1 - split, lanes))
         m.d.sync += [p3.en.eq(p2.en), p3.done.eq(p2.done), p3.row.eq(p2.row),
                      p3.average.eq(p2.average), p3.maximum.eq(p2.maximum)]
         for lane in range(lanes):
-            m.d.sync += p3.product[lane].eq(p2.numerator[lane] * p2.reciprocal)
+            m.d.sync += [p3.low[lane].eq(p2.numerator[lane] * p2.reciprocal[:split]),
+                         p3.high[lane].eq(p2.numerator[lane] * p2.reciprocal[split:])]
+        p4 = stage("pool_product", product=product_row)
+        m.d.sync += [p4.en.eq(p3.en), p4.done.eq(p3.done), p4.row.eq(p3.row),
+                     p4.average.eq(p3.average), p4.maximum.eq(p3.maximum)]
+        for lane in range(lanes):
+            m.d.sync += p4.product[lane].eq(p3.low[lane] + (p3.high[lane] << split))
         result = Signal(act_row)
         for lane in range(lanes):
-            m.d.comb += result[lane].eq(Mux(p3.average,
-                                            (p3.product[lane] >> shift) - (1 << (width - 1)),
-                                            p3.maximum[lane]))
-        with m.If(p3.en):
-            m.d.comb += [self.act.en.eq(1), self.act.addr.eq(p3.row), self.act.data.eq(result)]
-        with m.If(p3.done):
+            m.d.comb += result[lane].eq(Mux(p4.average,
+                                            (p4.product[lane] >> shift) - (1 << (width - 1)),
+                                            p4.maximum[lane]))
+        with m.If(p4.en):
+            m.d.comb += [self.act.en.eq(1), self.act.addr.eq(p4.row), self.act.data.eq(result)]
+        with m.If(p4.done):
             m.d.comb += self.readout_done.eq(1)
