@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout, input_layout
-from reuse_accel.hw.layers.recurrent import RecurrentShape, recurrent_step
+from reuse_accel.hw.layers import input_layout
+from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout
+from reuse_accel.hw.layers.recurrent import RecurrentShape, SegmentLayout, recurrent_step
 from reuse_accel.hw.protocol import LayerKind
 
 __all__ = ["ACTIVATIONS", "InputError", "Layer", "Network", "RECURRENT_KINDS", "check_frames",
@@ -151,7 +152,7 @@ class Layer:
         return self.geometry if self.geometry is not None else self.recurrent
 
     @property
-    def input_layout(self) -> MapLayout:
+    def input_layout(self) -> MapLayout | SegmentLayout:
         """How the layer's inputs sit in the I/O buffer: a conv layer's map, the map a dense
         layer flattens, or a vector (one position)."""
         return input_layout(self)

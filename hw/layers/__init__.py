@@ -22,10 +22,11 @@ with ``max_kernel`` above 0).
 
 from ..config import AccelConfig
 from ..protocol import LayerKind
-from . import conv, dense
+from . import conv, dense, recurrent
 from .descriptor import KIND_BITS, conv_field, layer_descriptor_layout
 
-__all__ = ["KINDS", "KIND_BITS", "conv_field", "gateware_kinds", "layer_descriptor_layout"]
+__all__ = ["KINDS", "KIND_BITS", "conv_field", "gateware_kinds", "input_layout",
+           "layer_descriptor_layout"]
 
 KINDS = {LayerKind.DENSE: dense, LayerKind.CONV: conv}
 """The module of every layer kind the gateware implements."""
@@ -35,3 +36,15 @@ def gateware_kinds(config: AccelConfig) -> dict:
     """The kinds hardware of ``config`` implements: dense always, conv with ``max_kernel``."""
     return {kind: module for kind, module in KINDS.items()
             if kind != LayerKind.CONV or config.conv}
+
+
+def input_layout(layer) -> conv.MapLayout | recurrent.SegmentLayout:
+    """How a layer's inputs sit in rows (a layer as the host or the golden model holds it:
+    ``geometry``, ``recurrent``, ``input_map`` and ``inputs``): a conv layer's input map, a
+    recurrent layer's ``x_t`` and ``h_{t-1}`` segments, the map a dense layer flattens, or a
+    vector (one position)."""
+    if layer.geometry is not None:
+        return layer.geometry.input_layout
+    if layer.recurrent is not None:
+        return layer.recurrent.layout
+    return layer.input_map if layer.input_map is not None else conv.MapLayout(1, layer.inputs)

@@ -54,7 +54,7 @@ from .descriptor import (
 
 __all__ = ["AxisTracker", "ConvAddressGenerator", "ConvGeometry", "ConvScanner", "MapLayout",
            "POOL_LATENCY", "POOL_MODES", "Pool", "PoolWalker", "conv_descriptor",
-           "conv_fields", "input_layout", "map_fields", "pool_code"]
+           "conv_fields", "map_fields", "pool_code"]
 
 POOL_MODES = ("max", "avg")
 
@@ -215,18 +215,6 @@ class MapLayout:
         """The buffer slot (row * L + lane) of every input, inputs in channels-last order
         (a read-only array)."""
         return _stored_index(self.positions, self.channels, lanes)
-
-
-def input_layout(layer) -> MapLayout:
-    """How a layer's inputs sit in rows (a layer as the host or the golden model holds it:
-    ``geometry``, ``recurrent``, ``input_map`` and ``inputs``): a conv layer's input map, a
-    recurrent layer's ``x_t`` and ``h_{t-1}`` segments, the map a dense layer flattens, or a
-    vector (one position)."""
-    if layer.geometry is not None:
-        return layer.geometry.input_layout
-    if layer.recurrent is not None:
-        return layer.recurrent.layout
-    return layer.input_map if layer.input_map is not None else MapLayout(1, layer.inputs)
 
 
 @cache

@@ -19,8 +19,9 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout, input_layout
-from reuse_accel.hw.layers.recurrent import RecurrentShape
+from reuse_accel.hw.layers import input_layout
+from reuse_accel.hw.layers.conv import ConvGeometry, MapLayout
+from reuse_accel.hw.layers.recurrent import RecurrentShape, SegmentLayout
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.sim.timing import frame_cycles
 
@@ -74,8 +75,8 @@ class FixedLayer:
         return self.weights.shape[0] if shape is None else shape.outputs
 
     @property
-    def input_layout(self) -> MapLayout:
-        """How the layer's inputs sit in the I/O buffer (a vector is one position)."""
+    def input_layout(self) -> MapLayout | SegmentLayout:
+        """How the layer's inputs sit in rows (a vector is one position)."""
         return input_layout(self)
 
     @property
