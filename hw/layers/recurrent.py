@@ -37,12 +37,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
 
 from ..core.mac import DeltaMacArray
 
 __all__ = ["CELLS", "ELEMENTWISE_LATENCY", "GATES", "SIGMOID_INDEX_BITS", "SIGMOID_RANGE",
-           "RecurrentShape", "SegmentLayout", "fixed_sigmoid", "fixed_tanh", "gru_cell",
-           "lstm_cell", "recurrent_step", "sigmoid_table"]
+           "ElementwiseStage", "RecurrentShape", "SegmentLayout", "fixed_sigmoid", "fixed_tanh",
+           "gru_cell", "lstm_cell", "recurrent_step", "sigmoid_table"]
 
 CELLS = ("lstm", "gru")
 
@@ -57,15 +60,6 @@ sigmoid is within 3.4e-4 of 0 or 1."""
 GATES = 4
 """Groups of ``hidden`` sums a recurrent layer keeps (LSTM ``i, o, f, c``; GRU ``z, r, n_x,
 n_h``), each padded to whole rows of L lanes so that a row of sums belongs to one gate."""
-
-ELEMENTWISE_LATENCY = DeltaMacArray.readout_latency + 5
-"""Cycles of the element-wise stage on top of its ``GATES`` sum reads per group of L hidden
-units: the readout's (row register, sum read, the activation's round, shift and saturate:
-:attr:`~reuse_accel.hw.core.mac.DeltaMacArray.readout_latency`), then the sigmoid table read,
-the gate products, the cell-state sum and saturation (a GRU: the candidate's sum), the table
-read of its tanh, and the output product: 10. The cycle formula's constant for the planned
-gateware, for both cells; the gateware will state it."""
-
 
 @dataclass(frozen=True)
 class SegmentLayout:
@@ -221,3 +215,140 @@ def gru_cell(gates: np.ndarray, hidden: np.ndarray, act_frac: int, act_min: int,
                                    act_min, act_max), act_frac)
     hidden = np.asarray(hidden, dtype=np.int64)
     return candidate + _product(fixed_sigmoid(z, act_frac), hidden - candidate, act_frac)
+
+
+class ElementwiseStage(wiring.Component):
+    """The recurrent layers' element-wise stage on L lanes: a group of L hidden units at a
+    time, from its four rows of activated gate pre-activations to its new hidden state (and an
+    LSTM's cell state), bit-exact with :func:`lstm_cell` and :func:`gru_cell`.
+
+    Contract
+    --------
+    - ``gru``: the cell (0 LSTM, 1 GRU), held while a layer runs.
+    - ``i``: one row per cycle when ``i.valid``, never stalled: ``i.gate`` 0 to 3 in order
+      (LSTM ``i, o, f, c``; GRU ``z, r, n_x, n_h``) with ``i.values`` the group's activated
+      pre-activations of that gate; with gate 0, ``i.state`` holds the group's previous cell
+      state (LSTM) or hidden state (GRU). Groups may follow each other without a gap.
+    - ``o``: valid :attr:`latency` cycles after a group's gate-3 row, with ``hidden`` (``h_t``)
+      and ``cell`` (an LSTM's ``c_t``).
+    - Each lane reads one sigmoid table (:func:`sigmoid_table`) through two ports: one for the
+      gate rows as they arrive, one for the tanh of the new cell state (or the GRU's candidate).
+    """
+
+    latency = 5
+    """Cycles from a group's gate-3 row to its result: the gate's table read, the products,
+    their sum and saturation, the tanh's table read, the output product."""
+
+    def __init__(self, config):
+        self._config = config
+        lanes = config.lanes
+        row = data.ArrayLayout(signed(config.act_width), lanes)
+        super().__init__({
+            "gru": In(1),
+            "i": In(data.StructLayout({"valid": 1, "gate": 2, "values": row, "state": row})),
+            "o": Out(data.StructLayout({"valid": 1, "hidden": row, "cell": row})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        width, frac = config.act_width, config.act_frac
+        one = 1 << frac
+        table = sigmoid_table(frac)
+        value_bits = int(max(table)).bit_length()
+        half_index = 1 << (SIGMOID_INDEX_BITS - 1)
+
+        def index(value, doubled):
+            """The table index of ``value`` (of ``2 * value`` when ``doubled``)."""
+            shift = frac - _step_bits() - int(doubled)
+            steps = value >> shift if shift >= 0 else value << -shift
+            return Mux(steps < -half_index, 0,
+                       Mux(steps >= half_index, 2 * half_index - 1, steps + half_index))
+
+        def product(a, b):
+            """``a * b`` rounded half up to ``act_frac`` fractional bits."""
+            return (a * b + (1 << (frac - 1))) >> frac
+
+        def saturate(value):
+            return Mux(value < config.act_min, config.act_min,
+                       Mux(value > config.act_max, config.act_max, value))
+
+        i, o = self.i, self.o
+        # The gate rows: registered with their table reads (available a cycle later).
+        gate_valid, gate_index = Signal(), Signal(2)
+        raw = Signal.like(i.values)
+        state = Signal.like(i.state)
+        m.d.sync += [gate_valid.eq(i.valid), gate_index.eq(i.gate), raw.eq(i.values)]
+        with m.If(i.valid & (i.gate == 0)):
+            m.d.sync += state.eq(i.state)
+        # What the group's gates give: sigmoids 0..one, tanh or raw values.
+        unit = signed(value_bits + 1)
+        gate_values = [Signal(data.ArrayLayout(signed(width + 2), config.lanes),
+                              name=f"gate{k}") for k in range(4)]
+        # A group's gate 3 is on ``i`` in cycle t: its table read comes in t + 1 with the
+        # products, registered; t + 2 their sum; t + 3 the tanh's table read; t + 4 the
+        # output product, registered: valid in t + 5.
+        s1, s2, s3, s4 = (Signal(name=f"elementwise_s{k}") for k in range(1, 5))
+        m.d.sync += [s1.eq(gate_valid & (gate_index == 3)), s2.eq(s1), s3.eq(s2), s4.eq(s3)]
+        m.d.comb += o.valid.eq(s4)
+        for lane in range(config.lanes):
+            rom = memory.Memory(shape=unsigned(value_bits), depth=len(table),
+                                init=[int(entry) for entry in table])
+            m.submodules[f"sigmoid{lane}"] = rom
+            gate_port, cell_port = rom.read_port(), rom.read_port()
+            value = i.values[lane]
+            # LSTM gate 3 and never a GRU's raw gates 2 and 3: tanh, from 2 * value.
+            tanh_gate = ~self.gru & (i.gate == 3)
+            m.d.comb += gate_port.addr.eq(Mux(tanh_gate, index(value, True),
+                                              index(value, False)))
+            sig = Signal(unit, name=f"sig{lane}")
+            m.d.comb += sig.eq(gate_port.data)
+            is_tanh = Signal(name=f"is_tanh{lane}")
+            m.d.sync += is_tanh.eq(tanh_gate)
+            looked_up = Mux(is_tanh, 2 * sig - one, sig)
+            passed = Mux(self.gru & (gate_index >= 2), raw[lane], looked_up)
+            for k in range(4):
+                with m.If(gate_valid & (gate_index == k)):
+                    m.d.sync += gate_values[k][lane].eq(passed)
+            # t + 1 (gate 3's value is ``passed``): the products.
+            first, second, third = (gate_values[k][lane] for k in range(3))
+            fourth = passed
+            lstm_f_c = product(third, state[lane])          # f * c
+            lstm_i_g = product(first, fourth)               # i * g
+            gru_r_n = product(second, fourth)               # r * n_h
+            p_a = Signal(signed(width + 2), name=f"p_a{lane}")
+            p_b = Signal(signed(width + 2), name=f"p_b{lane}")
+            keep_o = Signal(signed(width + 2), name=f"keep_o{lane}")     # o, or z
+            keep_h = Signal(signed(width + 1), name=f"keep_h{lane}")     # the GRU's h_{t-1}
+            m.d.sync += [
+                p_a.eq(Mux(self.gru, third, lstm_f_c)),     # GRU: n_x
+                p_b.eq(Mux(self.gru, gru_r_n, lstm_i_g)),
+                keep_o.eq(Mux(self.gru, first, second)),
+                keep_h.eq(state[lane]),
+            ]
+            # t + 2: the sum, saturated: the new cell state, or the candidate's argument.
+            total = Signal(signed(width), name=f"total{lane}")
+            o2, h2 = Signal.like(keep_o), Signal.like(keep_h)
+            m.d.sync += [total.eq(saturate(p_a + p_b)), o2.eq(keep_o), h2.eq(keep_h)]
+            # t + 3: its tanh from the table (2 * total).
+            m.d.comb += cell_port.addr.eq(index(total, True))
+            total3, o3, h3 = Signal.like(total), Signal.like(keep_o), Signal.like(keep_h)
+            m.d.sync += [total3.eq(total), o3.eq(o2), h3.eq(h2)]
+            tanh = Signal(signed(width + 2), name=f"tanh{lane}")
+            m.d.comb += tanh.eq(2 * cell_port.data - one)
+            # t + 4: the output, o * tanh(c) or n + z * (h - n), registered.
+            hidden = Signal(signed(width), name=f"hidden{lane}")
+            cell = Signal(signed(width), name=f"cell{lane}")
+            m.d.sync += [
+                hidden.eq(Mux(self.gru, tanh + product(o3, h3 - tanh), product(o3, tanh))),
+                cell.eq(total3),
+            ]
+            m.d.comb += [o.hidden[lane].eq(hidden), o.cell[lane].eq(cell)]
+        return m
+
+
+ELEMENTWISE_LATENCY = DeltaMacArray.readout_latency + ElementwiseStage.latency
+"""Cycles of a recurrent layer's readout on top of its ``GATES`` sum reads per group of L
+hidden units: the readout's (row register, sum read, the activation's round, shift and
+saturate: :attr:`~reuse_accel.hw.core.mac.DeltaMacArray.readout_latency`), then the
+:class:`ElementwiseStage`'s, for both cells: 10."""

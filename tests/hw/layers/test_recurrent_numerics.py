@@ -84,3 +84,66 @@ def test_hand_computed_cells():
     h, c = lstm_cell(zeros, np.array([ONE]), ACT_FRAC, ACT_MIN, ACT_MAX)
     assert (h.tolist(), c.tolist()) == ([60], [128])
     assert gru_cell(zeros, np.array([ONE]), ACT_FRAC, ACT_MIN, ACT_MAX).tolist() == [128]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("gaps", [False, True], ids=["back-to-back", "with-gaps"])
+def test_the_elementwise_stage_gateware_equals_the_cells(cell, gaps):
+    """ElementwiseStage in Amaranth's simulator: groups of 4 lanes, their four gate rows one
+    per cycle (back to back, or with idle cycles between rows), random activations over the
+    whole 12-bit range; every group's h (and c) equals lstm_cell's or gru_cell's, ``latency``
+    cycles after its gate-3 row."""
+    from amaranth.sim import Simulator
+
+    from reuse_accel.hw.config import AccelConfig
+    from reuse_accel.hw.layers.recurrent import ElementwiseStage
+
+    config = AccelConfig(lanes=4, act_width=12, act_frac=8)
+    low, high = config.act_min, config.act_max
+    rng = np.random.default_rng(4 if cell == "lstm" else 5)
+    groups = 6
+    gates = rng.integers(low, high + 1, (groups, 4, 4))
+    gates[:, :, 0] = [low, high, 0, -1]             # the table's ends and around zero
+    states = rng.integers(low, high + 1, (groups, 4)) if cell == "lstm" else \
+        rng.integers(-ONE, ONE + 1, (groups, 4))
+    dut = ElementwiseStage(config)
+    schedule = []                                   # (cycle, group, gate)
+    cycle = 1
+    for group in range(groups):
+        for gate in range(4):
+            schedule.append((cycle, group, gate))
+            cycle += 1 + int(gaps and rng.random() < 0.5)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.gru, int(cell == "gru"))
+        rows = {when: (group, gate) for when, group, gate in schedule}
+        for now in range(cycle + 10):
+            if now in rows:
+                group, gate = rows[now]
+                ctx.set(dut.i, {"valid": 1, "gate": gate, "values": gates[group, gate].tolist(),
+                                "state": states[group].tolist()})
+            else:
+                ctx.set(dut.i.valid, 0)
+            await ctx.tick()
+            out = ctx.get(dut.o)
+            if out.valid:
+                seen.append((now + 1, [out.hidden[k] for k in range(4)],
+                             [out.cell[k] for k in range(4)]))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    args = (config.act_frac, low, high)
+    expected = []
+    for group in range(groups):
+        when = next(w for w, g, k in schedule if g == group and k == 3)
+        if cell == "lstm":
+            h, c = lstm_cell(gates[group], states[group], *args)
+            expected.append((when + ElementwiseStage.latency, h.tolist(), c.tolist()))
+        else:
+            h = gru_cell(gates[group], states[group], *args)
+            expected.append((when + ElementwiseStage.latency, h.tolist()))
+    got = [entry if cell == "lstm" else entry[:2] for entry in seen]
+    assert got == expected
