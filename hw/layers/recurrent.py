@@ -115,8 +115,19 @@ class RecurrentShape:
         return -(-self.hidden // lanes)
 
     def sum_rows(self, lanes: int) -> int:
-        """Rows of L sums the layer keeps: ``GATES * Gh`` (each changed input's MAC items)."""
+        """Rows of L sums the layer keeps: ``GATES * Gh``."""
         return GATES * self.groups(lanes)
+
+    @property
+    def gates_per_input(self) -> int:
+        """Gate groups a changed input corrects: all four for an LSTM; three for a GRU, whose
+        ``x_t`` never reaches ``n_h`` and whose ``h_{t-1}`` never reaches ``n_x`` (their weight
+        rows there are zeros, neither read nor multiplied)."""
+        return GATES if self.cell == "lstm" else GATES - 1
+
+    def items_per_input(self, lanes: int) -> int:
+        """MAC items (weight rows) of each changed input: ``gates_per_input * Gh``."""
+        return self.gates_per_input * self.groups(lanes)
 
     @property
     def layout(self) -> SegmentLayout:

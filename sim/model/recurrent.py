@@ -3,9 +3,9 @@
 A recurrent layer is a dense product over its ``F + H`` inputs ``[x_t ; h_{t-1}]``
 (:mod:`reuse_accel.hw.layers.recurrent`), so its change detection, delta update and counters
 are a dense layer's over both halves: a changed input (of ``x`` or of ``h``) reads ``4 * Gh``
-weight rows (``Gh = ceil(H / L)`` rows per gate) and performs ``4 * H`` multiply-accumulates.
-(A GRU's candidate keeps ``n_x`` and ``n_h`` apart: a quarter of each input's weight rows
-are zeros, read and multiplied all the same.)
+weight rows (``Gh = ceil(H / L)`` rows per gate) and performs ``4 * H`` multiply-accumulates;
+a GRU's input reads ``3 * Gh`` and performs ``3 * H`` (its candidate keeps ``n_x`` over ``x``
+and ``n_h`` over ``h`` apart: the fourth gate's weights of each input are zeros, skipped).
 ``x_t`` is quantized with the layer's centroid table, ``h_{t-1}`` with its own.
 
 Each frame the element-wise stage then runs in full: the gate sums are rounded, shifted and
@@ -14,10 +14,11 @@ saturated like a linear dense layer's outputs, and ``lstm_cell`` or ``gru_cell``
 which is the layer's output and its recurrent input at the next frame. ``h`` and ``c`` start
 from zero with every sequence.
 
-Cycles: the scan of the ``ceil(F / L) + Gh`` input rows with ``4 * Gh`` items per changed input
-(:func:`~reuse_accel.sim.timing.scan_cycles`), then the element-wise stage, ``GATES`` sum reads
-per group of L hidden units and :data:`~reuse_accel.hw.layers.recurrent.ELEMENTWISE_LATENCY`:
-``4 * Gh + ELEMENTWISE_LATENCY`` cycles, after which the next layer starts.
+Cycles: the scan of the ``ceil(F / L) + Gh`` input rows with ``4 * Gh`` (GRU ``3 * Gh``) items
+per changed input (:func:`~reuse_accel.sim.timing.scan_cycles`), then the element-wise stage,
+``GATES`` sum reads per group of L hidden units and
+:data:`~reuse_accel.hw.layers.recurrent.ELEMENTWISE_LATENCY`: ``4 * Gh +
+ELEMENTWISE_LATENCY`` cycles, after which the next layer starts.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class RecurrentLayer:
         self.biases = layer.biases
         self.weights = np.asarray(layer.weights, dtype=np.float64)
         self.layout = shape.layout
-        self.items = shape.sum_rows(config.lanes)
+        self.items = shape.items_per_input(config.lanes)
+        self.readout_rows = shape.sum_rows(config.lanes)
         self.reset()
 
     def reset(self) -> None:
@@ -95,10 +97,10 @@ class RecurrentLayer:
         """The scan of ``x`` and ``h`` rows, then the element-wise stage (the next layer
         starts after it)."""
         scan = scan_cycles(self.config, changed, self.items, self.layout, unstable=unstable)
-        return scan + self.items + ELEMENTWISE_LATENCY
+        return scan + self.readout_rows + ELEMENTWISE_LATENCY
 
     def weight_rows(self, changed: np.ndarray) -> int:
         return int(np.count_nonzero(changed)) * self.items
 
     def macs(self, changed: np.ndarray) -> int:
-        return int(np.count_nonzero(changed)) * self.sums
+        return int(np.count_nonzero(changed)) * self.shape.gates_per_input * self.outputs

@@ -75,12 +75,13 @@ def test_reuse_follows_the_step_by_step_computation(cell):
     expected = step_by_step(layer, frames)
     assert np.array_equal([result.outputs for result in results], expected)
     assert results[0].changed_inputs.tolist() == [F + H]     # from scratch: all of x and h
+    gates = 4 if cell == "lstm" else 3        # a GRU's input skips the other half's candidate
     for t in range(1, len(frames)):
         x_changed = int(np.count_nonzero(layer.centroids[frames[t]] !=
                                          layer.centroids[frames[t - 1]]))
         assert results[t].changed_inputs[0] >= x_changed
-        assert results[t].weight_rows[0] == results[t].changed_inputs[0] * 4 * 2   # Gh = 2
-        assert results[t].macs[0] == results[t].changed_inputs[0] * 4 * H
+        assert results[t].weight_rows[0] == results[t].changed_inputs[0] * gates * 2  # Gh = 2
+        assert results[t].macs[0] == results[t].changed_inputs[0] * gates * H
 
 
 @settings(max_examples=25, deadline=None)
@@ -121,14 +122,14 @@ def test_a_new_sequence_starts_from_a_zero_state():
 
 def test_cycles_of_a_frame_computed_from_scratch():
     """Every input of x and h changed, written out (README's formula): the scan of F + H
-    inputs with 4 * Gh = 8 items each, Q = log2(8) + 2 = 5 quantizer stages, ``inputs * items
-    + 12 + Q``, then the element-wise stage, 4 * Gh sum reads and its latency; the frame adds
-    its done cycle."""
+    inputs with 3 * Gh = 6 items each (a GRU), Q = log2(8) + 2 = 5 quantizer stages,
+    ``inputs * items + 12 + Q``, then the element-wise stage, 4 * Gh = 8 sum reads and its
+    latency; the frame adds its done cycle."""
     rng = np.random.default_rng(3)
     layer = recurrent_layer("gru", rng)
     frames = rng.integers(0, CONFIG.clusters, (2, F))
     _, results = run(layer, frames, baseline=True)
     stages = 3 + 2
-    expected = (F + H) * 8 + 12 + stages + 8 + ELEMENTWISE_LATENCY
+    expected = (F + H) * 6 + 12 + stages + 8 + ELEMENTWISE_LATENCY
     assert results[0].layer_cycles.tolist() == [expected]
     assert results[0].cycles == expected + 1
