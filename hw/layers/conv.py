@@ -806,17 +806,22 @@ class PoolWalker(wiring.Component):
     Contract
     --------
     - ``start``: the readout begins; latches ``conv`` and ``base`` (where the layer's sums
-      start). For every pooled position ``(py, px)`` in order it spends one setup cycle (the
-      window clipped to the map), then for every output group ``g`` issues the window's cells
-      inside the map, row by row, one per cycle, on ``cell``
+      start). For every pooled position ``(py, px)`` in order, for every output group ``g``,
+      it issues the window's cells inside the map, row by row, one per cycle, on ``cell``
       (:func:`~reuse_accel.hw.core.layouts.pool_cell_layout`): ``valid`` with the sum row
       ``address`` (the conv output ``(cy, cx)``'s group ``g``), ``first`` and ``last`` for the
       window's first and last cell, ``row``, the output row the window's result goes to
       (``(py * PW + px) * G' + g``), ``average`` for an average pool and ``divisor``, what the
       average divides by (the window's cells inside the map, or all its cells when it counts
       padding). ``done`` comes with the last cell of the last window.
+    - One cycle without a cell (the first window's setup) follows ``start``; every next
+      window is set up in its predecessor's last cycle and follows it without a gap.
     - No window is empty (a pool's padding is smaller than its kernel).
     """
+
+    setup_latency = 1
+    """Cycles without a cell between ``start`` and the first cell: the first window's
+    setup."""
 
     def __init__(self, config: AccelConfig):
         self._config = check_config(config)
@@ -837,37 +842,42 @@ class PoolWalker(wiring.Component):
         coordinate = max(config.coordinate_bits(config.max_height),
                          config.coordinate_bits(config.max_width)) + 1
 
-        active = Signal()
-        setup = Signal()
-        # The window's top-left corner (negative inside the padding) and its sum offset.
+        # The window being walked (``walking``): its cells inside the map, where its group-0
+        # cells start, its divisor, whether it is the last.
+        walking = Signal()
+        window = data.StructLayout({
+            "rows": config.kernel_bits, "cols": config.kernel_bits,
+            "start": config.sum_row_bits, "divisor": range(config.max_pool_cells + 1),
+            "last": 1})
+        current = Signal(window)
+        # The next window: its top-left corner (negative inside the padding), its sum
+        # offsets, its pooled position; ``remaining`` while one is left.
+        remaining = Signal()
         top, left = Signal(signed(coordinate)), Signal(signed(coordinate))
         top_sums, left_sums = Signal(signed(sums)), Signal(signed(sums))
         py, px = Signal(coordinate), Signal(coordinate)
-        # The window clipped to the map: its cells, and where its group-0 cells start.
-        rows, cols = Signal(config.kernel_bits), Signal(config.kernel_bits)
+        # The walk through the current window's cells, group by group.
         cy, cx = Signal(config.kernel_bits), Signal(config.kernel_bits)
         group = Signal(config.group_bits)
         group_base = Signal(config.sum_row_bits)
         line = Signal(config.sum_row_bits)
         address = Signal(config.sum_row_bits)
         row = Signal(config.row_bits)
-        divisor = Signal.like(self.cell.divisor)
 
         oh, ow = conv.y.last_out + 1, conv.x.last_out + 1
-        last_cell = (cy == rows - 1) & (cx == cols - 1)
+        last_cell = (cy == current.rows - 1) & (cx == current.cols - 1)
         last_group = group == conv.groups - 1
-        last_px = px == conv.pool_x.count - 1
-        last_py = py == conv.pool_y.count - 1
+        finishing = walking & last_cell & last_group
         m.d.comb += [
-            self.cell.valid.eq(active & ~setup),
+            self.cell.valid.eq(walking),
             self.cell.address.eq(address),
             self.cell.first.eq((cy == 0) & (cx == 0)),
             self.cell.last.eq(last_cell),
             self.cell.row.eq(row),
             self.cell.average.eq((conv.pool == PoolCode.AVG) |
                                  (conv.pool == PoolCode.AVG_COUNTING_PADDING)),
-            self.cell.divisor.eq(divisor),
-            self.cell.done.eq(active & ~setup & last_cell & last_group & last_px & last_py),
+            self.cell.divisor.eq(current.divisor),
+            self.cell.done.eq(finishing & current.last),
         ]
 
         def clipped(start, kernel, size):
@@ -876,42 +886,59 @@ class PoolWalker(wiring.Component):
             end = Mux(start + kernel > size, size, start + kernel)
             return first, end - first
 
+        # The next window, set up from its corner.
+        _, row_count = clipped(top, conv.pool_y.kernel, oh)
+        _, col_count = clipped(left, conv.pool_x.kernel, ow)
+        counting_padding = conv.pool == PoolCode.AVG_COUNTING_PADDING
+        next_window = Signal(window)
+        m.d.comb += [
+            next_window.rows.eq(row_count), next_window.cols.eq(col_count),
+            next_window.start.eq((base + Mux(top[-1], 0, top_sums) +
+                                  Mux(left[-1], 0, left_sums))[:config.sum_row_bits]),
+            next_window.divisor.eq(Mux(counting_padding,
+                                       conv.pool_y.kernel * conv.pool_x.kernel,
+                                       row_count * col_count)),
+            next_window.last.eq((px == conv.pool_x.count - 1) & (py == conv.pool_y.count - 1)),
+        ]
+
+        def begin(params):
+            """Start walking the window ``params`` from its first cell."""
+            return [walking.eq(1), current.eq(params), cy.eq(0), cx.eq(0), group.eq(0),
+                    group_base.eq(params.start), line.eq(params.start),
+                    address.eq(params.start)]
+
         with m.If(self.start):
             m.d.sync += [
-                conv.eq(self.conv), base.eq(self.base), active.eq(1), setup.eq(1),
+                conv.eq(self.conv), base.eq(self.base), walking.eq(0), remaining.eq(1),
                 py.eq(0), px.eq(0), row.eq(0),
                 top.eq(-self.conv.pool_y.low), left.eq(-self.conv.pool_x.low),
                 top_sums.eq(-self.conv.pool_y.low_sums),
                 left_sums.eq(-self.conv.pool_x.low_sums),
             ]
-        with m.Elif(active & setup):
-            _, row_count = clipped(top, conv.pool_y.kernel, oh)
-            _, col_count = clipped(left, conv.pool_x.kernel, ow)
-            start = (base + Mux(top[-1], 0, top_sums) + Mux(left[-1], 0, left_sums))[
-                :config.sum_row_bits]
-            counting_padding = conv.pool == PoolCode.AVG_COUNTING_PADDING
-            m.d.sync += [
-                setup.eq(0), rows.eq(row_count), cols.eq(col_count), cy.eq(0), cx.eq(0),
-                group.eq(0), group_base.eq(start), line.eq(start), address.eq(start),
-                divisor.eq(Mux(counting_padding, conv.pool_y.kernel * conv.pool_x.kernel,
-                               row_count * col_count)),
-            ]
-        with m.Elif(active):
-            with m.If(~last_cell):
-                with m.If(cx == cols - 1):
-                    m.d.sync += [cx.eq(0), cy.eq(cy + 1), line.eq(line + conv.y.sum_step),
-                                 address.eq(line + conv.y.sum_step)]
+        with m.Else():
+            # The walk.
+            with m.If(walking):
+                with m.If(~last_cell):
+                    with m.If(cx == current.cols - 1):
+                        m.d.sync += [cx.eq(0), cy.eq(cy + 1),
+                                     line.eq(line + conv.y.sum_step),
+                                     address.eq(line + conv.y.sum_step)]
+                    with m.Else():
+                        m.d.sync += [cx.eq(cx + 1), address.eq(address + conv.groups)]
                 with m.Else():
-                    m.d.sync += [cx.eq(cx + 1), address.eq(address + conv.groups)]
-            with m.Else():
-                m.d.sync += row.eq(row + 1)
-                with m.If(~last_group):
-                    m.d.sync += [group.eq(group + 1), cy.eq(0), cx.eq(0),
-                                 group_base.eq(group_base + 1), line.eq(group_base + 1),
-                                 address.eq(group_base + 1)]
-                with m.Else():
-                    m.d.sync += setup.eq(1)
-                    with m.If(~last_px):
+                    m.d.sync += row.eq(row + 1)
+                    with m.If(~last_group):
+                        m.d.sync += [group.eq(group + 1), cy.eq(0), cx.eq(0),
+                                     group_base.eq(group_base + 1), line.eq(group_base + 1),
+                                     address.eq(group_base + 1)]
+            # The next window follows the current one's last cell without a gap (the first
+            # takes a cycle to set up), and the corner moves on.
+            with m.If(~walking | finishing):
+                with m.If(remaining):
+                    m.d.sync += begin(next_window)
+                    with m.If(next_window.last):
+                        m.d.sync += remaining.eq(0)
+                    with m.Elif(px != conv.pool_x.count - 1):
                         m.d.sync += [px.eq(px + 1), left.eq(left + conv.pool_x.stride),
                                      left_sums.eq(left_sums + conv.pool_x.step)]
                     with m.Else():
@@ -919,8 +946,8 @@ class PoolWalker(wiring.Component):
                                      left_sums.eq(-conv.pool_x.low_sums),
                                      py.eq(py + 1), top.eq(top + conv.pool_y.stride),
                                      top_sums.eq(top_sums + conv.pool_y.step)]
-                        with m.If(last_py):
-                            m.d.sync += active.eq(0)
+                with m.Else():
+                    m.d.sync += walking.eq(0)
         return m
 
 

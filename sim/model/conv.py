@@ -10,9 +10,9 @@ nothing changed) to the stored sums is that update, computed at once.
 The readout activates every sum (rounding, shift, ReLU or identity, saturation, as for a dense
 layer), then pools the activated map: a max, or an average rounded half up by exact division
 by the window's divisor (:meth:`~reuse_accel.hw.layers.conv.Pool.apply`). It reads each
-window's cells inside the map, one row of L sums per cycle after a setup cycle per window: the
-layer's readout takes ``sum(cells) * G' + PH * PW + READOUT + POOL_LATENCY`` cycles and the
-next layer starts after it.
+window's cells inside the map, one row of L sums per cycle, the windows one after the other
+after a setup cycle: the layer's readout takes ``sum(cells) * G' + 1 + READOUT +
+POOL_LATENCY`` cycles and the next layer starts after it.
 Without a pool the readout is a dense layer's: ``OH * OW * G'`` rows, overlapping the next
 layer as :func:`~reuse_accel.sim.timing.layer_cycles` says.
 
@@ -26,7 +26,7 @@ from math import prod
 import numpy as np
 
 from reuse_accel.hw.config import AccelConfig
-from reuse_accel.hw.layers.conv import POOL_LATENCY
+from reuse_accel.hw.layers.conv import POOL_LATENCY, PoolWalker
 from reuse_accel.hw.protocol import LayerKind
 from reuse_accel.hw.tile import ProcessingTile
 from reuse_accel.sim.timing import READOUT, scan_cycles
@@ -36,6 +36,9 @@ from .readout import activate_counted
 __all__ = ["KIND", "ConvLayer"]
 
 KIND = LayerKind.CONV
+
+POOL_SETUP = PoolWalker.setup_latency
+"""The pooled readout's setup cycle before its first window."""
 
 
 class ConvLayer:
@@ -69,7 +72,6 @@ class ConvLayer:
                                   geometry.channels) * geometry.out_channels
         groups = config.groups(geometry.out_channels)
         self.readout_rows = int(geometry.readout_cells().sum()) * groups
-        self.windows = prod(geometry.out_size) if geometry.pool is not None else 0
 
     @property
     def sums(self) -> int:
@@ -111,7 +113,7 @@ class ConvLayer:
         scan = scan_cycles(self.config, changed, self.items, self.layout, unstable=unstable,
                            pipelined=True)
         if self.geometry.pool is not None:
-            return scan + self.readout_rows + self.windows + READOUT + POOL_LATENCY
+            return scan + self.readout_rows + POOL_SETUP + READOUT + POOL_LATENCY
         if last:
             return scan + self.readout_rows + READOUT
         return scan + ProcessingTile.readout_lead(self.config, self.readout_rows)

@@ -255,14 +255,17 @@ POOLED = {
         Pool("avg", (2, 3), (1, 2), (1, 2, 1, 0), count_include_pad=True)),
     "global average": ConvGeometry(3, 4, 5, 5, (1, 1), (1, 1), (0, 0, 0, 0),
                                    Pool("avg", (4, 5), (1, 1))),
+    # A corner window of one cell and one group: walked in one cycle, the next right after.
+    "one-cell corner": ConvGeometry(1, 3, 3, 4, (1, 1), (1, 1), (0, 0, 0, 0),
+                                    Pool("avg", (2, 2), (2, 2), (1, 1, 1, 1))),
 }
 
 
 @pytest.mark.parametrize("name", POOLED)
 def test_pool_walker_reads_every_windows_cells(name):
-    """Per pooled position a setup cycle, then per group the window's cells inside the map,
-    row by row, with the divisor of an average (the window's cells in the map, or its whole
-    padded window), against Pool.windows."""
+    """A setup cycle, then per pooled position and group the window's cells inside the map,
+    row by row, the windows back to back, with the divisor of an average (the window's cells
+    in the map, or its whole padded window), against Pool.windows."""
     geometry = POOLED[name]
     dut = PoolWalker(CONFIG)
     seen = []
@@ -288,10 +291,9 @@ def test_pool_walker_reads_every_windows_cells(name):
     (row_start, row_stop), (col_start, col_stop), divisors = geometry.pool.windows(oh, ow)
     ph, pw = row_start.shape[0], col_start.shape[0]
     average = int(geometry.pool.mode == "avg")
-    expected = []
+    expected = [(0, None, None, None, None, None, None, 0)] * PoolWalker.setup_latency
     for py in range(ph):
         for px in range(pw):
-            expected.append((0, None, None, None, None, None, None, 0))   # the setup cycle
             for g in range(groups):
                 cells = [(cy, cx) for cy in range(row_start[py], row_stop[py])
                          for cx in range(col_start[px], col_stop[px])]
