@@ -10,10 +10,9 @@ spinning process), at least 80% of that.
 
 import argparse
 import sys
-import time
 
 import numpy as np
-from busy import other_core_busy
+from busy import idle_and_loaded
 
 from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.recurrent import RecurrentShape
@@ -55,15 +54,7 @@ def main() -> int:
     indices, _ = compiled.quantize_frames(frames)
     model = GoldenModel(config, compiled.layers)
 
-    started = time.perf_counter()
-    results = model.run(indices)
-    seconds = time.perf_counter() - started
-    rate = len(frames) / seconds
-    with other_core_busy():
-        model.begin_sequence()
-        started = time.perf_counter()
-        model.run(indices)
-        loaded = len(frames) / (time.perf_counter() - started)
+    results, seconds, rate, loaded = idle_and_loaded(model, indices)
     changed = sum(int(r.changed_inputs[:LAYERS].sum()) for r in results[1:])
     inputs = (INPUTS + HIDDEN + (LAYERS - 1) * 2 * HIDDEN) * (len(frames) - 1)
     print(f"golden model, LSTM {INPUTS}-{HIDDEN} x {LAYERS} layers, dense {OUTPUTS} "

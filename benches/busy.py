@@ -4,7 +4,7 @@ import contextlib
 import multiprocessing
 import time
 
-__all__ = ["other_core_busy"]
+__all__ = ["idle_and_loaded", "other_core_busy"]
 
 
 def _spin(stop):
@@ -24,3 +24,18 @@ def other_core_busy():
     finally:
         stop.set()
         spinner.join()
+
+
+def idle_and_loaded(model, indices):
+    """Run the golden ``model`` over ``indices`` as one sequence on an idle machine, then
+    again with the other core busy: the first run's results and seconds, and both rates in
+    frames per second."""
+    started = time.perf_counter()
+    results = model.run(indices)
+    seconds = time.perf_counter() - started
+    with other_core_busy():
+        model.begin_sequence()
+        started = time.perf_counter()
+        model.run(indices)
+        loaded = len(indices) / (time.perf_counter() - started)
+    return results, seconds, len(indices) / seconds, loaded

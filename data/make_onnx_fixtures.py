@@ -101,24 +101,18 @@ def export_recurrent(kind: str, batch_first: bool) -> None:
     shape = (1, RNN_STEPS, RNN_FEATURES) if batch_first else (RNN_STEPS, 1, RNN_FEATURES)
     axes = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
     stem = f"{kind.lower()}_{'batch' if batch_first else 'seq'}_first"
+    export_both(model, shape, stem, axes)
+
+
+def export_both(model: nn.Module, shape: tuple[int, ...], stem: str,
+                axes: dict | None = None) -> None:
+    """``{stem}_classic.onnx`` with ``axes`` symbolic (default: the batch) and
+    ``{stem}_dynamo.onnx`` at the example's shape."""
+    axes = {0: "batch"} if axes is None else axes
     example = torch.randn(*shape)
     classic = OUT_DIR / f"{stem}_classic.onnx"
     torch.onnx.export(model, (example,), str(classic), dynamo=False, input_names=["x"],
                       output_names=["y"], dynamic_axes={"x": axes, "y": axes}, opset_version=17)
-    print(f"wrote {classic} ({classic.stat().st_size} bytes)")
-    dynamo = OUT_DIR / f"{stem}_dynamo.onnx"
-    program = torch.onnx.export(model, (example,), dynamo=True, input_names=["x"],
-                                output_names=["y"], external_data=False)
-    program.save(str(dynamo), external_data=False)
-    print(f"wrote {dynamo} ({dynamo.stat().st_size} bytes)")
-
-
-def export_both(model: nn.Module, shape: tuple[int, ...], stem: str) -> None:
-    example = torch.randn(*shape)
-    classic = OUT_DIR / f"{stem}_classic.onnx"
-    torch.onnx.export(model, (example,), str(classic), dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-                      opset_version=17)
     print(f"wrote {classic} ({classic.stat().st_size} bytes)")
     dynamo = OUT_DIR / f"{stem}_dynamo.onnx"
     program = torch.onnx.export(model, (example,), dynamo=True, input_names=["x"],

@@ -349,17 +349,23 @@ def similarity(params: list, x: np.ndarray) -> list[float]:
     return out
 
 
+def sentence_jobs(rng: np.random.Generator) -> tuple[list[str], list, list]:
+    """The training voices, their sentences' synthesis jobs and the held-out voice's, drawn
+    from ``rng`` in that order (``make_speech_lstm.py`` draws the same sentences)."""
+    train_voices = [f"{a}+{v}" for a in TRAIN_ACCENTS for v in TRAIN_VARIANTS]
+    jobs = []
+    for k, voice in enumerate(train_voices):
+        jobs += random_jobs(rng, voice, SENTENCES_PER_VOICE, 100_000 + 1000 * k)
+    return train_voices, jobs, random_jobs(rng, TEST_VOICE, TEST_SENTENCES, 900_000)
+
+
 # ----------------------------------------------------------------------------- main
 
 
 def main() -> None:
     t0 = time.time()
     rng = np.random.default_rng(SEED)
-    train_voices = [f"{a}+{v}" for a in TRAIN_ACCENTS for v in TRAIN_VARIANTS]
-    jobs = []
-    for k, voice in enumerate(train_voices):
-        jobs += random_jobs(rng, voice, SENTENCES_PER_VOICE, 100_000 + 1000 * k)
-    test_jobs = random_jobs(rng, TEST_VOICE, TEST_SENTENCES, 900_000)
+    train_voices, jobs, test_jobs = sentence_jobs(rng)
 
     print(f"synthesizing {len(jobs)} training sentences ({len(train_voices)} voices) ...")
     x_tr, y_tr, drop_tr = build_set(jobs)

@@ -47,15 +47,11 @@ from make_speech import (
     CONTEXT,
     NUM_MEL,
     SEED,
-    SENTENCES_PER_VOICE,
-    TEST_SENTENCES,
     TEST_VOICE,
-    TRAIN_ACCENTS,
-    TRAIN_VARIANTS,
     espeak_version,
     fbank,
     make_utterance,
-    random_jobs,
+    sentence_jobs,
 )
 from torch import nn
 
@@ -112,13 +108,8 @@ def main() -> int:
     started = time.time()
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
-    # The same sentences as make_speech.py: the same generator, drawn in the same order.
-    rng = np.random.default_rng(SEED)
-    train_voices = [f"{a}+{v}" for a in TRAIN_ACCENTS for v in TRAIN_VARIANTS]
-    jobs = []
-    for k, voice in enumerate(train_voices):
-        jobs += random_jobs(rng, voice, SENTENCES_PER_VOICE, 100_000 + 1000 * k)
-    test_jobs = random_jobs(rng, TEST_VOICE, TEST_SENTENCES, 900_000)
+    # The same sentences as make_speech.py.
+    train_voices, jobs, test_jobs = sentence_jobs(np.random.default_rng(SEED))
     print(f"synthesizing {len(jobs)} training and {len(test_jobs)} test sentences ...")
     train, test = build(jobs), build(test_jobs)
 

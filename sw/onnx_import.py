@@ -471,16 +471,21 @@ def _transpose(node, label, values, constants) -> _Value:
     return replace(value, prefix=tuple(value.prefix[source] for source in perm[:count]))
 
 
-def _squeeze(node, label, values, constants) -> _Value:
-    """A Squeeze of a recurrent node's direction axis."""
-    value = values[node.input[0]]
+def _axes(node, label: str, constants: dict) -> list[int]:
+    """The axes of a Squeeze or ReduceMean: a constant second input (newer opsets) or the
+    ``axes`` attribute."""
     if len(node.input) > 1 and node.input[1]:
         if node.input[1] not in constants:
             raise InputError(f"{label} takes its axes from the model input; only constant "
                              "axes are supported")
-        axes = [int(axis) for axis in np.asarray(constants[node.input[1]]).reshape(-1)]
-    else:
-        axes = list(_attributes(node).get("axes", []))
+        return [int(axis) for axis in np.asarray(constants[node.input[1]]).reshape(-1)]
+    return list(_attributes(node).get("axes", []))
+
+
+def _squeeze(node, label, values, constants) -> _Value:
+    """A Squeeze of a recurrent node's direction axis."""
+    value = values[node.input[0]]
+    axes = _axes(node, label, constants)
     rank = len(value.prefix) + len(value.shape)
     axes = sorted({axis % rank for axis in axes})
     if not axes or any(axis >= len(value.prefix) or value.prefix[axis] != "D"
@@ -868,13 +873,7 @@ def _reduce_mean(node, label, values, constants) -> _Value:
     ``AdaptiveAvgPool(1)``): a global average pool, flattened unless ``keepdims``."""
     value = values[node.input[0]]
     attributes = _attributes(node)
-    if len(node.input) > 1 and node.input[1]:
-        if node.input[1] not in constants:
-            raise InputError(f"{label} takes its axes from the model input; only constant "
-                             "axes are supported")
-        axes = [int(axis) for axis in np.asarray(constants[node.input[1]]).reshape(-1)]
-    else:
-        axes = list(attributes.get("axes", []))
+    axes = _axes(node, label, constants)
     rank = len(value.shape) + 1
     spatial = set(range(2, rank))
     if len(value.shape) not in (2, 3) or {axis % rank for axis in axes} != spatial:

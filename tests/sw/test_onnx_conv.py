@@ -303,6 +303,17 @@ def test_3d_conv_is_refused():
 
 # -- compiled and run -------------------------------------------------------------------------
 
+def assert_runs_equal(rtl, golden, rtl_baseline, golden_baseline):
+    """The RTL's runs, with reuse and without, give the golden model's outputs and counters."""
+    for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
+        assert got.outputs.tolist() == want.outputs.tolist()
+        for ours, theirs in zip(got.frames, want.frames):
+            assert ours.cycles == theirs.cycles
+            for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
+                         "macs", "saturated_outputs"):
+                assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+
+
 def exact_network(pool=True):
     """A conv, ReLU, max pool, flatten, dense network whose fixed-point arithmetic is exact:
     conv weights are multiples of 1/16, dense weights integers, frames multiples of 1/16
@@ -372,13 +383,7 @@ def test_a_dense_layer_over_a_map_with_padding_lanes_runs_on_the_rtl(backend):
         assert dense.input_map == MapLayout(12, 4) and dense.input_layout.span(8) == 92
         rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames[:3])
         golden, golden_baseline = Driver(compiled).run(frames[:3])
-        for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
-            assert got.outputs.tolist() == want.outputs.tolist()
-            for ours, theirs in zip(got.frames, want.frames):
-                assert ours.cycles == theirs.cycles
-                for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
-                             "macs", "saturated_outputs"):
-                    assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+        assert_runs_equal(rtl, golden, rtl_baseline, golden_baseline)
         assert max(frame.changed_inputs[1] for frame in rtl_baseline.frames) == 48
         if not reuse:
             assert rtl.outputs.tolist() == network.forward(frames[:3]).tolist()
@@ -400,13 +405,7 @@ def test_onnx_conv_model_on_the_rtl_equals_the_golden_model(pool, backend):
     assert compiled.config.max_kernel == 3
     rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames[:3])
     golden, golden_baseline = Driver(compiled).run(frames[:3])
-    for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
-        assert got.outputs.tolist() == want.outputs.tolist()
-        for ours, theirs in zip(got.frames, want.frames):
-            assert ours.cycles == theirs.cycles
-            for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
-                         "macs", "saturated_outputs"):
-                assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+    assert_runs_equal(rtl, golden, rtl_baseline, golden_baseline)
 
 
 @pytest.mark.parametrize("backend", [
@@ -426,13 +425,7 @@ def test_exported_1d_cnn_on_the_rtl_equals_the_golden_model(backend):
     compiled = compile_model(network, size_config(network, AccelConfig(lanes=4)), frames)
     rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames)
     golden, golden_baseline = Driver(compiled).run(frames)
-    for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
-        assert got.outputs.tolist() == want.outputs.tolist()
-        for ours, theirs in zip(got.frames, want.frames):
-            assert ours.cycles == theirs.cycles
-            for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
-                         "macs", "saturated_outputs"):
-                assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+    assert_runs_equal(rtl, golden, rtl_baseline, golden_baseline)
     assert rtl.frames[2].changed_inputs.tolist() == [0, 0, 0, 0]
 
 
@@ -483,13 +476,7 @@ def test_exported_cnn_with_average_pools_on_the_rtl_equals_the_golden_model(back
     assert compiled.config.max_kernel == 5
     rtl, rtl_baseline = Driver(compiled, backend=backend).run(frames)
     golden, golden_baseline = Driver(compiled).run(frames)
-    for got, want in ((rtl, golden), (rtl_baseline, golden_baseline)):
-        assert got.outputs.tolist() == want.outputs.tolist()
-        for ours, theirs in zip(got.frames, want.frames):
-            assert ours.cycles == theirs.cycles
-            for name in ("layer_cycles", "changed_inputs", "out_of_range", "weight_rows",
-                         "macs", "saturated_outputs"):
-                assert getattr(ours, name).tolist() == getattr(theirs, name).tolist(), name
+    assert_runs_equal(rtl, golden, rtl_baseline, golden_baseline)
     assert np.abs(golden.outputs - network.forward(frames)).max() < 0.1
 
 
