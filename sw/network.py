@@ -102,9 +102,9 @@ class Layer:
             raise InputError("a conv layer needs its geometry and other layers have none")
         cell = RECURRENT_KINDS.get(self.kind)
         if cell is None and self.recurrent is not None:
-            raise InputError(f"a {self.kind.name} layer takes no recurrent shape")
+            raise InputError(f"{self.kind.name} layers take no recurrent shape")
         if cell is not None and (self.recurrent is None or self.recurrent.cell != cell):
-            raise InputError(f"a {self.kind.name} layer needs RecurrentShape({cell!r}, inputs, "
+            raise InputError(f"{self.kind.name} layers need RecurrentShape({cell!r}, inputs, "
                              f"hidden), not {self.recurrent}")
         if self.recurrent is not None and self.activation != "identity":
             raise InputError("a recurrent layer's cell has its own activations; its "

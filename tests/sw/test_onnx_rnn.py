@@ -14,12 +14,14 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import reuse_accel.data
+from reuse_accel.hw.config import AccelConfig
 from reuse_accel.hw.layers.recurrent import RecurrentShape
 from reuse_accel.hw.protocol import LayerKind
+from reuse_accel.sim.model import FixedLayer, GoldenModel
 from reuse_accel.sw.cli import main
-from reuse_accel.sw.compiler import compile_model, size_config
+from reuse_accel.sw.compiler import ModelFitError, check_fits, compile_model, size_config
 from reuse_accel.sw.driver import Driver
-from reuse_accel.sw.network import InputError
+from reuse_accel.sw.network import InputError, Layer, Network, load_labels
 from reuse_accel.sw.onnx_import import load_onnx, network_from_onnx
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -312,3 +314,123 @@ def test_the_shipped_speech_lstm_runs_on_the_golden_model(tmp_path, capsys):
     assert summary["float_accuracy"] == pytest.approx(0.9393, abs=1e-4)
     assert summary["accuracy"] >= summary["float_accuracy"] - 0.03
     assert summary["speedup"] > 1.5
+
+
+# -- the errors of malformed recurrent graphs, layers and data ---------------------------------
+
+def graph(nodes, initializers, shape=("T", "N", FEATURES), outputs=("y",)):
+    model = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+        initializers)
+    return helper.make_model(model, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def lstm_parts(hidden=HIDDEN, weight_rows=4 * HIDDEN):
+    rng = np.random.default_rng(0)
+    return [init("W", rng.normal(size=(1, weight_rows, FEATURES))),
+            init("R", rng.normal(size=(1, weight_rows, hidden))),
+            init("fc", rng.normal(size=(hidden, 2))),
+            init("one", [1], np.int64)]
+
+
+def test_malformed_recurrent_graphs_name_the_node_and_the_fix():
+    lstm = helper.make_node("LSTM", ["xr", "W", "R"], ["Y"], name="rnn", hidden_size=HIDDEN)
+    refused(graph([helper.make_node("Relu", ["x"], ["xr"], name="act"), lstm,
+                   helper.make_node("Squeeze", ["Y", "one"], ["h"]),
+                   helper.make_node("MatMul", ["h", "fc"], ["y"])], lstm_parts()),
+            "LSTM node 'rnn' reads its sequence from Relu node 'act'; the first recurrent node "
+            "must read the model input, transposed at most")
+    refused(graph([helper.make_node("Transpose", ["x"], ["xr"], name="swap", perm=[0, 2, 1]),
+                   lstm], lstm_parts()),
+            "Transpose node 'swap' moves the features of the sequence (perm=[0, 2, 1]); only "
+            "the time and batch axes may move")
+    refused(graph([helper.make_node("LSTM", ["x", "W", "R"], ["Y"], name="rnn",
+                                    hidden_size=HIDDEN),
+                   helper.make_node("MatMul", ["Y", "fc"], ["y"])], lstm_parts()),
+            "the model output 'y' keeps the direction axis (axis 1) of LSTM node 'rnn''s "
+            "output; add a Squeeze of that axis after it")
+    no_size = helper.make_node("LSTM", ["x", "W", "R"], ["Y"], name="rnn")
+    refused(graph([no_size], lstm_parts(), outputs=("Y",)),
+            "LSTM node 'rnn' has no hidden_size attribute; export it with hidden_size set "
+            "(PyTorch always sets it)")
+    wrong = helper.make_node("LSTM", ["x", "W", "R"], ["Y"], name="rnn", hidden_size=8)
+    refused(graph([wrong], lstm_parts(), outputs=("Y",)),
+            "the weight 'W' of LSTM node 'rnn' has shape (1, 28, 5), not (1, 32, 5) for "
+            "hidden_size=8 over 5 inputs")
+    computed = helper.make_node("LSTM", ["x", "W", "R", "Bx"], ["Y"], name="rnn",
+                                hidden_size=HIDDEN)
+    refused(graph([helper.make_node("Identity", ["x"], ["Bx"]), computed], lstm_parts(),
+                  outputs=("Y",)),
+            "LSTM node 'rnn' takes its bias B from the model input; only a constant bias is "
+            "supported")
+
+
+def test_ops_on_a_sequence_that_are_not_supported_name_the_node():
+    refused(graph([helper.make_node("Flatten", ["x"], ["flat"], name="early"),
+                   helper.make_node("LSTM", ["x", "W", "R"], ["Y"], name="rnn",
+                                    hidden_size=HIDDEN)], lstm_parts(), outputs=("Y",)),
+            "Flatten node 'early' takes (T, N, 5), the input sequence; before the first "
+            "recurrent layer only the sequence's Transpose is supported")
+    refused(recurrent_model("LSTM", extra=[
+        helper.make_node("Transpose", ["h"], ["t"], name="swap", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["t", "fc"], ["y"])]),
+        "Transpose node 'swap' transposes (T, N, 7) with perm=[0, 2, 1]; only a Transpose of "
+        "a sequence's time, batch and direction axes is supported")
+    refused(recurrent_model("GRU", extra=[
+        helper.make_node("Squeeze", ["h", "squeeze_axes"], ["s"], name="again"),
+        helper.make_node("MatMul", ["s", "fc"], ["y"])]),
+        "Squeeze node 'again' squeezes axes [1] of (T, N, 7); only a Squeeze of a recurrent "
+        "node's direction axis is supported")
+    shape = init("shape4", [1, -1, HIDDEN, 1], np.int64)
+    proto = recurrent_model("LSTM", extra=[
+        helper.make_node("Reshape", ["h", "shape4"], ["r"], name="odd"),
+        helper.make_node("MatMul", ["r", "fc"], ["y"])])
+    proto.graph.initializer.append(shape)
+    refused(proto, "Reshape node 'odd' reshapes (T, N, 7) to (1, -1, 7, 1); a sequence may "
+                   "only be reshaped to (T, N, features)")
+
+
+def test_malformed_recurrent_layers_and_state_tables_are_refused():
+    shape = RecurrentShape("lstm", FEATURES, HIDDEN)
+    weight, bias = np.zeros((4 * HIDDEN, FEATURES + HIDDEN)), np.zeros(4 * HIDDEN)
+    for kwargs, message in [
+            ({"kind": LayerKind.DENSE, "recurrent": shape},
+             "DENSE layers take no recurrent shape"),
+            ({"kind": LayerKind.LSTM},
+             "LSTM layers need RecurrentShape('lstm', inputs, hidden), not None"),
+            ({"kind": LayerKind.GRU, "recurrent": shape},
+             f"GRU layers need RecurrentShape('gru', inputs, hidden), not {shape}"),
+            ({"kind": LayerKind.LSTM, "recurrent": shape, "activation": "relu"},
+             "a recurrent layer's cell has its own activations; its activation must be "
+             "'identity'")]:
+        with pytest.raises(InputError) as error:
+            Layer(weight, bias, **kwargs)
+        assert str(error.value) == message
+    network = Network((FEATURES,), [Layer(weight, bias, kind=LayerKind.LSTM, recurrent=shape)])
+    # x: 5 inputs in row 0 of 8 lanes, h from row 1: 8 + 7 slots.
+    with pytest.raises(ModelFitError) as error:
+        check_fits(AccelConfig(max_neurons=10), network)
+    assert str(error.value) == (
+        "layer 0 has 15 input slots (its 5 inputs and 7 hidden values, each from a new row of "
+        "8 lanes) but the hardware holds at most 10 per layer (max_neurons); generate hardware "
+        "with max_neurons >= 15")
+    config = AccelConfig()
+    table = np.arange(config.clusters)
+    layer = FixedLayer(weights=np.zeros((4 * HIDDEN, FEATURES + HIDDEN), np.int64),
+                       biases=np.zeros(4 * HIDDEN, np.int64), centroids=table, shift=0,
+                       relu=False, kind=LayerKind.LSTM, recurrent=shape)
+    with pytest.raises(ValueError) as error:
+        GoldenModel(config, [layer])
+    assert str(error.value) == ("layer 0 (LSTM) needs hidden_centroids, a table of 16 "
+                                "centroids for h_t-1 like its centroids for x_t")
+
+
+def test_integer_targets_are_refused_as_labels(tmp_path):
+    path = tmp_path / "onehot.npy"
+    np.save(path, np.eye(3, dtype=np.int64)[[0, 2, 1, 1]])
+    with pytest.raises(InputError) as error:
+        load_labels(path, 4, 3)
+    assert str(error.value) == (
+        f"labels in {str(path)!r} are 4 x 3 integers; give class labels as 4 integers, one "
+        "per frame (for one-hot rows, labels.argmax(axis=1)), or real targets as floats")
